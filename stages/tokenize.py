@@ -1,0 +1,317 @@
+"""Tokenization: train a byte-level BPE on a corpus sample, and tokenize document batches.
+
+Byte-level BPE (GPT-2 style: ByteLevel pre-tokenizer over all 256 bytes + ByteLevel decoder) is
+lossless: every UTF-8 string encodes without unknown tokens and decodes back byte for byte, which
+the token-shard round-trip tests check. Tokenizers are files (``tokenizer.json``); nothing is
+downloaded. The stage appends ``n_tokens`` and ``tokens`` columns; the pipeline writes ``tokens``
+into the Megatron ``.bin``/``.idx`` shard (stages/token_shards.py) and drops it from the Parquet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+#: Tokenizer shipped with the package's sample crawl (trained by ``pipeline tokenizer train``).
+SAMPLE_TOKENIZER = Path(__file__).resolve().parents[1] / "pipeline" / "sample" / "tokenizer.json"
+
+DEFAULT_SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>")
+
+
+def tokenizer_hash(path: str | os.PathLike) -> str:
+    """sha256 of the tokenizer file's bytes: the identity lineage records for a run."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class TokenizeConfig(BaseModel):
+    """Configuration of the Tokenize stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokenizer_path: str | None = Field(
+        default=None,
+        description=(
+            "Path to a Hugging Face `tokenizers` tokenizer.json (train one with `python -m "
+            "pipeline tokenizer train`). None uses the tokenizer shipped with the package's "
+            "sample crawl (pipeline/sample/tokenizer.json). Never downloaded."
+        ),
+    )
+    eos_token: str = Field(
+        default="<|endoftext|>",
+        description=(
+            "End-of-document token appended to every document so that documents packed into "
+            "training sequences stay separated (GPT-2 / Megatron `--append-eod` convention). "
+            "Must be in the tokenizer's vocabulary."
+        ),
+    )
+    add_eos: bool = Field(
+        default=True,
+        description="Append `eos_token` to every document (counted in `n_tokens`).",
+    )
+    batch_size: int = Field(
+        default=1024,
+        ge=1,
+        description=(
+            "Documents per `encode_batch` call; bounds the memory of Rust-side encodings. The "
+            "Rust encoder parallelises within a call (threads: env RAYON_NUM_THREADS; "
+            "TOKENIZERS_PARALLELISM=false disables it)."
+        ),
+    )
+    encode_special_tokens: bool = Field(
+        default=True,
+        description=(
+            "Encode special-token strings that occur in document text (e.g. a literal "
+            "'<|endoftext|>' on a web page) as ordinary bytes, so only the appended EOS id "
+            "marks a document boundary. Decoding stays lossless either way."
+        ),
+    )
+
+    def resolved_tokenizer_path(self) -> Path:
+        """The tokenizer file to load; a clear error if it does not exist."""
+        if self.tokenizer_path is None:
+            if not SAMPLE_TOKENIZER.is_file():
+                raise FileNotFoundError(
+                    f"TokenizeConfig.tokenizer_path is None and the package's sample tokenizer "
+                    f"{SAMPLE_TOKENIZER} does not exist; set tokenizer_path to a tokenizer.json "
+                    f"(train one with `python -m pipeline tokenizer train`)"
+                )
+            return SAMPLE_TOKENIZER
+        p = Path(self.tokenizer_path)
+        if not p.is_file():
+            raise FileNotFoundError(f"TokenizeConfig.tokenizer_path: no such file {p}")
+        return p
+
+
+class Tokenize:
+    """Appends ``n_tokens`` (int32, incl. EOS) and ``tokens`` (large_list<uint32>) columns.
+
+    Rows with a non-null ``drop_reason`` (if that column exists) are not tokenized and get nulls.
+    ``self.vocab_size`` (incl. added tokens) is what the shard writer needs to pick the dtype;
+    ``self.tokenizer_sha256`` is what lineage records.
+    """
+
+    def __init__(self, cfg: TokenizeConfig) -> None:
+        self.cfg = cfg
+        path = cfg.resolved_tokenizer_path()
+        self.tokenizer_path = str(path)
+        self.tokenizer_sha256 = tokenizer_hash(path)
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.tokenizer.encode_special_tokens = cfg.encode_special_tokens
+        self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        eos_id = self.tokenizer.token_to_id(cfg.eos_token)
+        if eos_id is None:
+            raise ValueError(
+                f"TokenizeConfig.eos_token {cfg.eos_token!r} is not in the vocabulary of {path}"
+            )
+        self.eos_id = int(eos_id)
+
+    def encode_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``texts`` as (flat uint32 array, int64 per-document lengths), EOS incl."""
+        flats: list[np.ndarray] = []
+        lens: list[np.ndarray] = []
+        bs = self.cfg.batch_size
+        for start in range(0, len(texts), bs):
+            encs = self.tokenizer.encode_batch_fast(
+                list(texts[start : start + bs]), add_special_tokens=False
+            )
+            n = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+            # chain.from_iterable + fromiter stays in C: no per-token Python bytecode.
+            flat = np.fromiter(
+                chain.from_iterable(e.ids for e in encs), dtype=np.uint32, count=int(n.sum())
+            )
+            flats.append(flat)
+            lens.append(n)
+        flat = np.concatenate(flats) if flats else np.empty(0, dtype=np.uint32)
+        lengths = np.concatenate(lens) if lens else np.empty(0, dtype=np.int64)
+        if self.cfg.add_eos and lengths.size:
+            ends = np.cumsum(lengths)
+            flat = np.insert(flat, ends, np.uint32(self.eos_id))
+            lengths = lengths + 1
+        return flat, lengths
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        n = table.num_rows
+        text = table.column("text")
+        keep = pc.is_valid(text)
+        if "drop_reason" in table.column_names:
+            keep = pc.and_(keep, pc.is_null(table.column("drop_reason")))
+        keep_np = keep.to_numpy(zero_copy_only=False) if n else np.zeros(0, dtype=bool)
+        rows = np.flatnonzero(keep_np)
+        texts = text.take(pa.array(rows, type=pa.int64())).to_pylist() if n else []
+        flat, lengths = self.encode_texts(texts)
+
+        all_lengths = np.zeros(n, dtype=np.int64)
+        all_lengths[rows] = lengths
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(all_lengths, out=offsets[1:])
+        mask = None if rows.size == n else pa.array(~keep_np)
+        tokens = pa.LargeListArray.from_arrays(
+            pa.array(offsets, type=pa.int64()), pa.array(flat, type=pa.uint32()), mask=mask
+        )
+        n_tokens = pa.array(all_lengths.astype(np.int32), mask=~keep_np)
+        return table.append_column("n_tokens", n_tokens).append_column("tokens", tokens)
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer training
+
+
+def _list_parquet_files(inputs: Iterable[str]) -> list[tuple[pafs.FileSystem, str]]:
+    """Parquet files named by ``inputs`` (files or directories, local paths or URIs).
+
+    Directories are walked recursively; files and directories whose name starts with ``_`` or
+    ``.`` (``_SUCCESS``, ``.tmp``, Spark/Hive metadata) and non-``.parquet`` files are ignored.
+    The order is sorted so the sample does not depend on listing order.
+    """
+    out: list[tuple[pafs.FileSystem, str]] = []
+    for inp in inputs:
+        if "://" in inp:
+            fs, path = pafs.FileSystem.from_uri(inp)
+        else:
+            fs, path = pafs.LocalFileSystem(), os.path.abspath(inp)
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"tokenizer training input not found: {inp}")
+        if info.type == pafs.FileType.File:
+            if not path.endswith(".parquet"):
+                raise ValueError(f"tokenizer training input is not a .parquet file: {inp}")
+            out.append((fs, path))
+            continue
+        found = []
+        for fi in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+            if fi.type != pafs.FileType.File or not fi.path.endswith(".parquet"):
+                continue
+            rel = fi.path[len(path) :].strip("/").split("/")
+            if any(part.startswith(("_", ".")) for part in rel):
+                continue
+            found.append(fi.path)
+        out.extend((fs, p) for p in sorted(found))
+    return out
+
+
+def sample_texts(
+    inputs: list[str], sample_docs: int, seed: int
+) -> tuple[list[str], dict[str, int]]:
+    """A seeded uniform sample (without replacement) of non-empty ``text`` values.
+
+    Row counts come from Parquet footers; only row groups holding sampled rows are read, and
+    only the ``text`` column.
+    """
+    files = _list_parquet_files(inputs)
+    if not files:
+        raise ValueError(f"no .parquet files found in {inputs}")
+    groups: list[tuple[pafs.FileSystem, str, int, int]] = []  # fs, path, row group, rows
+    for fs, path in files:
+        with fs.open_input_file(path) as f:
+            md = pq.ParquetFile(f).metadata
+            groups.extend((fs, path, g, md.row_group(g).num_rows) for g in range(md.num_row_groups))
+    sizes = np.array([g[3] for g in groups], dtype=np.int64)
+    total = int(sizes.sum())
+    rng = np.random.default_rng(seed)
+    k = min(sample_docs, total)
+    chosen = np.sort(rng.choice(total, size=k, replace=False)) if k < total else np.arange(total)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    texts: list[str] = []
+    empty = 0
+    for gi in np.unique(np.searchsorted(starts, chosen, side="right") - 1):
+        fs, path, g, _ = groups[gi]
+        local = chosen[(chosen >= starts[gi]) & (chosen < starts[gi + 1])] - starts[gi]
+        with fs.open_input_file(path) as f:
+            col = pq.ParquetFile(f).read_row_group(int(g), columns=["text"]).column("text")
+        for t in col.take(pa.array(local)).to_pylist():
+            if t:
+                texts.append(t)
+            else:
+                empty += 1
+    stats = {"files": len(files), "docs_total": total, "docs_sampled": len(texts),
+             "docs_empty_skipped": empty}
+    return texts, stats
+
+
+def build_bpe_tokenizer() -> Tokenizer:
+    """An untrained lossless byte-level BPE (no normalizer, no prefix space)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def train_tokenizer_on_texts(
+    texts: Sequence[str],
+    vocab_size: int,
+    special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+    min_frequency: int = 2,
+) -> Tokenizer:
+    """Train byte-level BPE on in-memory texts with the `tokenizers` BpeTrainer."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    if vocab_size < len(alphabet) + len(special_tokens):
+        raise ValueError(
+            f"vocab_size {vocab_size} is below the {len(alphabet)} byte symbols + "
+            f"{len(special_tokens)} special tokens"
+        )
+    tok = build_bpe_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(special_tokens),
+        initial_alphabet=alphabet,
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    return tok
+
+
+def train_tokenizer(
+    inputs: list[str],
+    vocab_size: int,
+    out: str,
+    *,
+    sample_docs: int = 20000,
+    seed: int = 0,
+    special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+) -> dict:
+    """Train a byte-level BPE on a seeded sample of Parquet ``text`` and write ``out``.
+
+    Same inputs + seed give a byte-identical tokenizer.json (the sample is chosen by row index
+    from footer counts, the trainer breaks ties deterministically, and the JSON is written with
+    a fixed layout), so the file's sha256 identifies the tokenizer in lineage.
+    """
+    texts, stats = sample_texts(inputs, sample_docs, seed)
+    if not texts:
+        raise ValueError(f"no non-empty `text` values in {inputs}")
+    tok = train_tokenizer_on_texts(texts, vocab_size, special_tokens)
+    data = tok.to_str(pretty=True).encode("utf-8")
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return {
+        **stats,
+        "chars_sampled": sum(len(t) for t in texts),
+        "vocab_size": tok.get_vocab_size(with_added_tokens=True),
+        "requested_vocab_size": vocab_size,
+        "seed": seed,
+        "path": str(out_path),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
