@@ -289,7 +289,9 @@ class IndexedDataset:
                 f"{bin_path}: size {bin_size} != {self.n_tokens} tokens x {itemsize} bytes"
             )
         if bin_size:
-            self._bin: np.ndarray = np.memmap(bin_path, mode="r", dtype=self.dtype.newbyteorder("<"))
+            self._bin: np.ndarray = np.memmap(
+                bin_path, mode="r", dtype=self.dtype.newbyteorder("<")
+            )
         else:  # mmap cannot map an empty file
             self._bin = np.empty(0, dtype=self.dtype)
         self._starts = self.pointers // itemsize

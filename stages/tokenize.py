@@ -239,8 +239,12 @@ def sample_texts(
                 texts.append(t)
             else:
                 empty += 1
-    stats = {"files": len(files), "docs_total": total, "docs_sampled": len(texts),
-             "docs_empty_skipped": empty}
+    stats = {
+        "files": len(files),
+        "docs_total": total,
+        "docs_sampled": len(texts),
+        "docs_empty_skipped": empty,
+    }
     return texts, stats
 
 
