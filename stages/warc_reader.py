@@ -280,6 +280,16 @@ def _to_str(v: object) -> str | None:
     return str(v)
 
 
+def _clean_uri(uri: str | None) -> str | None:
+    """wget writes ``<uri>`` (a WARC 1.1 draft form); warcio strips the brackets, fastwarc not."""
+    if uri is None:
+        return None
+    uri = uri.strip()
+    if uri.startswith("<") and uri.endswith(">"):
+        uri = uri[1:-1].strip()
+    return uri.replace(" ", "%20")
+
+
 def _parse_warc_date(s: str | None) -> datetime | None:
     if not s:
         return None
@@ -450,6 +460,51 @@ def _iter_warcio(stream: BinaryIO) -> Iterator[_Rec]:
             read=r.raw_stream.read,
             content_length=None,
         )
+
+
+class _FreshOpener:
+    """Each helper call gets a freshly opened stream: forward-only streams cannot seek back."""
+
+    def __init__(self, opener: Callable[[], BinaryIO]) -> None:
+        self._opener = opener
+        self._seekable: BinaryIO | None = None
+
+    def call(self, fn: Callable[..., object], *args: object) -> object:
+        if self._seekable is not None:
+            return fn(self._seekable, *args)
+        stream = self._opener()
+        if _seekable(stream):
+            self._seekable = stream
+            return fn(stream, *args)
+        try:
+            return fn(stream, *args)
+        finally:
+            stream.close()
+
+    def close(self) -> None:
+        if self._seekable is not None:
+            self._seekable.close()
+
+
+class _CountingRaw(io.RawIOBase):
+    """Gives a forward-only stream (e.g. an object-store read stream) the ``tell()`` warcio needs."""
+
+    def __init__(self, raw: BinaryIO, base: int) -> None:
+        self._raw = raw
+        self._pos = base
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self._pos += n
+        return n
 
 
 class _LenientGunzip(io.RawIOBase):
@@ -640,6 +695,8 @@ class _FileReader:
             stream = self.open()
             try:
                 _seek(stream, start)
+                if not _seekable(stream):
+                    stream = io.BufferedReader(_CountingRaw(stream, start), _SCAN_BLOCK)
                 for rec in self._iter(stream):
                     if pending is not None:
                         pending["source_length"] = rec.pos - pending["source_offset"]
@@ -658,13 +715,13 @@ class _FileReader:
                 exc = e
             finally:
                 stream.close()
-            probe = self.open()
+            probe = _FreshOpener(self.open)
             try:
                 if last_pos is not None:
                     end, _ = (
-                        _gzip_member_end(probe, last_pos)
+                        probe.call(_gzip_member_end, last_pos)
                         if gz
-                        else _plain_record_end(probe, last_pos, size)
+                        else probe.call(_plain_record_end, last_pos, size)
                     )
                 else:
                     end = start
@@ -679,7 +736,7 @@ class _FileReader:
                     scan_from = max(end, (last_pos if last_pos is not None else start) + 1)
                     if last_pos is None:
                         scan_from = start + 1
-                    nxt = _find_resync(probe, scan_from, gz)
+                    nxt = probe.call(_find_resync, scan_from, gz)
                     if nxt is None:
                         return
                     start = nxt
@@ -687,21 +744,23 @@ class _FileReader:
                 # normal end: anything left after the last record?
                 if size is None or end >= size:
                     return
-                rest = _read_at(probe, end, 4096)
+                rest = probe.call(_read_at, end, 4096)
                 if not rest.strip(b"\r\n\t \x00"):
                     return
-                nxt = _find_resync(probe, end, gz)
+                nxt = probe.call(_find_resync, end, gz)
                 if nxt == end or (nxt is None and self._looks_record_start(rest, gz)):
                     # a record starts here that the library did not return
                     _, whole = (
-                        _gzip_member_end(probe, end) if gz else _plain_record_end(probe, end, size)
+                        probe.call(_gzip_member_end, end)
+                        if gz
+                        else probe.call(_plain_record_end, end, size)
                     )
                     reason = "read.parse_error" if whole else "read.truncated"
                     self.errors.append(f"{self.uri}: unreadable record at offset {end} ({reason})")
                     yield "drop", reason
                     if nxt is None:
                         return
-                    nxt = _find_resync(probe, end + 1, gz)
+                    nxt = probe.call(_find_resync, end + 1, gz)
                     if nxt is None:
                         return
                 else:
@@ -840,7 +899,7 @@ class _FileReader:
         return "doc", {
             "doc_id": _doc_id(rid, self.uri, rec.pos),
             "warc_record_id": rid,
-            "url": _to_str(g("WARC-Target-URI")),
+            "url": _clean_uri(_to_str(g("WARC-Target-URI"))),
             "warc_date": _parse_warc_date(_to_str(g("WARC-Date"))),
             "crawl_id": None,  # filled at chunk time (warcinfo may come first)
             "source_uri": self.uri,
