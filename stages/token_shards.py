@@ -42,6 +42,7 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -194,12 +195,20 @@ def write_indexed_dataset(
     place (``.bin`` first, then ``.idx``), so a reader never sees a half-written file and an
     ``.idx`` only exists next to its complete ``.bin``. With ``open_output`` (e.g.
     ``pyarrow.fs.S3FileSystem().open_output_stream``) the bytes go through that opener instead;
-    object stores publish an object only when its stream is closed.
+    object stores publish an object only when its stream is closed. A URI prefix
+    (``s3://...``, ``file://...``) without ``open_output`` is written through
+    ``pyarrow.fs.FileSystem.from_uri``.
     """
     flat, lengths = _flat_and_lengths(tokens)
     bin_bytes, idx_bytes = write_indexed_dataset_bytes((flat, lengths), vocab_size)
     bin_path, idx_path = f"{prefix}.bin", f"{prefix}.idx"
-    if open_output is None:
+    if open_output is None and "://" in prefix:
+        fs, fs_prefix = pafs.FileSystem.from_uri(prefix)
+        fs.create_dir(fs_prefix.rsplit("/", 1)[0], recursive=True)
+        for ext, data in ((".bin", bin_bytes), (".idx", idx_bytes)):
+            with fs.open_output_stream(fs_prefix + ext) as f:
+                f.write(data)
+    elif open_output is None:
         Path(bin_path).parent.mkdir(parents=True, exist_ok=True)
         _atomic_write_local(Path(bin_path), bin_bytes)
         _atomic_write_local(Path(idx_path), idx_bytes)

@@ -127,6 +127,10 @@ def test_open_output_through_pyarrow_fs(tmp_path):
     prefix = str(tmp_path / "remote")
     write_indexed_dataset(prefix, [np.array([1, 2])], 100, open_output=fs.open_output_stream)
     assert np.array_equal(IndexedDataset(prefix)[0], [1, 2])
+    uri_prefix = (tmp_path / "via_uri" / "p").as_uri()
+    stats = write_indexed_dataset(uri_prefix, [np.array([3]), np.array([4, 5])], 100)
+    assert stats["bin_path"] == uri_prefix + ".bin"
+    assert np.array_equal(IndexedDataset(str(tmp_path / "via_uri" / "p"))[1], [4, 5])
 
 
 def test_empty_dataset(tmp_path):
