@@ -1,0 +1,120 @@
+"""Bytes -> str for HTML bodies, and a cheap "is this text at all?" check.
+
+Why: the extractors take ``str``; the wrong charset silently turns a page into mojibake that
+later passes language ID with a low score or not at all. Order, as browsers do it: BOM, HTTP
+charset, ``<meta charset>`` / ``http-equiv`` in the first bytes, then UTF-8; a declared charset
+that does not decode cleanly is not trusted, and uchardet (shipped in resiliparse) guesses.
+Nothing here raises: the last resort is UTF-8 with replacement characters.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+__all__ = ["decode_html", "binary_ratio", "normalize_charset"]
+
+_META_RE = re.compile(
+    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:\-]{1,40})""",
+    re.I,
+)
+_META_WINDOW = 4096
+# WHATWG: these labels mean windows-1252 in HTML (the bytes 0x80-0x9f are printable there)
+_WHATWG_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "l1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "windows-1252": "cp1252",
+    "iso-8859-9": "cp1254",
+    "x-sjis": "shift_jis",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "utf8": "utf-8",
+    "unicode-1-1-utf-8": "utf-8",
+}
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_CTRL = {c for c in range(32) if c not in (9, 10, 12, 13)} | {127}
+_CTRL_TABLE = {c: None for c in _CTRL}
+
+try:  # uchardet via resiliparse (a declared dependency); guarded so decoding never fails
+    from resiliparse.parse.encoding import detect_encoding as _detect
+except Exception:  # noqa: BLE001
+    _detect = None
+
+
+def normalize_charset(label: str | None) -> str | None:
+    """Python codec name for an HTTP/HTML charset label, None if unknown."""
+    if not label:
+        return None
+    label = label.strip().strip("\"'").lower()
+    label = _WHATWG_ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def _try(data: bytes, enc: str | None) -> str | None:
+    if not enc:
+        return None
+    try:
+        return data.decode(enc)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def decode_html(data: bytes, http_charset: str | None = None) -> tuple[str, str]:
+    """Decode an HTML body; returns (text, codec used). Never raises."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(enc, "replace"), enc
+    declared = normalize_charset(http_charset)
+    text = _try(data, declared)
+    if text is not None:
+        return text, declared  # type: ignore[return-value]
+    m = _META_RE.search(data, 0, _META_WINDOW)
+    meta = normalize_charset(m.group(1).decode("ascii", "replace")) if m else None
+    if meta and meta != declared:
+        text = _try(data, meta)
+        if text is not None:
+            return text, meta
+    text = _try(data, "utf-8")
+    if text is not None:
+        return text, "utf-8"
+    guess = None
+    if _detect is not None:
+        try:
+            guess = normalize_charset(_detect(data))
+        except Exception:  # noqa: BLE001
+            guess = None
+    # a declared charset that failed strict decoding still beats a guess when it is
+    # multi-byte (a few broken sequences in a GBK page); otherwise trust the detector
+    for enc in (guess, meta, declared):
+        if enc:
+            text = _try(data, enc)
+            if text is not None:
+                return text, enc
+    enc = guess or meta or declared or "utf-8"
+    return data.decode(enc, "replace"), enc
+
+
+def binary_ratio(text: str, window: int = 2048) -> float:
+    """Share of NUL/control/replacement characters in the first ``window`` chars.
+
+    Random or binary payloads served as text/html decode to a high ratio (>0.1); real pages,
+    whatever the language, stay near 0.
+    """
+    head = text[:window]
+    if not head:
+        return 0.0
+    bad = len(head) - len(head.translate(_CTRL_TABLE)) + head.count("\ufffd")
+    return bad / len(head)
