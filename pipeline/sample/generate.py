@@ -500,10 +500,11 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
         p = take(lang, encodable)
         for k, v in attrs.items():
             setattr(p, k, v)
+        entry = {"what": what, "url": p.url, "lang": lang, "expected": p.expected}
         if what == "no_content_type":
-            p.expected = "read.non_html?"  # no MIME type: reader policy decides
-        manifest["special"].append({"what": what, "url": p.url, "lang": lang,
-                                    "expected": p.expected})
+            entry["note"] = ("HTML body without a Content-Type header: a sniffing reader (ours) "
+                             "keeps it; a strict one would drop it as read.non_html")
+        manifest["special"].append(entry)
 
     # 6. pages the quality filters should drop
     L = corpus.EN
@@ -524,18 +525,20 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
         title = {"nav_only": "Archive", "very_short": "New shop"}.get(kind, kind.replace("_", " ").title())
         p = Page(url=new_url("en", site, "misc", f"{kind}"), lang=None if kind == "language_mix" else "en",
                  kind="low_quality", title=title, paragraphs=paras, site=site, section="misc",
-                 file=i % 2, date=_date(rng), author=_person(rng, L), expected=reason)
+                 file=i % 2, date=_date(rng), author=_person(rng, L), expected="drop")
         pages.append(p)
-        manifest["low_quality"].append({"kind": kind, "url": p.url, "expected_drop": reason,
-                                        "file": FILE_NAMES[p.file]})
+        manifest["low_quality"].append({"kind": kind, "url": p.url, "expected": "drop",
+                                        "targets": reason, "file": FILE_NAMES[p.file]})
 
     # 7. a truncated record, non-200s and non-HTML responses
     p = take("en")
     p.truncated = True
-    p.expected = "read.truncated"
     p.kind = "truncated"
-    manifest["special"].append({"what": "warc_truncated_length", "url": p.url, "lang": "en",
-                                "expected": p.expected})
+    manifest["special"].append({
+        "what": "warc_truncated_length", "url": p.url, "lang": "en", "expected": p.expected,
+        "note": ("payload cut to 60% by the crawler and marked WARC-Truncated: length, as CC does "
+                 "past 1 MiB; the WARC record itself is intact, so it is read as a document "
+                 "(read.truncated is for broken files/members)")})
     for i, (kind, status, ctype, expected) in enumerate([
         ("http_404", 404, "text/html", "read.non_200"),
         ("http_301", 301, "text/html", "read.non_200"),
@@ -775,21 +778,20 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict:
                  "read.metadata": counts["metadata"], "read.revisit": counts["revisit"],
                  "read.non_200": sum(p.status != 200 for p in fpages),
                  "read.non_html": sum(p.status == 200 and p.content_type not in (None, "text/html")
-                                      for p in fpages),
-                 "read.truncated": sum(p.truncated for p in fpages)}
+                                      for p in fpages)}
         langs: dict[str, int] = {}
         for p in fpages:
-            if (p.lang and p.status == 200 and p.content_type == "text/html"
-                    and p.kind in ("content", "near_dup", "exact_dup")):
+            if (p.lang and p.status == 200 and p.content_type in ("text/html", None)
+                    and p.kind in ("content", "near_dup", "exact_dup", "truncated")):
                 langs[p.lang] = langs.get(p.lang, 0) + 1
-        truncated = sum(p.truncated for p in fpages)
+        no_ctype = sum(p.content_type is None for p in fpages)
         files.append({
             "file": name,
             "records": sum(counts.values()),
             "records_by_type": counts,
             "html_200_responses": len(html200),
-            "html_200_after_read": len(html200) - truncated,
-            "responses_without_content_type": sum(p.content_type is None for p in fpages),
+            "responses_without_content_type": no_ctype,
+            "documents_after_read": len(html200) + no_ctype,
             "expected_read_drops": {k: v for k, v in drops.items() if v},
             "content_pages_by_lang": dict(sorted(langs.items())),
             "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
@@ -812,16 +814,21 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict:
         "crawl_id": CRAWL_ID,
         "generator": {"module": "pipeline.sample.generate", "seed": seed,
                       "zlib_version": zlib.ZLIB_RUNTIME_VERSION},
-        "notes": ("Counts are exact for the shipped files. 'expected' values are the drop reason "
-                  "the contract in docs/architecture.md implies ('keep' = survives every stage); "
-                  "'read.non_html?' marks the response without Content-Type, whose fate is reader "
-                  "policy. Per file: records = sum(expected_read_drops) + html_200_after_read + "
-                  "responses_without_content_type. Dedup keeper rule: earliest WARC-Date, then smallest doc_id; every "
-                  "group's expected_keeper has the strictly earliest date."),
+        "notes": ("Counts are exact for the shipped files. Per file, conservation at read: "
+                  "records = sum(expected_read_drops) + documents_after_read, where "
+                  "documents_after_read = html_200_responses + responses_without_content_type. "
+                  "content_pages_by_lang counts those documents that carry real prose in a "
+                  "known language (all but the low_quality pages). documents[].expected: 'keep' "
+                  "(survives every stage), 'drop' (a low_quality page; low_quality[].targets "
+                  "names the rule aimed at it, an earlier stage may catch it first), "
+                  "'dedup.exact'/'dedup.minhash' (a planted copy), or a read.* reason. Dedup "
+                  "keeper rule: earliest WARC-Date, then smallest doc_id; every group's "
+                  "expected_keeper has the strictly earliest date."),
         "files": files,
         "totals": {
             "records": sum(f["records"] for f in files),
             "html_200_responses": sum(f["html_200_responses"] for f in files),
+            "documents_after_read": sum(f["documents_after_read"] for f in files),
             "content_pages_by_lang": dict(sorted(langs_total.items())),
             "pii_values": len(planted["pii"]),
         },

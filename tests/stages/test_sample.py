@@ -157,10 +157,10 @@ def test_manifest_counts_match_files(records, manifest):
         assert drops.get("read.non_200", 0) == sum(r["status"] != 200 for r in resp)
         assert drops.get("read.non_html", 0) == sum(
             r["status"] == 200 and r["ctype"] not in (None, "text/html") for r in resp)
-        assert drops.get("read.truncated", 0) == sum(bool(r["truncated"]) for r in resp)
         # conservation: every record is either a read-stage drop or a document
-        assert f["records"] == (sum(drops.values()) + f["html_200_after_read"]
-                                + f["responses_without_content_type"])
+        assert f["documents_after_read"] == len(html200) + f["responses_without_content_type"]
+        assert f["records"] == sum(drops.values()) + f["documents_after_read"]
+        assert drops["read.request"] == f["records_by_type"]["request"]
         # the documents list is exactly the responses of the file, with the right ids/dates
         by_url = {r["url"]: r for r in resp}
         assert sorted(d["url"] for d in docs_by_file[f["file"]]) == sorted(by_url)
@@ -168,8 +168,8 @@ def test_manifest_counts_match_files(records, manifest):
             r = by_url[d["url"]]
             assert r["id"] == f"<urn:uuid:{d['doc_id']}>" and r["date"] == d["warc_date"]
         langs = Counter(d["lang"] for d in docs_by_file[f["file"]]
-                        if d["kind"] in ("content", "near_dup", "exact_dup")
-                        and d["content_type"] == "text/html")
+                        if d["kind"] in ("content", "near_dup", "exact_dup", "truncated")
+                        and d["status"] == 200 and d["content_type"] in ("text/html", None))
         assert dict(langs) == f["content_pages_by_lang"]
     ids = [r["id"] for recs in records.values() for r in recs]
     assert len(ids) == len(set(ids))
