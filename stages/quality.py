@@ -59,7 +59,6 @@ from stages.text_stats import (
     DEFAULT_CHAR_UNIT_SCRIPTS,
     Segments,
     TextStats,
-    duplicates,
     per_doc_sum,
 )
 from stages.url_filter import UrlFilter, UrlFilterConfig
@@ -76,6 +75,8 @@ __all__ = [
     "SIGNAL_COLUMNS",
 ]
 
+_TOP_NS = (2, 3, 4)
+_DUP_NS = (5, 6, 7, 8, 9, 10)
 _ANCHOR = "docs: /work/shared/ANCHORS.md"
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
@@ -91,10 +92,42 @@ _DEFAULT_STOP_WORDS: dict[str, list[str]] = {
     "nl": ["de", "het", "een", "en", "van", "is", "dat", "op", "te", "niet", "met", "voor"],
     "pt": ["o", "a", "de", "que", "e", "do", "da", "em", "um", "para", "com", "não"],
 }
-_TERMINAL_PUNCT = [".", "!", "?", '"', "'", "”", "’", "…", ")", "。", "！", "？", "．", "｡",
-                   "؟", "۔", "।", "॥", "።", "။", "។", "៕", ":", ";", "」", "』"]
-_POLICY = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
-           "use cookies"]
+_TERMINAL_PUNCT = [
+    ".",
+    "!",
+    "?",
+    '"',
+    "'",
+    "”",
+    "’",
+    "…",
+    ")",
+    "。",
+    "！",
+    "？",
+    "．",
+    "｡",
+    "؟",
+    "۔",
+    "।",
+    "॥",
+    "።",
+    "။",
+    "។",
+    "៕",
+    ":",
+    ";",
+    "」",
+    "』",
+]
+_POLICY = [
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+]
 
 
 class GopherQualityConfig(BaseModel):
@@ -185,6 +218,16 @@ class GopherRepetitionConfig(BaseModel):
         description=f"n -> max fraction of chars covered by repeated word n-grams (Gopher "
         f"0.15..0.10 for n=5..10; {_ANCHOR}).",
     )
+
+
+    @field_validator("max_top_ngram_char_fraction", "max_dup_ngram_char_fraction")
+    @classmethod
+    def _check_ns(cls, v: dict[int, float], info: Any) -> dict[int, float]:
+        allowed = _TOP_NS if info.field_name == "max_top_ngram_char_fraction" else _DUP_NS
+        bad = set(v) - set(allowed)
+        if bad:
+            raise ValueError(f"n-gram sizes {sorted(bad)} not supported; use {allowed}")
+        return v
 
 
 class C4Config(BaseModel):
@@ -416,60 +459,158 @@ def _all_removed(c: QualityConfig, _lang: str | None) -> float | None:
     return 0.5 if c.c4.enabled and c.c4.remove_lines else None
 
 
-_TOP_NS = (2, 3, 4)
-_DUP_NS = (5, 6, 7, 8, 9, 10)
-
 RULES: tuple[_Rule, ...] = (
     _Rule("c4.all_lines_removed", "q_c4_all_lines_removed", ">", _all_removed, "all lines removed"),
-    _Rule("gopher_repetition.dup_para_fraction", "q_dup_para_fraction", ">",
-          _g("gopher_repetition", "max_dup_para_fraction"), "dup_para_fraction"),
-    _Rule("gopher_repetition.dup_para_char_fraction", "q_dup_para_char_fraction", ">",
-          _g("gopher_repetition", "max_dup_para_char_fraction"), "dup_para_char_fraction"),
-    _Rule("gopher_repetition.dup_line_fraction", "q_dup_line_fraction", ">",
-          _g("gopher_repetition", "max_dup_line_fraction"), "dup_line_fraction"),
-    _Rule("gopher_repetition.dup_line_char_fraction", "q_dup_line_char_fraction", ">",
-          _g("gopher_repetition", "max_dup_line_char_fraction"), "dup_line_char_fraction"),
+    _Rule(
+        "gopher_repetition.dup_para_fraction",
+        "q_dup_para_fraction",
+        ">",
+        _g("gopher_repetition", "max_dup_para_fraction"),
+        "dup_para_fraction",
+    ),
+    _Rule(
+        "gopher_repetition.dup_para_char_fraction",
+        "q_dup_para_char_fraction",
+        ">",
+        _g("gopher_repetition", "max_dup_para_char_fraction"),
+        "dup_para_char_fraction",
+    ),
+    _Rule(
+        "gopher_repetition.dup_line_fraction",
+        "q_dup_line_fraction",
+        ">",
+        _g("gopher_repetition", "max_dup_line_fraction"),
+        "dup_line_fraction",
+    ),
+    _Rule(
+        "gopher_repetition.dup_line_char_fraction",
+        "q_dup_line_char_fraction",
+        ">",
+        _g("gopher_repetition", "max_dup_line_char_fraction"),
+        "dup_line_char_fraction",
+    ),
     *(
-        _Rule(f"gopher_repetition.top_{n}gram", f"q_top_{n}gram_char_fraction", ">",
-              _ngram("max_top_ngram_char_fraction", n), f"top_{n}gram_char_fraction")
+        _Rule(
+            f"gopher_repetition.top_{n}gram",
+            f"q_top_{n}gram_char_fraction",
+            ">",
+            _ngram("max_top_ngram_char_fraction", n),
+            f"top_{n}gram_char_fraction",
+        )
         for n in _TOP_NS
     ),
     *(
-        _Rule(f"gopher_repetition.dup_{n}gram", f"q_dup_{n}gram_char_fraction", ">",
-              _ngram("max_dup_ngram_char_fraction", n), f"dup_{n}gram_char_fraction")
+        _Rule(
+            f"gopher_repetition.dup_{n}gram",
+            f"q_dup_{n}gram_char_fraction",
+            ">",
+            _ngram("max_dup_ngram_char_fraction", n),
+            f"dup_{n}gram_char_fraction",
+        )
         for n in _DUP_NS
     ),
-    _Rule("gopher_quality.word_count", "q_word_count", "<",
-          _g("gopher_quality", "min_words"), "word_count"),
-    _Rule("gopher_quality.word_count", "q_word_count", ">",
-          _g("gopher_quality", "max_words"), "word_count"),
-    _Rule("gopher_quality.mean_word_length", "q_mean_word_length", "<",
-          _g("gopher_quality", "min_mean_word_length"), "mean_word_length"),
-    _Rule("gopher_quality.mean_word_length", "q_mean_word_length", ">",
-          _g("gopher_quality", "max_mean_word_length"), "mean_word_length"),
-    _Rule("gopher_quality.symbol_word_ratio", "q_symbol_word_ratio", ">",
-          _g("gopher_quality", "max_symbol_word_ratio"), "symbol_word_ratio"),
-    _Rule("gopher_quality.bullet_lines", "q_bullet_line_ratio", ">",
-          _g("gopher_quality", "max_bullet_lines_ratio"), "bullet_line_ratio"),
-    _Rule("gopher_quality.ellipsis_lines", "q_ellipsis_line_ratio", ">",
-          _g("gopher_quality", "max_ellipsis_lines_ratio"), "ellipsis_line_ratio"),
-    _Rule("gopher_quality.alpha_words", "q_alpha_word_ratio", "<",
-          _g("gopher_quality", "min_alpha_words_ratio"), "alpha_word_ratio"),
+    _Rule(
+        "gopher_quality.word_count",
+        "q_word_count",
+        "<",
+        _g("gopher_quality", "min_words"),
+        "word_count",
+    ),
+    _Rule(
+        "gopher_quality.word_count",
+        "q_word_count",
+        ">",
+        _g("gopher_quality", "max_words"),
+        "word_count",
+    ),
+    _Rule(
+        "gopher_quality.mean_word_length",
+        "q_mean_word_length",
+        "<",
+        _g("gopher_quality", "min_mean_word_length"),
+        "mean_word_length",
+    ),
+    _Rule(
+        "gopher_quality.mean_word_length",
+        "q_mean_word_length",
+        ">",
+        _g("gopher_quality", "max_mean_word_length"),
+        "mean_word_length",
+    ),
+    _Rule(
+        "gopher_quality.symbol_word_ratio",
+        "q_symbol_word_ratio",
+        ">",
+        _g("gopher_quality", "max_symbol_word_ratio"),
+        "symbol_word_ratio",
+    ),
+    _Rule(
+        "gopher_quality.bullet_lines",
+        "q_bullet_line_ratio",
+        ">",
+        _g("gopher_quality", "max_bullet_lines_ratio"),
+        "bullet_line_ratio",
+    ),
+    _Rule(
+        "gopher_quality.ellipsis_lines",
+        "q_ellipsis_line_ratio",
+        ">",
+        _g("gopher_quality", "max_ellipsis_lines_ratio"),
+        "ellipsis_line_ratio",
+    ),
+    _Rule(
+        "gopher_quality.alpha_words",
+        "q_alpha_word_ratio",
+        "<",
+        _g("gopher_quality", "min_alpha_words_ratio"),
+        "alpha_word_ratio",
+    ),
     _Rule("gopher_quality.stop_words", "q_stop_word_count", "<", _stop, "stop_word_count"),
-    _Rule("c4.lorem_ipsum", "q_c4_lorem_ipsum", ">", _flag("c4", "drop_lorem_ipsum"),
-          "contains 'lorem ipsum'"),
-    _Rule("c4.curly_bracket", "q_c4_curly_bracket", ">", _flag("c4", "drop_curly_bracket"),
-          "contains '{'"),
-    _Rule("c4.too_few_sentences", "q_sentence_count", "<", _g("c4", "min_sentences"),
-          "sentence_count"),
-    _Rule("fineweb.line_punct_ratio", "q_line_punct_ratio", "<",
-          _g("fineweb", "min_line_punct_ratio"), "line_punct_ratio"),
-    _Rule("fineweb.short_line_ratio", "q_short_line_ratio", ">=",
-          _g("fineweb", "max_short_line_ratio"), "short_line_ratio"),
-    _Rule("fineweb.dup_line_char_ratio", "q_fineweb_dup_line_char_ratio", ">=",
-          _g("fineweb", "max_dup_line_char_ratio"), "dup_line_char_ratio"),
-    _Rule("fineweb.newline_word_ratio", "q_newline_word_ratio", ">",
-          _g("fineweb", "max_newline_word_ratio"), "newline_word_ratio"),
+    _Rule(
+        "c4.lorem_ipsum",
+        "q_c4_lorem_ipsum",
+        ">",
+        _flag("c4", "drop_lorem_ipsum"),
+        "contains 'lorem ipsum'",
+    ),
+    _Rule(
+        "c4.curly_bracket",
+        "q_c4_curly_bracket",
+        ">",
+        _flag("c4", "drop_curly_bracket"),
+        "contains '{'",
+    ),
+    _Rule(
+        "c4.too_few_sentences", "q_sentence_count", "<", _g("c4", "min_sentences"), "sentence_count"
+    ),
+    _Rule(
+        "fineweb.line_punct_ratio",
+        "q_line_punct_ratio",
+        "<",
+        _g("fineweb", "min_line_punct_ratio"),
+        "line_punct_ratio",
+    ),
+    _Rule(
+        "fineweb.short_line_ratio",
+        "q_short_line_ratio",
+        ">=",
+        _g("fineweb", "max_short_line_ratio"),
+        "short_line_ratio",
+    ),
+    _Rule(
+        "fineweb.dup_line_char_ratio",
+        "q_fineweb_dup_line_char_ratio",
+        ">=",
+        _g("fineweb", "max_dup_line_char_ratio"),
+        "dup_line_char_ratio",
+    ),
+    _Rule(
+        "fineweb.newline_word_ratio",
+        "q_newline_word_ratio",
+        ">",
+        _g("fineweb", "max_newline_word_ratio"),
+        "newline_word_ratio",
+    ),
 )
 
 RULE_ORDER: tuple[str, ...] = (
@@ -480,17 +621,33 @@ RULE_ORDER: tuple[str, ...] = (
 )
 
 _INT_SIGNALS = (
-    "q_char_count", "q_line_count", "q_word_count", "q_stop_word_count", "q_c4_lines_removed",
-    "q_c4_all_lines_removed", "q_c4_lorem_ipsum", "q_c4_curly_bracket", "q_sentence_count",
+    "q_char_count",
+    "q_line_count",
+    "q_word_count",
+    "q_stop_word_count",
+    "q_c4_lines_removed",
+    "q_c4_all_lines_removed",
+    "q_c4_lorem_ipsum",
+    "q_c4_curly_bracket",
+    "q_sentence_count",
     "q_soft_signals",
 )
 _FLOAT_SIGNALS = (
-    "q_char_unit_fraction", "q_mean_word_length", "q_symbol_word_ratio", "q_bullet_line_ratio",
-    "q_ellipsis_line_ratio", "q_alpha_word_ratio", "q_dup_para_fraction",
-    "q_dup_para_char_fraction", "q_dup_line_fraction", "q_dup_line_char_fraction",
+    "q_char_unit_fraction",
+    "q_mean_word_length",
+    "q_symbol_word_ratio",
+    "q_bullet_line_ratio",
+    "q_ellipsis_line_ratio",
+    "q_alpha_word_ratio",
+    "q_dup_para_fraction",
+    "q_dup_para_char_fraction",
+    "q_dup_line_fraction",
+    "q_dup_line_char_fraction",
     *(f"q_top_{n}gram_char_fraction" for n in _TOP_NS),
     *(f"q_dup_{n}gram_char_fraction" for n in _DUP_NS),
-    "q_line_punct_ratio", "q_short_line_ratio", "q_fineweb_dup_line_char_ratio",
+    "q_line_punct_ratio",
+    "q_short_line_ratio",
+    "q_fineweb_dup_line_char_ratio",
     "q_newline_word_ratio",
 )
 SIGNAL_COLUMNS: tuple[str, ...] = (*_INT_SIGNALS, *_FLOAT_SIGNALS)
@@ -621,8 +778,10 @@ class QualityFilter:
             "q_c4_curly_bracket": (per_doc_sum(raw.doc[curly], None, n) > 0).astype(np.float64),
             "q_sentence_count": per_doc_sum(raw.doc[kept], n_sent[kept].astype(np.float64), n),
         }
-        remove = np.array([c.c4.enabled and c.c4.remove_lines for c in cfgs], bool)[gi] if n else (
-            np.zeros(0, bool)
+        remove = (
+            np.array([c.c4.enabled and c.c4.remove_lines for c in cfgs], bool)[gi]
+            if n
+            else (np.zeros(0, bool))
         )
         had_lines = per_doc_sum(raw.doc[nonempty], None, n) > 0
         n_kept = per_doc_sum(raw.doc[kept], None, n)
@@ -691,8 +850,10 @@ class QualityFilter:
                 continue
             docs_k = gi == k
             sel = np.flatnonzero(wg == k)
-            hit = pc.is_in(st.word_core.take(pa.array(sel)), value_set=pa.array(
-                [x.lower() for x in lst], pa.large_string()))
+            hit = pc.is_in(
+                st.word_core.take(pa.array(sel)),
+                value_set=pa.array([x.lower() for x in lst], pa.large_string()),
+            )
             hit = np.asarray(hit.to_numpy(zero_copy_only=False), bool)
             cnt = per_doc_sum(w.doc[sel[hit]], None, n)
             stop[docs_k] = cnt[docs_k]
@@ -708,10 +869,9 @@ class QualityFilter:
         wlen = w.lengths
         csum = np.concatenate(([0], np.cumsum(wlen)))
         for ng in _TOP_NS:
-            starts, keys = st.ngram_windows(ng)
+            starts, cnt, _ = st.repeated_ngrams(ng)
             best = np.zeros(n, np.int64)
             if len(starts):
-                _, cnt = duplicates(keys)
                 ch = csum[starts + ng] - csum[starts] + (ng - 1)
                 score = (cnt << 32) + ch
                 np.maximum.at(best, w.doc[starts], score)
@@ -722,18 +882,15 @@ class QualityFilter:
             )
         n_w = len(wlen)
         for ng in _DUP_NS:
-            starts, keys = st.ngram_windows(ng)
+            starts, _, rep = st.repeated_ngrams(ng)
             cov_chars = np.zeros(n)
             if len(starts):
-                rep, _ = duplicates(keys)
                 rs = starts[rep]
                 if len(rs):
                     d = np.bincount(rs, minlength=n_w + 1) - np.bincount(rs + ng, minlength=n_w + 1)
                     cov = np.cumsum(d)[:n_w] > 0
                     cov_chars = per_doc_sum(w.doc[cov], wlen[cov].astype(np.float64), n)
-            s[f"q_dup_{ng}gram_char_fraction"] = np.where(
-                chars > 0, _div(cov_chars, chars), np.nan
-            )
+            s[f"q_dup_{ng}gram_char_fraction"] = np.where(chars > 0, _div(cov_chars, chars), np.nan)
 
         # --- FineWeb
         term = self._mask_by_group(
@@ -785,9 +942,7 @@ class QualityFilter:
     def _compute(self, sub: pa.Table):
         """Signals, cleaned text (None if unchanged) and rule evaluation for a text/lang table."""
         langs = (
-            sub.column("lang").to_pylist()
-            if "lang" in sub.column_names
-            else [None] * sub.num_rows
+            sub.column("lang").to_pylist() if "lang" in sub.column_names else [None] * sub.num_rows
         )
         glangs, gi = self._groups(langs)
         cfgs = [self._resolve(x) for x in glangs]
@@ -841,9 +996,9 @@ class QualityFilter:
                 active[ai[hit]] = False
             ai = np.flatnonzero(active)
             if len(ai) and text_col is not None:
-                sub = table.select(
-                    [c for c in ("text", "lang") if c in table.column_names]
-                ).take(pa.array(ai))
+                sub = table.select([c for c in ("text", "lang") if c in table.column_names]).take(
+                    pa.array(ai)
+                )
                 s, cleaned, _ = self._run(sub, ai, reason, detail)
                 for k in SIGNAL_COLUMNS:
                     sig_full[k][ai] = s[k]
@@ -857,7 +1012,7 @@ class QualityFilter:
                 if len(kept):
                     pos_in_sub = np.searchsorted(ai, kept)
                     if self.scorer is not None:
-                        texts = (cleaned if cleaned is not None else sub.column("text"))
+                        texts = cleaned if cleaned is not None else sub.column("text")
                         txt = texts.take(pa.array(pos_in_sub))
                         sc = self.scorer.score(txt)
                         score_full[kept] = sc

@@ -41,6 +41,8 @@ DEFAULT_CHAR_UNIT_SCRIPTS: tuple[str, ...] = (
     "Tibetan",
 )
 
+# Characters trimmed from word ends for the "core" word (mean length, stop words).
+_PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~«»‹›“”„‘’‚…–—·•¡¿、。，！？：；（）【】《》「」『』〈〉"
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _K = np.uint64(0x9E3779B97F4A7C15)
@@ -69,13 +71,14 @@ def duplicates(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(keys)
     if n == 0:
         return np.zeros(0, bool), np.zeros(0, np.int64)
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     sk = keys[order]
     same = sk[1:] == sk[:-1]
-    rep = np.zeros(n, bool)
-    rep[order[1:][same]] = True
     starts = np.flatnonzero(np.concatenate(([True], ~same)))
     sizes = np.diff(np.concatenate((starts, [n])))
+    first = np.repeat(np.minimum.reduceat(order, starts), sizes)
+    rep = np.empty(n, bool)
+    rep[order] = order != first
     counts = np.empty(n, np.int64)
     counts[order] = np.repeat(sizes, sizes)
     return rep, counts
@@ -194,44 +197,54 @@ class TextStats:
 
     @cached_property
     def word_core(self) -> pa.Array:
-        """Lower-cased words without leading/trailing punctuation or symbols."""
-        w = self.words.values
-        return pc.utf8_lower(pc.replace_substring_regex(w, r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$", ""))
+        """Lower-cased words without leading/trailing punctuation (the _PUNCT set)."""
+        return pc.utf8_lower(pc.utf8_trim(self.words.values, _PUNCT))
 
     @cached_property
     def word_core_lengths(self) -> np.ndarray:
         return np.asarray(pc.utf8_length(self.word_core).to_numpy(zero_copy_only=False), np.int64)
 
-    @cached_property
-    def word_starts(self) -> np.ndarray:
-        """Index of each document's first word in the flat word array (length n_docs + 1)."""
-        return np.concatenate(([0], np.cumsum(self.words.count)))
+    def repeated_ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Word n-grams (n >= 2) occurring at least twice in their document.
 
-    def ngram_windows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(start positions, 64-bit keys) of all word n-grams that stay inside one document.
-
-        Keys include the document, so equal n-grams in different documents never collide.
+        Returns (start positions in the flat word array, occurrence count, is_repeat i.e. not
+        the first occurrence), in position order. Computed as a cascade: an n-gram can only
+        occur twice if both of its (n-1)-gram halves do, so each n only sorts the surviving
+        candidates (n=2 sorts all word pairs; n=10 usually a few percent).
         """
-        return self._ngram_cache(n)
+        if n < 2:
+            raise ValueError("n >= 2")
+        cache = self._ngram_cache
+        if n in cache:
+            return cache[n][:3]
+        w = self.words
+        ids = w.ids.astype(np.uint64) + np.uint64(1)
+        doc = w.doc
+        n_w = len(ids)
+        if n == 2:
+            if n_w < 2:
+                cand = np.zeros(0, np.int64)
+                prev_h = np.zeros(0, np.uint64)
+            else:
+                cand = np.flatnonzero(doc[:-1] == doc[1:])
+                prev_h = _mix(doc[cand].astype(np.uint64) * _K + ids[cand])
+        else:
+            p_starts, _, _, p_hash = self._ngram_full(n - 1)
+            mark = np.zeros(n_w + 1, bool)
+            mark[p_starts] = True
+            sel = mark[p_starts + 1]
+            cand = p_starts[sel]
+            prev_h = p_hash[sel]
+        keys = _mix(prev_h * _K + ids[cand + (n - 1)]) if len(cand) else prev_h
+        rep, cnt = duplicates(keys)
+        keep = cnt >= 2
+        cache[n] = (cand[keep], cnt[keep], rep[keep], keys[keep])
+        return cache[n][:3]
+
+    def _ngram_full(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self.repeated_ngrams(n)
+        return self._ngram_cache[n]
 
     @cached_property
-    def _ngram_hashes(self) -> dict[int, np.ndarray]:
-        w = self.words
-        base = _mix(w.doc.astype(np.uint64) * _K + w.ids.astype(np.uint64) + np.uint64(1))
-        return {1: base}
-
-    def _ngram_cache(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        hashes = self._ngram_hashes
-        ids = self.words.ids.astype(np.uint64) + np.uint64(1)
-        k = max(hashes)
-        while k < n:
-            prev = hashes[k]
-            hashes[k + 1] = _mix(prev[:-1] * _K + ids[k:]) if len(prev) > 1 else prev[:0]
-            k += 1
-        h = hashes[n]
-        doc = self.words.doc
-        if len(h) == 0:
-            return np.zeros(0, np.int64), h
-        valid = doc[: len(h)] == doc[n - 1 :]
-        starts = np.flatnonzero(valid)
-        return starts, h[starts]
+    def _ngram_cache(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        return {}
