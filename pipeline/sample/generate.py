@@ -125,11 +125,13 @@ def _fmt_card(num: str, style: str) -> str:
     return sep.join(num[i:i + 4] for i in range(0, len(num), 4))
 
 
-# Planted PII: (entity type, value, language of the page that carries it).
+# Planted PII: (entity type, value, language of the page that carries it). Deliberately no
+# RFC 2606 example domains and no RFC 5737/3849 documentation IPs: scrubbers rightly skip those
+# (they are the replacement values), so the planted ones look like real, routable data.
 PII_VALUES: list[tuple[str, str, str]] = [
-    ("EMAIL_ADDRESS", "amelia.hartwell.5821@example.com", "en"),
-    ("EMAIL_ADDRESS", "volunteers.norwich.3307@example.org", "en"),
-    ("EMAIL_ADDRESS", "r.pembroke-1949@mailbox.example.net", "en"),
+    ("EMAIL_ADDRESS", "amelia.hartwell.5821@gmail.com", "en"),
+    ("EMAIL_ADDRESS", "volunteers.norwich.3307@outlook.com", "en"),
+    ("EMAIL_ADDRESS", "r.pembroke-1949@yahoo.co.uk", "en"),
     ("EMAIL_ADDRESS", "kontakt.hochbeet.7719@example.de", "de"),
     ("EMAIL_ADDRESS", "m.lorenz-2231@example.at", "de"),
     ("EMAIL_ADDRESS", "inscriptions.cevennes.6054@example.fr", "fr"),
@@ -142,12 +144,12 @@ PII_VALUES: list[tuple[str, str, str]] = [
     ("PHONE_NUMBER", "+33 1 47 85 62 19", "fr"),
     ("PHONE_NUMBER", "06 12 84 57 30", "fr"),
     ("PHONE_NUMBER", "+34 913 48 27 65", "es"),
-    ("IP_ADDRESS", "203.0.113.57", "en"),
-    ("IP_ADDRESS", "198.51.100.23", "en"),
-    ("IP_ADDRESS", "192.0.2.146", "de"),
-    ("IP_ADDRESS", "203.0.113.209", "fr"),
-    ("IP_ADDRESS", "2001:db8:85a3::8a2e:370:7334", "en"),
-    ("IP_ADDRESS", "2001:db8:4f2a:12::1b7", "en"),
+    ("IP_ADDRESS", "93.184.17.41", "en"),
+    ("IP_ADDRESS", "185.62.190.11", "en"),
+    ("IP_ADDRESS", "62.141.37.208", "de"),
+    ("IP_ADDRESS", "141.52.88.19", "fr"),
+    ("IP_ADDRESS", "2a02:8109:b6c0:4e1::5f2a", "en"),
+    ("IP_ADDRESS", "2804:14c:5b71:8c2a::1d3", "en"),
     ("CREDIT_CARD", _fmt_card(luhn_complete("471620983345271"), "space"), "en"),  # Visa
     ("CREDIT_CARD", _fmt_card(luhn_complete("520473619820583"), "dash"), "en"),  # Mastercard
     ("CREDIT_CARD", _fmt_card(luhn_complete("37826405194718"), "space"), "en"),  # Amex
@@ -162,9 +164,9 @@ PII_VALUES: list[tuple[str, str, str]] = [
     ("US_SSN", "412-73-5509", "en"),
     ("US_SSN", "287-61-4430", "en"),
 ]
-TITLE_EMAIL = "editors.ledger.6631@example.co.uk"
-QUERY_EMAIL = "jane.whitcombe.7702@example.org"
-QUERY_URL = "https://forms.example.org/feedback?contact=jane.whitcombe.7702%40example.org"
+TITLE_EMAIL = "editors.ledger.6631@btinternet.com"
+QUERY_EMAIL = "jane.whitcombe.7702@protonmail.com"
+QUERY_URL = "https://forms.example.org/feedback?contact=jane.whitcombe.7702%40protonmail.com"
 
 
 # --------------------------------------------------------------------------- page model

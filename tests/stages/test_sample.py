@@ -299,10 +299,11 @@ def test_planted_pii_values_are_valid(manifest):
         elif t == "US_SSN":
             area, group, serial = map(int, v.split("-"))
             assert area not in (0, 666) and area < 900 and group and serial, v
-        elif t == "IP_ADDRESS":
-            ipaddress.ip_address(v)
+        elif t == "IP_ADDRESS":  # documentation/private ranges are not PII to a scrubber
+            assert ipaddress.ip_address(v).is_global, v
         elif t == "EMAIL_ADDRESS":
             assert re.fullmatch(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", v), v
+            assert not re.search(r"@(.+\.)?example\.(com|org|net)$", v), v
         elif t == "PHONE_NUMBER":
             phonenumbers = pytest.importorskip("phonenumbers")
             region = {"en": "US", "de": "DE", "fr": "FR", "es": "ES"}[p["lang"]]
