@@ -22,6 +22,11 @@ Look-alike policy (decided, measured by `benchmarks/pii_quality.py`):
   policy idempotent).
 * Phone/credit-card/SSN matches directly preceded by an identifier label (ISBN, ISSN, DOI,
   order, invoice, ref, SKU, art.-nr ...) are not personal numbers -> kept.
+* Phone matches that are part of a decimal number (coordinates, measurements, arXiv ids),
+  dotted quads, dates (`05.11.2022`, `2022-11-05 14`, `09-12-06-2016`), thousands-grouped
+  numbers (`3 000 000`), or unformatted digit runs not starting with `0`/`+` or longer than 12
+  digits (ids far more often than phones) are not phones. Cost: a national number printed like
+  a date or as `123 456 789` is missed.
 * A `ddd-dd-dddd` span found by the phone recognizer is labeled US_SSN when US_SSN is enabled.
 
 Replacement policy (`PiiConfig.policy`), always deterministic (same value + key -> same output):
@@ -76,9 +81,15 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from presidio_analyzer.nlp_engine import NlpArtifacts
 from pydantic import BaseModel, ConfigDict, Field
 
-from stages.pii_engine import SECRET_PARAM_NAMES, SUPPORTED_ENTITIES, build_analyzer
+from stages.pii_engine import (
+    SECRET_PARAM_NAMES,
+    SUPPORTED_ENTITIES,
+    build_analyzer,
+    is_phone_lookalike,
+)
 
 DEFAULT_ENTITIES = [
     "EMAIL_ADDRESS",
@@ -90,26 +101,31 @@ DEFAULT_ENTITIES = [
     "URL_CREDENTIAL",
 ]
 
-# Candidate regex: RE2 (pyarrow) and Python `re` compatible. Over-approximates every entity.
-CANDIDATE_PATTERN = "|".join(
-    [
-        r"[^\s@]@[^\s@]+\.",  # e-mail (also user:pw@host)
-        r"\d(?:[\s().\-/]{0,3}\d){6,}",  # phone, card, SSN, IBAN digits (7+ digits)
-        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",  # IPv4
-        r"(?:[0-9A-Fa-f]{1,4}:){2,}|::",  # IPv6
-        r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}",  # IBAN head
-        r"[?&;#](?i:" + "|".join(re.escape(n) for n in SECRET_PARAM_NAMES) + r")=",
-        r"://[^\s/@:]+:[^\s/@]+@",  # userinfo password
-    ]
-)
-_CANDIDATE_RE = re.compile(CANDIDATE_PATTERN)
+_SECRET_ALT = "|".join(re.escape(n) for n in SECRET_PARAM_NAMES)
+# Candidate regexes, each with the entities whose recognizers a hit must run. RE2 (pyarrow)
+# and Python `re` compatible; together they over-approximate every entity.
+CANDIDATES: list[tuple[str, frozenset[str]]] = [
+    (r"[^\s@]@[^\s@]+\.", frozenset({"EMAIL_ADDRESS", "URL_CREDENTIAL"})),
+    (
+        r"\d(?:[\s().\-/]{0,3}\d){6,}",  # 7+ digits with separators (may span line breaks)
+        frozenset({"PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE"}),
+    ),
+    (r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", frozenset({"IP_ADDRESS"})),
+    (r"(?:[0-9A-Fa-f]{1,4}:){2,}|::", frozenset({"IP_ADDRESS"})),
+    (r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", frozenset({"IBAN_CODE"})),
+    (r"[?&;#](?i:" + _SECRET_ALT + r")=", frozenset({"URL_CREDENTIAL"})),
+    (r"://[^\s/@:]+:[^\s/@]+@", frozenset({"URL_CREDENTIAL", "EMAIL_ADDRESS"})),
+]
+CANDIDATE_PATTERN = "|".join(f"(?:{rx})" for rx, _ in CANDIDATES)
+_CANDIDATE_RES = [(re.compile(rx), ents) for rx, ents in CANDIDATES]
 
 _VERSION_BEFORE = re.compile(
     r"(?i)(?:\bv|\bversion|\bver\.?|\bbuild|\brelease|\bfirmware|\brev\.?|\bupdate)\s*[:#]?\s*$"
 )
 _ID_LABEL_BEFORE = re.compile(
     r"(?i)(?:isbn(?:-1[03])?|issn|doi|order|invoice|ref(?:erence)?|sku|art\.?-?nr\.?|"
-    r"item|bestell-?nr\.?|rechnungs-?nr\.?|tracking|ean|gtin|upc)\s*(?:no\.?|nr\.?|number|#)?"
+    r"item|bestell-?(?:nr\.?|nummer)|rechnungs-?(?:nr\.?|nummer)|tracking|ean|gtin|upc|"
+    r"kunden-?(?:nr\.?|nummer)|commande|pedido|ordine)\s*(?:no\.?|nr\.?|number|#)?"
     r"\s*[:#]?\s*$"
 )
 _SSN_SHAPE = re.compile(r"^\d{3}-\d{2}-\d{4}$")
@@ -224,14 +240,28 @@ class PiiScrubber:
         self.cfg = cfg or PiiConfig()
         self.entities = list(dict.fromkeys(self.cfg.entities))
         self.analyzer = build_analyzer(self.entities, self.cfg.languages, self.cfg.phone_regions)
+        self._candidate_res = [(rx, ents & set(self.entities)) for rx, ents in _CANDIDATE_RES]
+        self._candidate_res = [(rx, ents) for rx, ents in self._candidate_res if ents]
         self._key = hashlib.blake2b(self.cfg.hash_key.encode()).digest()[:32]
         # warm-up: Presidio's first call compiles/caches patterns (~0.5 s)
         self._analyze("warm-up a@b.de 8.8.8.8 +1 202 555 0143", self.cfg.languages[0])
 
     # ---------------------------------------------------------------- detection
-    def _analyze(self, text: str, lang: str) -> list[tuple[int, int, str]]:
+    def _analyze(
+        self, text: str, lang: str, ents: frozenset[str] | None = None
+    ) -> list[tuple[int, int, str]]:
+        wanted = [e for e in self.entities if ents is None or e in ents]
+        if not wanted:
+            return []
+        # Empty NLP artifacts: a blank spaCy pipeline yields no entities and no lemmas, so
+        # tokenizing every window would be pure cost (context enhancement is inert either way).
+        arts = NlpArtifacts([], [], [], [], None, lang)
         res = self.analyzer.analyze(
-            text, language=lang, entities=self.entities, score_threshold=self.cfg.score_threshold
+            text,
+            language=lang,
+            entities=wanted,
+            score_threshold=self.cfg.score_threshold,
+            nlp_artifacts=arts,
         )
         out = []
         for r in res:
@@ -261,36 +291,53 @@ class PiiScrubber:
         if ent == "EMAIL_ADDRESS":
             return not _EXAMPLE_DOMAIN.search(val)
         if ent in ("PHONE_NUMBER", "CREDIT_CARD", "US_SSN"):
-            return not _ID_LABEL_BEFORE.search(before)
+            if _ID_LABEL_BEFORE.search(before):
+                return False
+        if ent == "PHONE_NUMBER":
+            # part of a decimal number (coordinates, measurements) or a dotted quad (IP)
+            if re.search(r"\d[.,]$", before) or re.match(r"[.,]\d", text[e : e + 2]):
+                return False
+            if is_phone_lookalike(val):
+                return False
+        return True
         return True
 
-    def _windows(self, text: str) -> list[tuple[int, int]]:
+    def _windows(self, text: str) -> list[tuple[int, int, frozenset[str]]]:
+        """Merged candidate windows with the entities their candidates call for."""
         w = self.cfg.window_chars
         n = len(text)
         if w <= 0:
-            return [(0, n)]
-        spans: list[tuple[int, int]] = []
-        for m in _CANDIDATE_RE.finditer(text):
-            s, e = max(0, m.start() - w), min(n, m.end() + w)
-            # snap outward to whitespace so no token (entity) is cut; bounded
-            lo = max(0, s - 128)
-            while s > lo and not text[s - 1].isspace():
-                s -= 1
-            hi = min(n, e + 128)
-            while e < hi and not text[e].isspace():
-                e += 1
+            return [(0, n, frozenset(self.entities))]
+        raw = []
+        for rx, ents in self._candidate_res:
+            for m in rx.finditer(text):
+                s, e = max(0, m.start() - w), min(n, m.end() + w)
+                # snap outward to whitespace so no token (entity) is cut; bounded
+                lo = max(0, s - 128)
+                while s > lo and not text[s - 1].isspace():
+                    s -= 1
+                hi = min(n, e + 128)
+                while e < hi and not text[e].isspace():
+                    e += 1
+                raw.append((s, e, ents))
+        raw.sort(key=lambda t: t[0])
+        spans: list[tuple[int, int, frozenset[str]]] = []
+        for s, e, ents in raw:
             if spans and s <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], e))
+                ps, pe, pents = spans[-1]
+                spans[-1] = (ps, max(pe, e), pents | ents)
             else:
-                spans.append((s, e))
+                spans.append((s, e, ents))
         return spans
 
     def find(self, text: str, lang: str | None = None) -> list[tuple[int, int, str]]:
         """Merged, non-overlapping (start, end, entity) spans of PII in `text`."""
         lang = lang if lang in self.cfg.languages else self.cfg.languages[0]
         found: list[tuple[int, int, str]] = []
-        for ws, we in self._windows(text):
-            found.extend((s + ws, e + ws, ent) for s, e, ent in self._analyze(text[ws:we], lang))
+        for ws, we, ents in self._windows(text):
+            found.extend(
+                (s + ws, e + ws, ent) for s, e, ent in self._analyze(text[ws:we], lang, ents)
+            )
         # union overlapping spans (partial overlaps must not leak), label = longest member
         found.sort(key=lambda t: (t[0], -(t[1] - t[0])))
         merged: list[list] = []

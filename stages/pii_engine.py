@@ -15,11 +15,12 @@ works on an offline worker. Here:
 
   - EMAIL_ADDRESS: Presidio's regex + public-suffix validation (offline snapshot).
   - PHONE_NUMBER: Presidio's `PhoneRecognizer` (python-phonenumbers, leniency VALID) over a
-    configurable region list; international "+CC" numbers are found whatever the regions.
+    configurable region list, run per phone-shaped snippet (`SnippetPhoneRecognizer`, ~10x
+    cheaper); international "+CC" numbers are found whatever the regions.
   - IP_ADDRESS: Presidio's IPv4/IPv6 patterns + `ipaddress` validation. Matches whose address
     is not globally routable (private, loopback, link-local, documentation, ...) are dropped
     by the stage when `ip_public_only` (FineWeb's rule: only public addresses are personal).
-  - CREDIT_CARD: Presidio's pattern + Luhn checksum.
+  - CREDIT_CARD: Presidio's pattern plus Amex 4-6-5 and Mastercard 2-series patterns, + Luhn checksum.
   - IBAN_CODE: Presidio's pattern + per-country format + mod-97 checksum.
   - US_SSN: Presidio's patterns + its invalid-number rules; the stage's score threshold keeps
     only the dashed/spaced `ddd-dd-dddd` form (score 0.5), not bare 9-digit runs (0.05).
@@ -40,14 +41,17 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
+import phonenumbers
 import spacy
 import tldextract
 from presidio_analyzer import (
     AnalyzerEngine,
     EntityRecognizer,
     LocalRecognizer,
+    Pattern,
     RecognizerRegistry,
     RecognizerResult,
 )
@@ -111,11 +115,118 @@ _SECRET_PARAM_RE = re.compile(
 _USERINFO_RE = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/@:\"'<>]+:([^\s/@\"'<>]+)@")
 
 
+# Presidio's card pattern wants groups of 4-4-4-x and first digits 1/3/4/5/6: add American
+# Express's printed 4-6-5 grouping and Mastercard's 2-series (2221-2720, issued since 2017).
+_EXTRA_CARD_PATTERNS = [
+    Pattern("Amex 4-6-5 (weak)", r"\b3[47]\d{2}[- ]?\d{6}[- ]?\d{5}\b", 0.3),
+    Pattern("Mastercard 2-series (weak)", r"\b2[2-7]\d{2}(?:[- ]?\d{4}){3}\b", 0.3),
+]
+
+
 class OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's e-mail recognizer, validating the domain against the bundled suffix list."""
 
     def validate_result(self, pattern_text: str) -> bool:  # noqa: D102
         return _OFFLINE_TLD(pattern_text).fqdn != ""
+
+
+# Digit runs shaped like a dialled number: optional +/00, 7-15 digits with separators.
+_PHONE_SHAPE = re.compile(r"(?<![\w+/=.-])(?:\+|\(|\b)\(?\d[\d \t().\-/\u00a0]{5,24}\d\b")
+
+
+_DECIMAL_OR_QUAD = re.compile(r"^-?\d+[.,]\d+$|^\d{1,3}(?:\.\d{1,3}){3}$")
+_DATE_LIKE = re.compile(
+    r"^\(?(?:\d{1,2}[./-]\d{1,2}[./-](?:\d{1,2}[./-])?(?:19|20)?\d{2}"
+    r"|(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2})(?!\d)"
+)
+_THOUSANDS = re.compile(r"^[1-9]\d{0,2}(?:[ .,\u00a0]\d{3})+$")
+_RANGE_OR_DOTTED = re.compile(
+    r"^(?:(?:19|20)\d{2}\s*[-/\u2013]\s*(?:19|20)?\d{2}"  # year ranges 2021-2026, 2013/14
+    r"|\d{1,2}[.:]\d{2}\s*[-\u2013]\s*\d{1,2}[.:]\d{2}"  # opening hours 8.30 - 18.00
+    r"|\d+(?:\.\d+){2,}"  # versions/dotted ids 59.0.3071.125
+    r"|\d+-(?:19|20)\d{2})$"  # numbered acts 531-2021
+)
+
+
+def is_phone_lookalike(val: str) -> bool:
+    """Digit strings that phonenumbers may accept but that are far more often not phones.
+
+    Decimal numbers (coordinates, measurements, arXiv ids), dotted quads (IPs/versions), dates
+    (`05.11.2022`, `2022-11-05 14`), year ranges (`2021-2026`), opening hours (`8.30 - 18.00`),
+    dotted versions (`59.0.3071.125`), numbered acts (`531-2021`), thousands-grouped numbers (`3 000 000`), unformatted digit
+    runs not starting with 0 (no trunk prefix: ids, order numbers) or longer than 12 digits.
+    Cost: a national number printed like a date or as `123 456 789` is missed.
+    """
+    if _DECIMAL_OR_QUAD.match(val) or _DATE_LIKE.match(val) or _THOUSANDS.match(val):
+        return True
+    if _RANGE_OR_DOTTED.match(val):
+        return True
+    return val.isdigit() and (not val.startswith("0") or len(val) > 12)
+
+
+@lru_cache(maxsize=65536)
+def _phone_spans(
+    snip: str, pre: int, post: int, regions: tuple[str, ...], leniency: int
+) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, region) of numbers in `snip` (candidate = snip[pre:post]); cached.
+
+    A cheap `parse` + `is_valid_number` per region finds the region(s) where the candidate can
+    be a number at all; only those run python-phonenumbers' matcher (its date/time-stamp and
+    grouping rules, leniency VALID) on the snippet with its few characters of context.
+    """
+    core = snip[pre:post]
+    maybe = []
+    for region in regions[:1] if core.startswith("+") else regions:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(core, region)):
+                maybe.append(region)
+        except phonenumbers.NumberParseException:
+            continue
+    if not maybe and sum(c.isdigit() for c in core) > 12:
+        maybe = list(regions)  # maybe several numbers in one run
+    for region in maybe:
+        found = tuple(
+            (m.start, m.end, region)
+            for m in phonenumbers.PhoneNumberMatcher(snip, region, leniency=leniency)
+        )
+        if found:
+            return found
+    return ()
+
+
+class SnippetPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer run on phone-shaped snippets instead of the whole text.
+
+    Why: `PhoneNumberMatcher` rescans the whole text once per region (10 regions = 10 scans,
+    ~40 ms for a 400-char window full of numbers). Here a regex picks phone-shaped digit runs;
+    look-alikes (`is_phone_lookalike`) are dropped before any parsing; each remaining snippet is
+    parsed per region (stopping at the first valid one; "+CC" needs one parse) with
+    python-phonenumbers' own validity rules, and long runs fall back to its matcher.
+    """
+
+    def analyze(  # noqa: D102
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        results = []
+        regions = tuple(self.supported_regions)
+        for m in _PHONE_SHAPE.finditer(text):
+            cand = m.group()
+            nd = sum(c.isdigit() for c in cand)
+            if nd < 7 or nd > 17 or is_phone_lookalike(cand):
+                continue
+            # a little context each side: the matcher's time-stamp/date rules look at it
+            a, b = max(0, m.start() - 2), min(len(text), m.end() + 4)
+            spans = _phone_spans(text[a:b], m.start() - a, m.end() - a, regions, self.leniency)
+            for s, e, region in spans:
+                res = RecognizerResult(
+                    self.supported_entities[0],
+                    a + s,
+                    a + e,
+                    self.SCORE,
+                    analysis_explanation=self._get_analysis_explanation(region),
+                )
+                results.append(res)
+        return EntityRecognizer.remove_duplicates(results)
 
 
 class UrlCredentialRecognizer(LocalRecognizer):
@@ -140,9 +251,7 @@ class UrlCredentialRecognizer(LocalRecognizer):
         out = []
         for rx in (_SECRET_PARAM_RE, _USERINFO_RE):
             for m in rx.finditer(text):
-                out.append(
-                    RecognizerResult("URL_CREDENTIAL", m.start(1), m.end(1), self.SCORE)
-                )
+                out.append(RecognizerResult("URL_CREDENTIAL", m.start(1), m.end(1), self.SCORE))
         return EntityRecognizer.remove_duplicates(out)
 
 
@@ -185,14 +294,19 @@ def build_recognizers(
         recs.append(OfflineEmailRecognizer(supported_language=language))
     if "PHONE_NUMBER" in ents:
         recs.append(
-            PhoneRecognizer(
+            SnippetPhoneRecognizer(
                 supported_language=language, supported_regions=tuple(phone_regions), leniency=1
             )
         )
     if "IP_ADDRESS" in ents:
         recs.append(IpRecognizer(supported_language=language))
     if "CREDIT_CARD" in ents:
-        recs.append(CreditCardRecognizer(supported_language=language))
+        recs.append(
+            CreditCardRecognizer(
+                patterns=[*CreditCardRecognizer.PATTERNS, *_EXTRA_CARD_PATTERNS],
+                supported_language=language,
+            )
+        )
     if "IBAN_CODE" in ents:
         recs.append(IbanRecognizer(supported_language=language))
     if "US_SSN" in ents:
