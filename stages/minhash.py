@@ -188,7 +188,7 @@ def normalize_text(text: pa.Array | pa.ChunkedArray, cfg: DedupConfig) -> pa.Arr
         out = pc.replace_substring_regex(out, r"\p{N}+", " ")
     if cfg.collapse_whitespace:
         # split + join is ~2x faster than a \s+ regex replace and also trims
-        out = pc.binary_join(pc.utf8_split_whitespace(out), " ")
+        out = pc.binary_join(pc.utf8_split_whitespace(pc.utf8_trim_whitespace(out)), " ")
     return out
 
 
