@@ -52,7 +52,8 @@ groups with colons, IBAN heads, secret query parameters) selects candidate docum
 and snapped outward to whitespace, overlapping windows merged; (3) Presidio analyzes only these
 windows and offsets are shifted back. Values split by line breaks are inside the window because
 candidate digit runs may span whitespace including newlines, and windows never end inside a
-token. The analyzer is built once per stage instance.
+token; a single line break between digits is shown to the recognizers as spaces of the same
+length (offsets unchanged), so a card or phone number wrapped across lines is found. The analyzer is built once per stage instance.
 
 Output columns: `text` rewritten; `pii_counts` (string, a JSON object entity -> count with
 sorted keys and only non-zero entries, `{}` when none; sum per shard with
@@ -128,6 +129,7 @@ _ID_LABEL_BEFORE = re.compile(
     r"kunden-?(?:nr\.?|nummer)|commande|pedido|ordine)\s*(?:no\.?|nr\.?|number|#)?"
     r"\s*[:#]?\s*$"
 )
+_DIGIT_BREAK = re.compile(r"(?<=\d)[ \t]*\r?\n[ \t]*(?=[\d+(])")
 _SSN_SHAPE = re.compile(r"^\d{3}-\d{2}-\d{4}$")
 _EXAMPLE_DOMAIN = re.compile(
     r"(?i)@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$"
@@ -335,9 +337,10 @@ class PiiScrubber:
         lang = lang if lang in self.cfg.languages else self.cfg.languages[0]
         found: list[tuple[int, int, str]] = []
         for ws, we, ents in self._windows(text):
-            found.extend(
-                (s + ws, e + ws, ent) for s, e, ent in self._analyze(text[ws:we], lang, ents)
-            )
+            # a line break inside a digit group ("4111 1111\n1111 1111") becomes a space of the
+            # same length: recognizers see one value, offsets stay valid
+            win = _DIGIT_BREAK.sub(lambda m: " " * len(m.group()), text[ws:we])
+            found.extend((s + ws, e + ws, ent) for s, e, ent in self._analyze(win, lang, ents))
         # union overlapping spans (partial overlaps must not leak), label = longest member
         found.sort(key=lambda t: (t[0], -(t[1] - t[0])))
         merged: list[list] = []

@@ -1,0 +1,265 @@
+"""PII stage: measured recall/precision, look-alikes, no leaks, determinism, windows, metadata."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stages.pii import CANDIDATE_PATTERN, PiiConfig, PiiScrubber, sum_pii_counts
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pii_labeled import (  # noqa: E402
+    PRESIDIO_SYNTH,
+    Sample,
+    build_labeled_set,
+    build_lookalikes,
+    score,
+)
+
+PLANTED = [
+    "john.doe+news@mail.uni-heidelberg.de",
+    "+49 30 12345678",
+    "(202) 555-0143",
+    "8.8.4.4",
+    "2a00:1450:4001:82a::200e",
+    "4111 1111 1111 1111",
+    "3782-822463-10005",
+    "DE89 3704 0044 0532 0130 00",
+    "GB29NWBK60161331926819",
+    "219-09-9999",
+]
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> PiiScrubber:
+    return PiiScrubber(PiiConfig())
+
+
+@pytest.fixture(scope="module")
+def labeled(scrubber: PiiScrubber):
+    samples = build_labeled_set(40) + build_lookalikes(25)
+    preds = [scrubber.find(s.text) for s in samples]
+    return score(samples, preds)
+
+
+# Measured on build_labeled_set(100)/build_lookalikes(50): every entity at P = R = 1.000; the
+# floors leave a margin for Faker/locale drift.
+RECALL_FLOOR = {
+    "EMAIL_ADDRESS": 0.95,
+    "IP_ADDRESS/v4": 0.95,
+    "IP_ADDRESS/v6": 0.95,
+    "CREDIT_CARD": 0.95,
+    "IBAN_CODE": 0.95,
+    "US_SSN": 0.95,
+    "PHONE_NUMBER": 0.90,
+}
+PRECISION_FLOOR = {k.split("/")[0]: 0.95 for k in RECALL_FLOOR}
+
+
+def test_labeled_recall_and_precision(labeled) -> None:
+    table, _ = labeled
+    for ent, floor in RECALL_FLOOR.items():
+        assert table[ent]["recall"] >= floor, (ent, table[ent])
+    for ent, floor in PRECISION_FLOOR.items():
+        assert table[ent]["precision"] >= floor, (ent, table[ent])
+
+
+def test_lookalikes_bounded(labeled) -> None:
+    _, fpr = labeled
+    for kind, rate in fpr.items():
+        if kind == "bare_dotted_quad":
+            continue
+        assert rate <= 0.05, (kind, rate)
+    # documented decision: a bare public dotted quad with no version marker is scrubbed as an IP
+    assert fpr["bare_dotted_quad"] >= 0.5
+
+
+@pytest.mark.parametrize("policy", ["dummy", "placeholder", "hash"])
+def test_planted_values_never_leak(policy: str) -> None:
+    s = PiiScrubber(PiiConfig(policy=policy))
+    filler = "Some neutral words about the weather and the town. " * 8
+    docs = [f"{filler}Contact: {v}. {filler}" for v in PLANTED]
+    docs.append(" and ".join(PLANTED))  # all together, adjacent windows merge
+    out = s(pa.table({"text": docs}))
+    texts = out.column("text").to_pylist()
+    for v, t in zip(PLANTED, texts, strict=False):
+        assert v not in t, (policy, v, t[len(filler) : len(filler) + 80])
+    for v in PLANTED:
+        assert v not in texts[-1]
+    assert all(n >= 1 for n in out.column("pii_total").to_pylist())
+    assert out.column("pii_total").type == pa.int32()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["4111 1111\n1111 1111", "DE89 3704 0044\n0532 0130 00", "+49 30\n12345678", "0471 80\n60 745"],
+)
+def test_values_wrapped_across_lines_are_scrubbed(scrubber: PiiScrubber, value: str) -> None:
+    text = "x " * 200 + "Angaben: " + value + " danke. " + "y " * 200
+    out, counts = scrubber.scrub_text(text)
+    assert value not in out
+    for part in value.split("\n"):
+        assert part.strip() not in out, (part, out[380:460])
+    assert sum(counts.values()) == 1
+
+
+def test_deterministic_and_output_columns(scrubber: PiiScrubber) -> None:
+    docs = ["mail a.b@web.de or +49 30 12345678, again a.b@web.de", None, "", "nothing"]
+    t = pa.table({"doc_id": ["1", "2", "3", "4"], "text": docs})
+    a, b = scrubber(t), PiiScrubber(PiiConfig())(t)
+    assert a.equals(b)
+    assert a.column_names == ["doc_id", "text", "pii_counts", "pii_total"]
+    first = a.column("text")[0].as_py()
+    assert first.count("email@example.com") == 2  # FineWeb dummy
+    assert json.loads(a.column("pii_counts")[0].as_py()) == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1}
+    assert a.column("pii_counts").to_pylist()[1:] == ["{}", "{}", "{}"]
+    assert a.column("text").to_pylist()[1:] == docs[1:]
+    assert sum_pii_counts(a.column("pii_counts")) == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1}
+    # re-running on its own output replaces the columns, and dummy values are not re-flagged
+    again = scrubber(a)
+    assert again.column_names == a.column_names
+    assert again.column("pii_total").to_pylist() == [0, 0, 0, 0]
+
+
+def test_dummy_shapes(scrubber: PiiScrubber) -> None:
+    cc = scrubber.replacement("CREDIT_CARD", "4111 1111 1111 1111")
+    assert re.fullmatch(r"4\d{3} \d{4} \d{4} \d{4}", cc)
+    assert scrubber.find(f"card {cc} here") == []  # Luhn-invalid on purpose
+    ip = scrubber.replacement("IP_ADDRESS", "8.8.8.8")
+    assert re.match(r"(192\.0\.2|198\.51\.100|203\.0\.113)\.\d+$", ip)
+    assert scrubber.replacement("IP_ADDRESS", "2a00:1450::1").startswith("2001:db8::")
+    iban = scrubber.replacement("IBAN_CODE", "DE89 3704 0044 0532 0130 00")
+    assert iban.startswith("DE") and len(iban) == 27
+    assert all(ent != "IBAN_CODE" for _, _, ent in scrubber.find(iban))  # mod-97-invalid
+    assert scrubber.replacement("US_SSN", "219-09-9999").startswith("000-")
+    ph = scrubber.replacement("PHONE_NUMBER", "(202) 555-0143")
+    assert re.fullmatch(r"\(\d{3}\) \d{3}-\d{4}", ph) and ph != "(202) 555-0143"
+
+
+def test_policies() -> None:
+    text = "write to jane@corp.de"
+    ph = PiiScrubber(PiiConfig(policy="placeholder")).scrub_text(text)[0]
+    assert ph == "write to <EMAIL_ADDRESS>"
+    h1 = PiiScrubber(PiiConfig(policy="hash")).scrub_text(text)[0]
+    h2 = PiiScrubber(PiiConfig(policy="hash", hash_key="other")).scrub_text(text)[0]
+    assert re.fullmatch(r"write to <EMAIL_ADDRESS:[0-9a-f]{16}>", h1) and h1 != h2
+
+
+def test_url_policy(scrubber: PiiScrubber) -> None:
+    text = (
+        "See https://example.org/docs/page?id=3 and mailto:jane@corp.de or "
+        "https://api.site.com/v1?access_token=abcdef123456&lang=en"
+    )
+    out, counts = scrubber.scrub_text(text)
+    assert "https://example.org/docs/page?id=3" in out  # plain URLs are kept
+    assert "jane@corp.de" not in out and "abcdef123456" not in out
+    assert "&lang=en" in out
+    assert counts == {"EMAIL_ADDRESS": 1, "URL_CREDENTIAL": 1}
+
+
+def test_scrub_metadata(scrubber: PiiScrubber) -> None:
+    vals = [
+        "https://x.com/a?email=john%40gmail.com&token=abc123xyz&q=ok#access_token=zz99zz",
+        "http://bob:s3cret@8.8.8.8/p",
+        "https://plain.org/page?id=7",
+        "Kontakt: jane@corp.de",
+        None,
+    ]
+    out = scrubber.scrub_metadata(vals)
+    assert out[2] == vals[2] and out[4] is None
+    for secret in (
+        "john%40gmail.com",
+        "john@gmail.com",
+        "abc123xyz",
+        "zz99zz",
+        "s3cret",
+        "8.8.8.8",
+    ):
+        assert all(secret not in (o or "") for o in out), secret
+    assert out[0].startswith("https://x.com/a?email=") and "&q=ok" in out[0]
+    assert out[3] == "Kontakt: email@example.com"
+    arr = scrubber.scrub_metadata_array(pa.array(vals))
+    assert arr.to_pylist() == out
+
+
+def test_prefilter_is_superset(scrubber: PiiScrubber) -> None:
+    """Every labeled value is a prefilter candidate (otherwise it could never be scrubbed)."""
+    rx = re.compile(CANDIDATE_PATTERN)
+    for smp in build_labeled_set(15, seed=7):
+        s, e, _, _ = smp.spans[0]
+        assert rx.search(smp.text[s:e]), smp.text[s:e]
+
+
+_filler = st.sampled_from(
+    [
+        "The town hall",
+        "opened in",
+        "Tel.",
+        "version 2.1.0.4",
+        "on 05.11.2022",
+        "2019-2021",
+        "\n",
+        "costs 1.299,00 EUR",
+        "Order #4829103",
+        "x",
+        "Kontakt:",
+        "48.8566, 2.3522",
+    ]
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(
+        st.one_of(_filler, st.sampled_from(PLANTED), st.text(" abc\n", max_size=300)),
+        min_size=1,
+        max_size=14,
+    ),
+    sep=st.sampled_from([" ", "\n", ", ", "  "]),
+)
+def test_windows_equal_whole_document(scrubber: PiiScrubber, parts: list[str], sep: str) -> None:
+    """Windowed analysis finds exactly what whole-document analysis finds; nothing leaks."""
+    text = sep.join(parts)
+    whole = PiiScrubber.find(_WHOLE, text)
+    assert scrubber.find(text) == whole
+    out, _ = scrubber.scrub_text(text)
+    for v in PLANTED:
+        if v in parts:
+            assert v not in out
+
+
+_WHOLE = PiiScrubber(PiiConfig(window_chars=0, prefilter=False))
+
+
+def test_presidio_research_synthetic(scrubber: PiiScrubber) -> None:
+    if not PRESIDIO_SYNTH.exists():
+        pytest.skip(f"presidio-research synthetic set absent at {PRESIDIO_SYNTH}")
+    data = json.loads(PRESIDIO_SYNTH.read_text(encoding="utf-8"))
+    ents = {"EMAIL_ADDRESS", "IP_ADDRESS", "IBAN_CODE", "US_SSN", "CREDIT_CARD"}
+    samples = [
+        Sample(
+            d["full_text"],
+            [
+                (s["start_position"], s["end_position"], s["entity_type"], "v4")
+                for s in d["spans"]
+                if s["entity_type"] in ents
+            ],
+        )
+        for d in data
+        if any(s["entity_type"] in ents for s in d["spans"])
+    ]
+    table, _ = score(samples, [scrubber.find(s.text) for s in samples])
+    # measured: email/IP/SSN recall 1.0; IBAN 0.95; cards 0.82 (the set has 12-15 digit
+    # "cards" no issuer prints); precision 1.0 everywhere
+    for ent in ("EMAIL_ADDRESS", "IP_ADDRESS", "US_SSN"):
+        assert table[ent]["recall"] >= 0.95, (ent, table[ent])
+    assert table["CREDIT_CARD"]["recall"] >= 0.75
+    for ent in ents:
+        assert table[ent]["precision"] >= 0.95, (ent, table[ent])
