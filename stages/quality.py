@@ -219,7 +219,6 @@ class GopherRepetitionConfig(BaseModel):
         f"0.15..0.10 for n=5..10; {_ANCHOR}).",
     )
 
-
     @field_validator("max_top_ngram_char_fraction", "max_dup_ngram_char_fraction")
     @classmethod
     def _check_ns(cls, v: dict[int, float], info: Any) -> dict[int, float]:
