@@ -27,6 +27,7 @@ Look-alike policy (decided, measured by `benchmarks/pii_quality.py`):
   numbers (`3 000 000`), or unformatted digit runs not starting with `0`/`+` or longer than 12
   digits (ids far more often than phones) are not phones. Cost: a national number printed like
   a date or as `123 456 789` is missed.
+* A card-shaped run of years (`1945 1960 1980 2000`, passes Luhn by chance) is not a card.
 * A `ddd-dd-dddd` span found by the phone recognizer is labeled US_SSN when US_SSN is enabled.
 
 Replacement policy (`PiiConfig.policy`), always deterministic (same value + key -> same output):
@@ -130,6 +131,7 @@ _ID_LABEL_BEFORE = re.compile(
     r"\s*[:#]?\s*$"
 )
 _DIGIT_BREAK = re.compile(r"(?<=\d)[ \t]*\r?\n[ \t]*(?=[\d+(])")
+_YEAR_RUN = re.compile(r"^(?:(?:1[89]|20)\d{2}[ -]){2,}(?:1[89]|20)\d{2}$")
 _SSN_SHAPE = re.compile(r"^\d{3}-\d{2}-\d{4}$")
 _EXAMPLE_DOMAIN = re.compile(
     r"(?i)@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$"
@@ -295,6 +297,8 @@ class PiiScrubber:
         if ent in ("PHONE_NUMBER", "CREDIT_CARD", "US_SSN"):
             if _ID_LABEL_BEFORE.search(before):
                 return False
+        if ent == "CREDIT_CARD" and _YEAR_RUN.match(val):
+            return False  # "1945 1960 1980 2000" passes Luhn by chance
         if ent == "PHONE_NUMBER":
             # part of a decimal number (coordinates, measurements) or a dotted quad (IP)
             if re.search(r"\d[.,]$", before) or re.match(r"[.,]\d", text[e : e + 2]):

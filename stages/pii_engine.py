@@ -131,19 +131,26 @@ class OfflineEmailRecognizer(EmailRecognizer):
 
 
 # Digit runs shaped like a dialled number: optional +/00, 7-15 digits with separators.
-_PHONE_SHAPE = re.compile(r"(?<![\w+/=.-])(?:\+|\(|\b)\(?\d[\d \t().\-/\u00a0]{5,24}\d\b")
+_PHONE_SHAPE = re.compile(
+    r"(?<![\w+/=.-])(?:\+|\(|\b)\(?\d[\d \t().\-/\u00a0]{5,24}\d"
+    r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\d])"  # optional extension: 555-0143x12
+)
 
 
 _DECIMAL_OR_QUAD = re.compile(r"^-?\d+[.,]\d+$|^\d{1,3}(?:\.\d{1,3}){3}$")
 _DATE_LIKE = re.compile(
-    r"^\(?(?:\d{1,2}[./-]\d{1,2}[./-](?:\d{1,2}[./-])?(?:19|20)?\d{2}"
-    r"|(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2})(?!\d)"
+    r"^\(?(?:(?:0?[1-9]|[12]\d|3[01])[./-](?:0?[1-9]|1[0-2])[./-](?:\d{1,2}[./-])?(?:19|20)?\d{2}"
+    r"|(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:19|20)?\d{2}"
+    r"|(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2})(?!\d|[./-]\d)"
 )
-_THOUSANDS = re.compile(r"^[1-9]\d{0,2}(?:[ .,\u00a0]\d{3})+$")
+_FULL_DATE = re.compile(
+    r"(?<!\d)(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?!\d)"
+)
+_THOUSANDS = re.compile(r"^[1-9]\d{0,2}(?:(?:[.,]\d{3})+|(?:[ \u00a0]\d{3})*[ \u00a0]\d00)$")
 _RANGE_OR_DOTTED = re.compile(
     r"^(?:(?:19|20)\d{2}\s*[-/\u2013]\s*(?:19|20)?\d{2}"  # year ranges 2021-2026, 2013/14
     r"|\d{1,2}[.:]\d{2}\s*[-\u2013]\s*\d{1,2}[.:]\d{2}"  # opening hours 8.30 - 18.00
-    r"|\d+(?:\.\d+){2,}"  # versions/dotted ids 59.0.3071.125
+    r"|(?!0)(?!\d{3}\.\d{3}\.\d{4}$)\d+(?:\.\d+){2,}"  # versions 59.0.3071.125, but not 555.123.4567
     r"|\d+-(?:19|20)\d{2})$"  # numbered acts 531-2021
 )
 
@@ -152,14 +159,15 @@ def is_phone_lookalike(val: str) -> bool:
     """Digit strings that phonenumbers may accept but that are far more often not phones.
 
     Decimal numbers (coordinates, measurements, arXiv ids), dotted quads (IPs/versions), dates
-    (`05.11.2022`, `2022-11-05 14`), year ranges (`2021-2026`), opening hours (`8.30 - 18.00`),
-    dotted versions (`59.0.3071.125`), numbered acts (`531-2021`), thousands-grouped numbers (`3 000 000`), unformatted digit
+    (`05.11.2022`, `2022-11-05 14`; day/month ranges checked, so `03.93.92.16.85` stays a phone), year ranges (`2021-2026`), opening hours (`8.30 - 18.00`),
+    dotted versions (`59.0.3071.125`), numbered acts (`531-2021`), thousands-grouped numbers (`1.299.000`, `3 000 000`; space-grouped only when ending in `00`,
+    since `699 956 915` is how Spanish mobiles are written), unformatted digit
     runs not starting with 0 (no trunk prefix: ids, order numbers) or longer than 12 digits.
     Cost: a national number printed like a date or as `123 456 789` is missed.
     """
     if _DECIMAL_OR_QUAD.match(val) or _DATE_LIKE.match(val) or _THOUSANDS.match(val):
         return True
-    if _RANGE_OR_DOTTED.match(val):
+    if _RANGE_OR_DOTTED.match(val) or _FULL_DATE.search(val):
         return True
     return val.isdigit() and (not val.startswith("0") or len(val) > 12)
 
