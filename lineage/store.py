@@ -1,0 +1,165 @@
+"""The lineage store: a DuckDB database that analysts query while runs write.
+
+DuckDB lets one process hold a database file read-write and then nobody else may open it,
+not even read-only. So the writer never touches the file analysts open:
+
+- the driver writes into a private working copy (`<name>.writer.duckdb` next to it), one
+  short transaction per commit, and closes it;
+- after every commit it copies the working file to a temporary name and atomically renames it
+  over the published file (`lineage.duckdb`).
+
+A reader opens the published file read-only; a rename never changes a file a reader already
+has open (POSIX keeps the old inode), so every reader sees a complete snapshot: never a lock
+error, never half a commit. Document-level provenance stays in the Parquet shards; the
+database holds per-run / per-file / per-shard rows and views over the shard files, so it stays
+small (about 1 KB per shard) and the copy per commit is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from lineage.schema import TABLES
+
+# Views over shard files. Rebuilt after each commit from the live shard list in `shards`.
+_VIEW_SOURCES = {
+    "documents": "text",
+    "rejections": "rejected",
+}
+
+
+def writer_path(published: str | os.PathLike[str]) -> Path:
+    p = Path(published)
+    return p.with_name(p.stem + ".writer" + p.suffix)
+
+
+class LineageStore:
+    """Writer side. One instance per driver process; every method is one short transaction."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.wpath = writer_path(self.path)
+        if not self.wpath.exists() and self.path.exists():
+            # Recover from a lost working copy: the published snapshot is the latest commit.
+            shutil.copyfile(self.path, self.wpath)
+        with self.connect() as con:
+            for ddl in TABLES.values():
+                con.execute(ddl)
+            self._ensure_extra_tables(con)
+            self._rebuild_views(con)
+        self.publish()
+
+    def _ensure_extra_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Hook for other lineage modules (mixes, deletions) to add their tables."""
+        from lineage import extra_tables
+
+        for ddl in extra_tables.DDL:
+            con.execute(ddl)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = duckdb.connect(str(self.wpath))
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic commit; the snapshot is published after it succeeds."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self._rebuild_views(con)
+        self.publish()
+
+    def publish(self) -> None:
+        """Atomically replace the published snapshot with the working copy."""
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            shutil.copyfile(self.wpath, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def _rebuild_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        for view, kind in _VIEW_SOURCES.items():
+            paths = [
+                r[0]
+                for r in con.execute(
+                    "SELECT path FROM shards WHERE kind = ? AND status = 'live' ORDER BY path",
+                    [kind],
+                ).fetchall()
+            ]
+            local = [p for p in paths if "://" not in p and os.path.exists(p)]
+            if local:
+                lst = ", ".join("'" + p.replace("'", "''") + "'" for p in local)
+                sql = (
+                    f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "
+                    f"read_parquet([{lst}], filename = true, union_by_name = true)"
+                )
+            else:
+                sql = (
+                    f"CREATE OR REPLACE VIEW {view} AS SELECT NULL::VARCHAR AS doc_id, "
+                    "NULL::VARCHAR AS url, NULL::VARCHAR AS filename WHERE false"
+                )
+            con.execute(sql)
+        dup_paths = [
+            r[0]
+            for r in con.execute(
+                "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%' ORDER BY key"
+            ).fetchall()
+            if os.path.exists(r[0])
+        ]
+        if dup_paths:
+            lst = ", ".join("'" + p.replace("'", "''") + "'" for p in dup_paths)
+            con.execute(
+                "CREATE OR REPLACE VIEW duplicates AS SELECT * FROM "
+                f"read_parquet([{lst}], union_by_name = true)"
+            )
+        else:
+            con.execute(
+                "CREATE OR REPLACE VIEW duplicates AS SELECT NULL::VARCHAR AS doc_id, "
+                "NULL::VARCHAR AS keeper_doc_id, NULL::VARCHAR AS cluster_id, "
+                "NULL::VARCHAR AS reason WHERE false"
+            )
+
+    # ---- convenience writers -------------------------------------------------------------
+    @staticmethod
+    def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[dict[str, Any]]):
+        if not rows:
+            return
+        cols = list(rows[0].keys())
+        placeholders = ", ".join("?" for _ in cols)
+        con.executemany(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders})",
+            [[r.get(c) for c in cols] for r in rows],
+        )
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        with self.connect() as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+def open_reader(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """Read-only connection to the published snapshot (never blocks a running writer)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"lineage database not found: {path}")
+    return duckdb.connect(str(path), read_only=True)

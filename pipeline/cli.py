@@ -1,0 +1,157 @@
+"""`python -m pipeline` / `ccpipe`: run the pipeline and its helper commands.
+
+User errors (bad config, missing input, bad arguments) exit with status 2 and a one-line
+message naming the problem; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from pipeline.config import ConfigError, load_config
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default exit code is also 2
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="process WARC inputs into shards (default: the sample crawl)")
+    r.add_argument("inputs", nargs="*", help="WARC files, globs, directories, listings, URIs")
+    r.add_argument("--output", "-o", required=True, help="output directory or s3:// URI")
+    r.add_argument("--config", "-c", help="YAML config file")
+    r.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="override a config field, e.g. langid.threshold=0.5")
+    r.add_argument("--workers", type=int, help="actor-pool size (execution.num_workers)")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+    c = sub.add_parser("config", help="print the effective config (YAML) and its hash")
+    c.add_argument("--config", "-c")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    q = sub.add_parser("quality", help="quality model commands")
+    qs = q.add_subparsers(dest="qcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+    qt = qs.add_parser("train", help="train a fastText quality classifier")
+    qt.add_argument("--positive", required=True, help="text file (one doc per line) or parquet")
+    qt.add_argument("--negative", required=True)
+    qt.add_argument("--out", required=True, help="model path (.bin)")
+    qt.add_argument("--epoch", type=int, default=10)
+    qt.add_argument("--seed", type=int, default=0)
+
+    t = sub.add_parser("tokenizer", help="tokenizer commands")
+    ts = t.add_subparsers(dest="tcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+    tt = ts.add_parser("train", help="train a byte-level BPE on a sample of kept documents")
+    tt.add_argument("--input", required=True, action="append",
+                    help="run output directory or parquet file(s) with a text column")
+    tt.add_argument("--vocab-size", type=int, default=32000)
+    tt.add_argument("--out", required=True)
+    tt.add_argument("--sample-docs", type=int, default=20000)
+    tt.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("sample", help="print the paths of the shipped sample crawl")
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.run import run_pipeline, summary_table
+
+    overrides = list(args.overrides)
+    if args.inputs:
+        overrides.append("input.paths=" + json.dumps(args.inputs))
+    overrides.append("output.dir=" + json.dumps(args.output))
+    if args.workers:
+        overrides.append(f"execution.num_workers={args.workers}")
+    if args.quiet:
+        overrides.append("execution.progress=false")
+    cfg = load_config(args.config, overrides)
+    result = run_pipeline(cfg)
+    if args.json:
+        print(json.dumps(result.__dict__, default=str, indent=1))
+    else:
+        print(summary_table(result))
+    return 0 if result.status == "succeeded" else 1
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    cfg = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+    print(f"# config_hash: {cfg.config_hash}")
+    return 0
+
+
+def _cmd_quality(args: argparse.Namespace) -> int:
+    from stages.quality_model import train_quality_model
+
+    if args.qcommand != "train":
+        raise ConfigError("usage: python -m pipeline quality train --positive A --negative B "
+                          "--out model.bin")
+    metrics = train_quality_model(args.positive, args.negative, args.out, epoch=args.epoch,
+                                  seed=args.seed)
+    print(json.dumps(metrics, indent=1, default=str))
+    return 0
+
+
+def _cmd_tokenizer(args: argparse.Namespace) -> int:
+    from stages.tokenize import train_tokenizer
+
+    if args.tcommand != "train":
+        raise ConfigError("usage: python -m pipeline tokenizer train --input DIR --out FILE")
+    stats = train_tokenizer(args.input, args.vocab_size, args.out,
+                            sample_docs=args.sample_docs, seed=args.seed)
+    print(json.dumps(stats, indent=1, default=str))
+    return 0
+
+
+def _cmd_sample(_: argparse.Namespace) -> int:
+    from pipeline.sample import sample_paths
+
+    print("\n".join(sample_paths()))
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "config": _cmd_config,
+    "quality": _cmd_quality,
+    "tokenizer": _cmd_tokenizer,
+    "sample": _cmd_sample,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, ValueError) as exc:
+        if args.command == "run":
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

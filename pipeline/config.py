@@ -1,0 +1,190 @@
+"""The one typed run configuration: YAML file + `--set key=value` overrides.
+
+Each stage owns its config model (in `stages/`); this module composes them, validates the whole
+thing with pydantic (unknown keys and wrong types are errors that name the field), and hashes
+the canonical form. `config_hash` covers only what changes output bytes: inputs, output
+location and execution knobs (worker counts, progress) are excluded so that the same data
+processed on a laptop or on a cluster gets the same shard names and bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stages.extract import ExtractConfig
+from stages.langid import LangIdConfig
+from stages.minhash import DedupConfig
+from stages.pii import PiiConfig
+from stages.quality import QualityConfig
+from stages.tokenize import TokenizeConfig
+from stages.warc_reader import ReadConfig
+
+
+class ConfigError(ValueError):
+    """A user error in the configuration; the CLI prints it and exits with status 2."""
+
+
+class InputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Input WARC files, globs, directories, listing files (warc.paths[.gz]) or "
+        "s3:// / gs:// URIs and prefixes. Empty = the sample crawl shipped with the package.",
+    )
+    listing_prefix: str | None = Field(
+        default=None,
+        description="Prefix joined to relative entries of a listing file (e.g. "
+        "'s3://commoncrawl/' for CommonCrawl's warc.paths.gz). Default: the listing's own "
+        "directory.",
+    )
+    crawl_id: str | None = Field(
+        default=None,
+        description="Crawl id for files without a warcinfo isPartOf; default is derived from "
+        "the path (a CC-MAIN-YYYY-WW substring, else the file name).",
+    )
+
+
+class OutputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str | None = Field(
+        default=None, description="Output root (local path or s3:// URI). Set by --output."
+    )
+    lineage_path: str | None = Field(
+        default=None,
+        description="DuckDB lineage database. Default <output>/lineage.duckdb for local outputs, "
+        "./lineage.duckdb for object-store outputs.",
+    )
+    write_rejected: bool = Field(
+        default=True,
+        description="Write dropped documents (reason, measured value, PII-scrubbed text prefix) to "
+        "<output>/_rejected/<lang>/<quality_bucket>/ for auditing.",
+    )
+    rejected_text_chars: int = Field(
+        default=2000, ge=0, description="Characters of text kept per rejected document."
+    )
+    row_group_docs: int = Field(
+        default=2000, ge=1, description="Rows per Parquet row group in text shards."
+    )
+    keep_work: bool = Field(
+        default=False,
+        description="Keep the run's staging directory (<output>/_work/<run_key>) after success. "
+        "Staging holds unscrubbed text, so it is deleted by default.",
+    )
+
+
+class ExecutionConfig(BaseModel):
+    """How the run executes; not part of config_hash (does not change output bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_workers: int | None = Field(
+        default=None, ge=1, description="Actor-pool size per phase; default = cluster CPUs."
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster address; default: RAY_ADDRESS or an embedded local Ray.",
+    )
+    progress: bool = Field(default=True, description="Print progress lines while running.")
+    max_task_retries: int = Field(
+        default=3, ge=0, description="Retries of a failed Ray task / restarts of an actor."
+    )
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: InputConfig = Field(default_factory=InputConfig)
+    read: ReadConfig = Field(default_factory=ReadConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    def hashed_part(self) -> dict[str, Any]:
+        """The part of the config that determines output bytes."""
+        data = self.model_dump(mode="json")
+        for key in ("input", "execution"):
+            data.pop(key)
+        data["output"] = {
+            k: v for k, v in data["output"].items() if k in ("rejected_text_chars", "row_group_docs")
+        }
+        return data
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.hashed_part(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{key}' is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`key.sub=value` -> (key.sub, YAML-parsed value): `x=3` is an int, `x=[a,b]` a list."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"config error: {loc}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Read YAML (optional), apply overrides, validate. Raises ConfigError with field names."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config error: config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config error: {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config error: {path} must be a mapping at the top level")
+        data = loaded
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_dotted(data, key, value)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc

@@ -1,0 +1,198 @@
+"""Phase 1, per chunk of an input file: extract -> language -> quality -> signatures.
+
+Plain Python (no Ray): `pipeline/plan.py` runs `read_file_chunks` in Ray tasks and
+`ChunkProcessor` in an actor pool; the benchmark and tests call them directly.
+
+A chunk's staging files are committed in order: kept Parquet, rejected Parquet, then the
+summary JSON, which is the commit marker. A re-run finds the marker and skips the chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import storage
+from pipeline.config import PipelineConfig
+from pipeline.work import Layout, read_json, write_json_atomic
+from stages.extract import Extractor
+from stages.langid import LanguageIdentifier
+from stages.minhash import SignatureStage
+from stages.quality import QualityFilter
+from stages.warc_reader import read_warc
+
+# Columns every rejected (audit) row carries, whatever stage dropped it.
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("url", pa.string()),
+        ("warc_date", pa.timestamp("s", tz="UTC")),
+        ("crawl_id", pa.string()),
+        ("source_uri", pa.string()),
+        ("source_offset", pa.int64()),
+        ("source_length", pa.int64()),
+        ("content_type", pa.string()),
+        ("lang", pa.string()),
+        ("lang_score", pa.float32()),
+        ("quality_bucket", pa.string()),
+        ("drop_stage", pa.string()),
+        ("drop_reason", pa.string()),
+        ("drop_detail", pa.string()),
+        ("cluster_id", pa.string()),
+        ("keeper_doc_id", pa.string()),
+        ("text", pa.string()),
+    ]
+)
+
+_NOT_STAGED = ("html", "drop_reason", "drop_detail")
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def ipc_to_table(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def read_file_chunks(uri: str, file_key: str, cfg: PipelineConfig) -> Iterator[dict[str, Any]]:
+    """Read one WARC file as chunk rows (records as Arrow IPC) for the actor pool.
+
+    The last chunk carries `is_last`, so the driver knows when a file's phase 1 is complete.
+    """
+    opener = storage.opener(uri) if storage.is_remote(uri) else None
+    pending = None
+    for chunk in read_warc(uri, cfg.read, open_stream=opener, crawl_id=cfg.input.crawl_id):
+        if pending is not None:
+            yield _chunk_row(uri, file_key, pending, False)
+        pending = chunk
+    if pending is not None:
+        yield _chunk_row(uri, file_key, pending, True)
+
+
+def _chunk_row(uri: str, file_key: str, chunk: Any, is_last: bool) -> dict[str, Any]:
+    return {
+        "source_uri": uri,
+        "file_key": file_key,
+        "chunk_index": chunk.chunk_index,
+        "is_last": is_last,
+        "records_read": chunk.records_read,
+        "counts_json": json.dumps(chunk.counts, sort_keys=True),
+        "errors_json": json.dumps(chunk.errors),
+        "records_ipc": table_to_ipc(chunk.docs),
+    }
+
+
+def split_dropped(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(kept rows, dropped rows) by the `drop_reason` contract column."""
+    if "drop_reason" not in table.column_names or table.num_rows == 0:
+        return table, table.slice(0, 0)
+    dropped = pc.is_valid(table.column("drop_reason"))
+    return table.filter(pc.invert(dropped)), table.filter(dropped)
+
+
+def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
+    """Project dropped rows onto the fixed audit schema (text truncated)."""
+    n = table.num_rows
+    cols = []
+    for f in REJECTED_SCHEMA:
+        if f.name == "drop_stage":
+            arr = pa.array([stage] * n, pa.string())
+        elif f.name == "text" and "text" in table.column_names:
+            arr = pc.utf8_slice_codeunits(table.column("text"), 0, text_chars)
+        elif f.name in table.column_names:
+            arr = table.column(f.name)
+        else:
+            arr = pa.nulls(n, f.type)
+        cols.append(pc.cast(arr, f.type) if arr.type != f.type else arr)
+    return pa.Table.from_arrays(cols, schema=REJECTED_SCHEMA)
+
+
+class ChunkProcessor:
+    """Loads every phase-1 model once (per Ray actor) and processes chunk rows."""
+
+    def __init__(self, cfg: PipelineConfig, layout: Layout, rkey: str):
+        self.cfg = cfg
+        self.layout = layout
+        self.rkey = rkey
+        self.stages = [
+            ("extract", Extractor(cfg.extract)),
+            ("lang", LanguageIdentifier(cfg.langid)),
+            ("quality", QualityFilter(cfg.quality)),
+            ("signatures", SignatureStage(cfg.dedup)),
+        ]
+
+    def process(self, row: dict[str, Any]) -> dict[str, Any]:
+        prefix = self.layout.chunk_prefix(self.rkey, row["file_key"], row["chunk_index"])
+        done = read_json(prefix + ".json")
+        if done is not None:
+            return done
+        t0 = time.perf_counter()
+        docs = ipc_to_table(row["records_ipc"])
+        counts: Counter[str] = Counter(json.loads(row["counts_json"]))
+        rejected = []
+        seconds: dict[str, float] = {}
+        kept = docs
+        for name, stage in self.stages:
+            if kept.num_rows == 0:
+                break
+            ts = time.perf_counter()
+            out = stage(kept)
+            seconds[name] = time.perf_counter() - ts
+            kept, dropped = split_dropped(out)
+            if dropped.num_rows:
+                counts.update(dropped.column("drop_reason").to_pylist())
+                rejected.append(to_rejected(dropped, name, self.cfg.output.rejected_text_chars))
+        kept = kept.drop_columns([c for c in _NOT_STAGED if c in kept.column_names])
+        storage.write_parquet_atomic(prefix + ".kept.parquet", kept)
+        rej = pa.concat_tables(rejected) if rejected else REJECTED_SCHEMA.empty_table()
+        storage.write_parquet_atomic(prefix + ".rejected.parquet", rej)
+        html_bytes = int(pc.sum(pc.binary_length(docs.column("html"))).as_py() or 0) if (
+            docs.num_rows
+        ) else 0
+        summary = {
+            "source_uri": row["source_uri"],
+            "file_key": row["file_key"],
+            "chunk_index": row["chunk_index"],
+            "is_last": bool(row["is_last"]),
+            "records_read": int(row["records_read"]),
+            "docs_in": docs.num_rows,
+            "docs_kept": kept.num_rows,
+            "html_bytes": html_bytes,
+            "counts": dict(sorted(counts.items())),
+            "errors": json.loads(row["errors_json"]),
+            "seconds": round(time.perf_counter() - t0, 4),
+            "stage_seconds": {k: round(v, 4) for k, v in seconds.items()},
+        }
+        write_json_atomic(prefix + ".json", summary)
+        return summary
+
+
+def merge_file_summaries(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fold chunk summaries of one file into the file's phase-1 record."""
+    counts: Counter[str] = Counter()
+    errors: list[str] = []
+    for c in chunks:
+        counts.update(c["counts"])
+        errors.extend(c["errors"])
+    first = chunks[0]
+    return {
+        "source_uri": first["source_uri"],
+        "file_key": first["file_key"],
+        "n_chunks": len(chunks),
+        "records_read": sum(c["records_read"] for c in chunks),
+        "docs_in": sum(c["docs_in"] for c in chunks),
+        "docs_kept": sum(c["docs_kept"] for c in chunks),
+        "html_bytes": sum(c.get("html_bytes", 0) for c in chunks),
+        "counts": dict(sorted(counts.items())),
+        "errors": errors,
+    }

@@ -1,0 +1,153 @@
+"""The Ray Data plan: the only module that knows the execution engine.
+
+Phase 1: `from_items(files)` -> read tasks (one per file, yielding one row per chunk of
+records) -> actor pool of `ChunkProcessor` (models loaded once per actor, one chunk per call).
+Phase 2 lives in `pipeline/dedup_phase.py` (a Ray Data shuffle of band keys).
+Phase 3: `from_items(files)` -> actor pool of `FileFinisher`.
+
+Readers take no CPU reservation (`num_cpus=0`): they are I/O and cheap decompression, and a
+fractional reservation next to a full actor pool deadlocks a small machine. Their concurrency
+is capped instead, and Ray Data's backpressure bounds the chunks in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import ray
+
+from pipeline.config import PipelineConfig
+from pipeline.work import Layout
+
+CHUNK_SCHEMA = pa.schema(
+    [
+        ("source_uri", pa.string()),
+        ("file_key", pa.string()),
+        ("chunk_index", pa.int64()),
+        ("is_last", pa.bool_()),
+        ("records_read", pa.int64()),
+        ("counts_json", pa.string()),
+        ("errors_json", pa.string()),
+        ("records_ipc", pa.large_binary()),
+    ]
+)
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to a cluster (config or RAY_ADDRESS) or start an embedded local Ray."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=env,
+        )
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.verbose_progress = False
+    ctx.print_on_execution_start = False
+
+
+def cluster_cpus() -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _read_chunks(batch: pa.Table, cfg_json: str) -> Iterator[pa.Table]:
+    from pipeline.phase1 import read_file_chunks
+
+    cfg = PipelineConfig.model_validate_json(cfg_json)
+    for row in batch.to_pylist():
+        for chunk in read_file_chunks(row["uri"], row["file_key"], cfg):
+            yield pa.Table.from_pylist([chunk], schema=CHUNK_SCHEMA)
+
+
+class _Phase1Actor:
+    def __init__(self, cfg_json: str, out: str, config_hash: str, rkey: str):
+        from pipeline.phase1 import ChunkProcessor
+
+        cfg = PipelineConfig.model_validate_json(cfg_json)
+        self.proc = ChunkProcessor(cfg, Layout(out, config_hash), rkey)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = [json.dumps(self.proc.process(r)) for r in batch.to_pylist()]
+        return pa.table({"summary_json": pa.array(rows, pa.string())})
+
+
+class _Phase3Actor:
+    def __init__(self, cfg_json: str, out: str, config_hash: str, rkey: str):
+        from pipeline.phase3 import FileFinisher
+
+        cfg = PipelineConfig.model_validate_json(cfg_json)
+        self.fin = FileFinisher(cfg, Layout(out, config_hash), rkey)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = [json.dumps(self.fin.finish(r)) for r in batch.to_pylist()]
+        return pa.table({"result_json": pa.array(rows, pa.string())})
+
+
+def _retry_args(cfg: PipelineConfig) -> dict[str, Any]:
+    n = cfg.execution.max_task_retries
+    return {"max_restarts": n, "max_task_retries": n}
+
+
+def run_phase1(
+    files: list[dict[str, str]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int
+) -> Iterator[dict[str, Any]]:
+    """Stream chunk summaries as actors finish them (any order)."""
+    cfg_json = cfg.model_dump_json()
+    ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
+    ds = ds.map_batches(
+        _read_chunks,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={"cfg_json": cfg_json},
+        num_cpus=0,
+        concurrency=max(1, workers),
+        max_retries=cfg.execution.max_task_retries,
+    )
+    ds = ds.map_batches(
+        _Phase1Actor,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_constructor_kwargs={
+            "cfg_json": cfg_json, "out": layout.out,
+            "config_hash": layout.config_hash, "rkey": rkey,
+        },
+        concurrency=workers,
+        num_cpus=1,
+        **_retry_args(cfg),
+    )
+    for row in ds.iter_rows():
+        yield json.loads(row["summary_json"])
+
+
+def run_phase3(
+    items: list[dict[str, Any]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int
+) -> Iterator[dict[str, Any]]:
+    """Stream per-file results (shards written, counts) as actors finish them."""
+    cfg_json = cfg.model_dump_json()
+    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    ds = ds.map_batches(
+        _Phase3Actor,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_constructor_kwargs={
+            "cfg_json": cfg_json, "out": layout.out,
+            "config_hash": layout.config_hash, "rkey": rkey,
+        },
+        concurrency=max(1, min(workers, len(items))),
+        num_cpus=1,
+        **_retry_args(cfg),
+    )
+    for row in ds.iter_rows():
+        yield json.loads(row["result_json"])

@@ -1,0 +1,256 @@
+"""The driver: resolve inputs, skip committed work, run the three phases, commit lineage.
+
+Resumability comes from three facts: (1) every file name derives from the input URI and the
+config hash; (2) phase-1 chunks and phase-2 decisions are kept in a work directory named by
+the run key (config hash + input set), so a re-run of the same command reuses them; (3) an
+input file counts as done only when its lineage commit exists. A SIGKILL anywhere leaves
+either nothing, or complete files without a commit (rewritten identically next time).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from lineage.schema import stage_of
+from lineage.store import LineageStore
+from lineage.writer import (
+    commit_file,
+    committed_file_keys,
+    finish_run,
+    record_dedup,
+    start_run,
+)
+from pipeline import storage
+from pipeline.config import ConfigError, PipelineConfig
+from pipeline.inputs import InputFile, resolve_inputs
+from pipeline.phase1 import merge_file_summaries
+from pipeline.progress import Progress
+from pipeline.version import code_version
+from pipeline.work import Layout, read_json, run_key, write_json_atomic
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    output: str
+    lineage_path: str
+    files_total: int
+    files_skipped: int
+    files_processed: int
+    counts: dict[str, int] = field(default_factory=dict)
+    records_read: int = 0
+    docs_kept: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    status: str = "succeeded"
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.records_read / self.seconds if self.seconds else 0.0
+
+
+def lineage_path_for(cfg: PipelineConfig) -> str:
+    if cfg.output.lineage_path:
+        return cfg.output.lineage_path
+    assert cfg.output.dir
+    if storage.is_remote(cfg.output.dir):
+        return os.path.abspath("lineage.duckdb")
+    return os.path.join(os.path.abspath(cfg.output.dir), "lineage.duckdb")
+
+
+def _log(cfg: PipelineConfig, msg: str) -> None:
+    if cfg.execution.progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _inputs(cfg: PipelineConfig) -> list[InputFile]:
+    paths = cfg.input.paths
+    if not paths:
+        from pipeline.sample import sample_paths
+
+        paths = sample_paths()
+    return resolve_inputs(paths, cfg.input.listing_prefix)
+
+
+def run_pipeline(cfg: PipelineConfig, kind: str = "run") -> RunResult:
+    """Run (or resume) the pipeline for `cfg`. Raises ConfigError for user errors."""
+    if not cfg.output.dir:
+        raise ConfigError("config error: output.dir: required (use --output DIR)")
+    if not storage.is_remote(cfg.output.dir):
+        cfg = cfg.model_copy(deep=True)
+        cfg.output.dir = os.path.abspath(cfg.output.dir)
+    t0 = time.perf_counter()
+    files = _inputs(cfg)
+    layout = Layout(cfg.output.dir, cfg.config_hash)
+    store = LineageStore(lineage_path_for(cfg))
+    done_keys = committed_file_keys(store, cfg.config_hash)
+    todo = [f for f in files if f.file_key not in done_keys]
+    skipped = len(files) - len(todo)
+    rkey = run_key(cfg.config_hash, [f.uri for f in files])
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    result = RunResult(run_id, cfg.output.dir, str(store.path), len(files), skipped, len(todo))
+    if skipped:
+        _log(cfg, f"skipping {skipped} of {len(files)} input files already committed "
+                  f"with config {cfg.config_hash}")
+    start_run(store, run_id=run_id, run_key=rkey, kind=kind, config_hash=cfg.config_hash,
+              config_json=cfg.canonical_json(), code_version=code_version(),
+              output_dir=cfg.output.dir, models_json=None, n_inputs=len(files))
+    try:
+        if todo:
+            _process(cfg, todo, layout, rkey, run_id, store, result)
+        else:
+            _log(cfg, "nothing to do: every input is committed")
+    except BaseException as exc:
+        result.status = "failed"
+        result.seconds = time.perf_counter() - t0
+        msg = f"{type(exc).__name__}: {exc}"
+        try:
+            finish_run(store, run_id, "failed", _summary(result), msg[:2000])
+        except Exception:  # noqa: BLE001 - never mask the original error
+            pass
+        raise
+    result.seconds = time.perf_counter() - t0
+    finish_run(store, run_id, "succeeded", _summary(result))
+    if todo and not cfg.output.keep_work:
+        storage.delete_tree(layout.work_dir(rkey))
+    return result
+
+
+def _summary(r: RunResult) -> dict[str, Any]:
+    return {
+        "files_total": r.files_total, "files_skipped": r.files_skipped,
+        "files_processed": r.files_processed, "records_read": r.records_read,
+        "docs_kept": r.docs_kept, "tokens": r.tokens, "counts": r.counts,
+        "seconds": round(r.seconds, 3), "phase_seconds": r.phase_seconds,
+    }
+
+
+def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: str,
+             run_id: str, store: LineageStore, result: RunResult) -> None:
+    from pipeline import plan
+
+    plan.ensure_ray(cfg.execution.ray_address)
+    workers = cfg.execution.num_workers or plan.cluster_cpus()
+    storage.makedirs(layout.work_dir(rkey))
+
+    # ---- phase 1 ------------------------------------------------------------------------
+    t = time.perf_counter()
+    p1: dict[str, dict] = {}
+    pending = []
+    for f in todo:
+        done = read_json(layout.file_done(rkey, f.file_key))
+        if done is not None:
+            p1[f.file_key] = done
+        else:
+            pending.append({"uri": f.uri, "file_key": f.file_key})
+    if len(pending) < len(todo):
+        _log(cfg, f"phase 1: reusing staged work of {len(todo) - len(pending)} files")
+    prog = Progress("phase 1: extract+filter", len(pending), cfg.execution.progress)
+    chunks: dict[str, dict[int, dict]] = defaultdict(dict)
+    last: dict[str, int] = {}
+    if pending:
+        for s in plan.run_phase1(pending, cfg, layout, rkey, workers):
+            key = s["file_key"]
+            chunks[key][s["chunk_index"]] = s
+            if s["is_last"]:
+                last[key] = s["chunk_index"]
+            file_done = key in last and len(chunks[key]) == last[key] + 1
+            if file_done:
+                merged = merge_file_summaries([chunks[key][i] for i in range(last[key] + 1)])
+                write_json_atomic(layout.file_done(rkey, key), merged)
+                p1[key] = merged
+            prog.update(files=int(file_done), docs=s["records_read"])
+        prog.done()
+    missing = [f.uri for f in todo if f.file_key not in p1]
+    if missing:
+        raise RuntimeError(f"phase 1 did not complete for {len(missing)} files: {missing[:3]}")
+    result.phase_seconds["phase1"] = round(time.perf_counter() - t, 3)
+
+    # ---- phase 2 ------------------------------------------------------------------------
+    t = time.perf_counter()
+    decisions = layout.decisions(rkey)
+    if not storage.exists(decisions):
+        from pipeline.dedup_phase import index_paths, run_dedup_phase
+
+        sig_paths = [
+            layout.chunk_prefix(rkey, f.file_key, i) + ".kept.parquet"
+            for f in todo for i in range(p1[f.file_key]["n_chunks"])
+        ]
+        sig_paths = [p for p in sig_paths if storage.exists(p)]
+        index = index_paths(layout.index_dir())
+        _log(cfg, f"phase 2: dedup {sum(v['docs_kept'] for v in p1.values())} docs against "
+                  f"{len(index)} released index parts")
+        tmp = decisions + ".partial.parquet"
+        stats = run_dedup_phase(sig_paths, index, tmp, cfg.dedup)
+        fs, src = storage.resolve(tmp)
+        fs.move(src, storage.resolve(decisions)[1])
+        storage.write_bytes_atomic(layout.decisions_archive(rkey), storage.read_bytes(decisions))
+        record_dedup(store, run_id, rkey, stats, cfg.dedup.model_dump(mode="json"),
+                     layout.decisions_archive(rkey))
+        _log(cfg, f"phase 2: {stats.get('exact_dups', 0)} exact and "
+                  f"{stats.get('near_dups', 0)} near duplicates in {stats.get('clusters', 0)} "
+                  f"clusters")
+    result.phase_seconds["phase2"] = round(time.perf_counter() - t, 3)
+
+    # ---- phase 3 ------------------------------------------------------------------------
+    t = time.perf_counter()
+    items = [{"file_key": f.file_key, "source_uri": f.uri,
+              "n_chunks": p1[f.file_key]["n_chunks"]} for f in todo]
+    prog = Progress("phase 3: dedup+pii+tokens", len(items), cfg.execution.progress)
+    totals: Counter[str] = Counter()
+    cv = code_version()
+    for res in plan.run_phase3(items, cfg, layout, rkey, workers):
+        summary = p1[res["file_key"]]
+        commit_file(store, run_id=run_id, config_hash=cfg.config_hash, code_version=cv,
+                    p1=summary, result=res, size_bytes=storage.file_size(summary["source_uri"])
+                    if summary["records_read"] else None)
+        totals.update(summary["counts"])
+        totals.update(res["dedup_counts"])
+        result.records_read += summary["records_read"]
+        result.docs_kept += res["docs_kept"]
+        result.tokens += res["n_tokens"]
+        prog.update(files=1, docs=summary["records_read"])
+    prog.done()
+    result.counts = dict(sorted(totals.items()))
+    result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
+
+
+def summary_table(r: RunResult) -> str:
+    """Per-stage summary printed at the end of a run."""
+    by_stage: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for reason, n in r.counts.items():
+        by_stage[stage_of(reason)].append((reason, n))
+    lines = [
+        f"run {r.run_id}: {r.status} in {r.seconds:,.1f}s "
+        f"({r.docs_per_s:,.0f} records/s end to end)",
+        f"inputs: {r.files_total} files ({r.files_skipped} already committed, "
+        f"{r.files_processed} processed)",
+        f"{'stage':<10} {'reason':<40} {'docs':>10}",
+        f"{'read':<10} {'records read':<40} {r.records_read:>10,}",
+    ]
+    for stage in ("read", "extract", "lang", "quality", "dedup"):
+        for reason, n in sorted(by_stage.get(stage, []), key=lambda x: -x[1]):
+            lines.append(f"{stage:<10} {reason:<40} {-n:>10,}")
+    for stage, items in by_stage.items():
+        if stage not in ("read", "extract", "lang", "quality", "dedup"):
+            for reason, n in items:
+                lines.append(f"{stage:<10} {reason:<40} {-n:>10,}")
+    lines.append(f"{'kept':<10} {'documents in output shards':<40} {r.docs_kept:>10,}")
+    lines.append(f"{'tokens':<10} {'tokens written':<40} {r.tokens:>10,}")
+    for ph, s in r.phase_seconds.items():
+        lines.append(f"{'time':<10} {ph:<40} {s:>9,.1f}s")
+    lines.append(f"output: {r.output}   lineage: {r.lineage_path}")
+    return "\n".join(lines)
+
+
+def hostname() -> str:
+    return socket.gethostname()
