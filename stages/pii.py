@@ -450,13 +450,14 @@ class PiiScrubber:
         else:
             text = table.column(col).combine_chunks()
             mask = self.candidate_mask(text)
-            idx = pc.indices_nonzero(mask).to_pylist()
+            idx_arr = pc.indices_nonzero(mask)
+            idx = idx_arr.to_pylist()
             langs = (
-                table.column("lang").take(idx).to_pylist()
+                table.column("lang").take(idx_arr).to_pylist()
                 if "lang" in table.column_names
                 else [None] * len(idx)
             )
-            texts = text.take(idx).to_pylist()
+            texts = text.take(idx_arr).to_pylist()
             new_vals = []
             for i, t, lg in zip(idx, texts, langs, strict=True):
                 new, c = self.scrub_text(t, lg)

@@ -132,7 +132,7 @@ class OfflineEmailRecognizer(EmailRecognizer):
 
 # Digit runs shaped like a dialled number: optional +/00, 7-15 digits with separators.
 _PHONE_SHAPE = re.compile(
-    r"(?<![\w+/=.-])(?:\+|\(|\b)\(?\d[\d \t().\-/\u00a0]{5,24}\d"
+    r"(?<![\w+/=.-])(?:\+|\(|\b)\(?\d[\d \t().\-/\u00a0]{5,60}\d"
     r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\d])"  # optional extension: 555-0143x12
 )
 
@@ -174,7 +174,7 @@ def is_phone_lookalike(val: str) -> bool:
 
 @lru_cache(maxsize=65536)
 def _phone_spans(
-    snip: str, pre: int, post: int, regions: tuple[str, ...], leniency: int
+    snip: str, pre: int, post: int, regions: tuple[str, ...], leniency: int, segment: bool = True
 ) -> tuple[tuple[int, int, str], ...]:
     """(start, end, region) of numbers in `snip` (candidate = snip[pre:post]); cached.
 
@@ -183,6 +183,8 @@ def _phone_spans(
     grouping rules, leniency VALID) on the snippet with its few characters of context.
     """
     core = snip[pre:post]
+    if segment and sum(c.isdigit() for c in core) > 15:  # longer than any number
+        return _segment_run(snip, pre, post, regions, leniency)
     maybe = []
     for region in regions[:1] if core.startswith("+") else regions:
         try:
@@ -190,8 +192,6 @@ def _phone_spans(
                 maybe.append(region)
         except phonenumbers.NumberParseException:
             continue
-    if not maybe and sum(c.isdigit() for c in core) > 12:
-        maybe = list(regions)  # maybe several numbers in one run
     for region in maybe:
         found = tuple(
             (m.start, m.end, region)
@@ -199,7 +199,33 @@ def _phone_spans(
         )
         if found:
             return found
+    if segment and sum(c.isdigit() for c in core) > 12:  # maybe several side by side
+        return _segment_run(snip, pre, post, regions, leniency)
     return ()
+
+
+def _segment_run(
+    snip: str, pre: int, post: int, regions: tuple[str, ...], leniency: int
+) -> tuple[tuple[int, int, str], ...]:
+    """Greedy longest-first split of a long digit run at spaces into valid numbers."""
+    toks = [(m.start() + pre, m.end() + pre) for m in re.finditer(r"\S+", snip[pre:post])][:16]
+    out, i = [], 0
+    while i < len(toks):
+        for j in range(min(len(toks), i + 6), i, -1):
+            a, b = toks[i][0], toks[j - 1][1]
+            sub = snip[a:b]
+            nd = sum(c.isdigit() for c in sub)
+            if nd < 7 or nd > 15 or is_phone_lookalike(sub):
+                continue
+            found = _phone_spans(sub, 0, len(sub), regions, leniency, False)
+            if found:
+                out.extend((a + s, a + e, r) for s, e, r in found)
+                end = a + found[-1][1]
+                i = next((k for k in range(i + 1, len(toks)) if toks[k][0] >= end), len(toks))
+                break
+        else:
+            i += 1
+    return tuple(out)
 
 
 class SnippetPhoneRecognizer(PhoneRecognizer):
@@ -220,7 +246,9 @@ class SnippetPhoneRecognizer(PhoneRecognizer):
         for m in _PHONE_SHAPE.finditer(text):
             cand = m.group()
             nd = sum(c.isdigit() for c in cand)
-            if nd < 7 or nd > 17 or is_phone_lookalike(cand):
+            # long runs (several numbers side by side) go to the matcher whole; their parts
+            # are checked for look-alikes by the stage
+            if nd < 7 or (nd <= 12 and is_phone_lookalike(cand)):
                 continue
             # a little context each side: the matcher's time-stamp/date rules look at it
             a, b = max(0, m.start() - 2), min(len(text), m.end() + 4)
