@@ -33,6 +33,10 @@ works on an offline worker. Here:
   scrubbing them would destroy link text the model should learn), UK_NHS / other national ids
   (collide with phone numbers; weak checksums), MAC_ADDRESS / CRYPTO / DATE_TIME (not personal
   data in web text or too many false positives), NER entities (need a trained model).
+
+Replacement is done by the stage itself rather than by presidio-anonymizer's engine: the
+operators need the entity-specific deterministic dummy values and the stage needs exact
+per-entity counts after its own overlap union; the engine would add per-document overhead.
 """
 
 from __future__ import annotations
@@ -64,7 +68,6 @@ from presidio_analyzer.predefined_recognizers import (
     PhoneRecognizer,
     UsSsnRecognizer,
 )
-from presidio_anonymizer import AnonymizerEngine
 
 SUPPORTED_ENTITIES: tuple[str, ...] = (
     "EMAIL_ADDRESS",
@@ -374,8 +377,3 @@ def build_analyzer(
     return AnalyzerEngine(
         registry=registry, nlp_engine=nlp_engine, supported_languages=list(languages)
     )
-
-
-def build_anonymizer() -> AnonymizerEngine:
-    """Presidio's anonymizer (overlap resolution + operator application)."""
-    return AnonymizerEngine()
