@@ -93,8 +93,12 @@ class ExecutionConfig(BaseModel):
         description="Ray cluster address; default: RAY_ADDRESS or an embedded local Ray.",
     )
     progress: bool = Field(default=True, description="Print progress lines while running.")
-    max_task_retries: int = Field(
-        default=3, ge=0, description="Retries of a failed Ray task / restarts of an actor."
+    dedup_local_max_docs: int = Field(
+        default=200_000,
+        ge=0,
+        description="Phase 2 clusters in the driver when this run plus the released index hold "
+        "at most this many documents (same result, no shuffle overhead); above it, band keys "
+        "are grouped by a Ray Data shuffle. 0 = always shuffle.",
     )
 
 

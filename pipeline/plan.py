@@ -13,7 +13,9 @@ is capped instead, and Ray Data's backpressure bounds the chunks in flight.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,14 +45,17 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}}
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="ray")
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if address:
-        ray.init(address=address, runtime_env=env, log_to_driver=True)
+        ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
     else:
         ray.init(
             num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=False,
             runtime_env=env,
+            logging_level=logging.WARNING,
         )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -95,9 +100,12 @@ class _Phase3Actor:
         return pa.table({"result_json": pa.array(rows, pa.string())})
 
 
-def _retry_args(cfg: PipelineConfig) -> dict[str, Any]:
-    n = cfg.execution.max_task_retries
-    return {"max_restarts": n, "max_task_retries": n}
+def _actor_pool(cfg: PipelineConfig, size: int) -> dict[str, Any]:
+    """A fixed-size actor pool. Ray Data restarts a dead actor and retries its call
+    (max_restarts / max_task_retries default to unlimited for system failures such as a
+    killed worker process); an exception raised by our code is not retried, because the same
+    input would fail the same way."""
+    return {"compute": ray.data.ActorPoolStrategy(size=max(1, size))}
 
 
 def run_phase1(
@@ -112,8 +120,7 @@ def run_phase1(
         batch_format="pyarrow",
         fn_kwargs={"cfg_json": cfg_json},
         num_cpus=0,
-        concurrency=max(1, workers),
-        max_retries=cfg.execution.max_task_retries,
+        compute=ray.data.TaskPoolStrategy(size=max(1, workers)),
     )
     ds = ds.map_batches(
         _Phase1Actor,
@@ -123,9 +130,8 @@ def run_phase1(
             "cfg_json": cfg_json, "out": layout.out,
             "config_hash": layout.config_hash, "rkey": rkey,
         },
-        concurrency=workers,
         num_cpus=1,
-        **_retry_args(cfg),
+        **_actor_pool(cfg, workers),
     )
     for row in ds.iter_rows():
         yield json.loads(row["summary_json"])
@@ -145,9 +151,8 @@ def run_phase3(
             "cfg_json": cfg_json, "out": layout.out,
             "config_hash": layout.config_hash, "rkey": rkey,
         },
-        concurrency=max(1, min(workers, len(items))),
         num_cpus=1,
-        **_retry_args(cfg),
+        **_actor_pool(cfg, min(workers, len(items))),
     )
     for row in ds.iter_rows():
         yield json.loads(row["result_json"])

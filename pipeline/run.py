@@ -190,7 +190,11 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
         _log(cfg, f"phase 2: dedup {sum(v['docs_kept'] for v in p1.values())} docs against "
                   f"{len(index)} released index parts")
         tmp = decisions + ".partial.parquet"
-        stats = run_dedup_phase(sig_paths, index, tmp, cfg.dedup)
+        n_docs = _count_rows(sig_paths) + _count_rows(index)
+        if n_docs <= cfg.execution.dedup_local_max_docs:
+            stats = dedup_in_driver(sig_paths, index, tmp)
+        else:
+            stats = run_dedup_phase(sig_paths, index, tmp, cfg.dedup)
         fs, src = storage.resolve(tmp)
         fs.move(src, storage.resolve(decisions)[1])
         storage.write_bytes_atomic(layout.decisions_archive(rkey), storage.read_bytes(decisions))
@@ -222,6 +226,47 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     prog.done()
     result.counts = dict(sorted(totals.items()))
     result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
+
+
+def _count_rows(uris: list[str]) -> int:
+    import pyarrow.parquet as pq
+
+    total = 0
+    for u in uris:
+        fs, path = storage.resolve(u)
+        with fs.open_input_file(path) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
+
+
+def dedup_in_driver(sig_paths: list[str], index: list[str], out_uri: str) -> dict[str, Any]:
+    """Phase 2 for small runs: the same clustering as the Ray shuffle, in one process."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.dedup_cluster import dedup_local
+
+    t0 = time.perf_counter()
+    cols = ["doc_id", "warc_date", "text_hash", "minhash_bands"]
+    tables, released = [], []
+    for uris, rel in ((sig_paths, False), (index, True)):
+        for u in uris:
+            fs, path = storage.resolve(u)
+            t = pq.read_table(path, columns=cols, filesystem=fs)
+            tables.append(t)
+            released.append(np.full(t.num_rows, rel))
+    docs = sum(t.num_rows for t in tables[: len(sig_paths)])
+    if tables:
+        table = pa.concat_tables(tables, promote_options="permissive")
+        out, stats = dedup_local(table, np.concatenate(released))
+    else:
+        from stages.dedup_cluster import OUTPUT_SCHEMA
+
+        out, stats = OUTPUT_SCHEMA.empty_table(), {}
+    storage.write_parquet_atomic(out_uri, out, 100_000)
+    return {**stats, "docs": docs, "index_docs": sum(t.num_rows for t in tables) - docs,
+            "seconds": round(time.perf_counter() - t0, 3), "engine": "driver"}
 
 
 def summary_table(r: RunResult) -> str:
