@@ -29,6 +29,14 @@ import duckdb
 
 from lineage.schema import TABLES
 
+
+def _fault(name: str) -> None:
+    """Fault-injection hook (see pipeline/faults.py); lineage stays importable without it."""
+    if os.environ.get("CCPIPE_KILL_AT"):
+        from pipeline import faults
+
+        faults.point(name)
+
 # Views over shard files. Rebuilt after each commit from the live shard list in `shards`.
 _VIEW_SOURCES = {
     "documents": "text",
@@ -80,11 +88,13 @@ class LineageStore:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                _fault("lineage.in_transaction")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             self._rebuild_views(con)
+        _fault("lineage.before_publish")
         self.publish()
 
     def publish(self) -> None:

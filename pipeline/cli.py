@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, list_profiles, load_config
 
 EXIT_USAGE = 2
 
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("inputs", nargs="*", help="WARC files, globs, directories, listings, URIs")
     r.add_argument("--output", "-o", required=True, help="output directory or s3:// URI")
     r.add_argument("--config", "-c", help="YAML config file")
+    r.add_argument("--profile", choices=list_profiles(),
+                   help="preset applied before --config: quality (default) or fast")
     r.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="override a config field, e.g. langid.threshold=0.5")
     r.add_argument("--workers", type=int, help="actor-pool size (execution.num_workers)")
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="print the effective config (YAML) and its hash")
     c.add_argument("--config", "-c")
+    c.add_argument("--profile", choices=list_profiles())
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     q = sub.add_parser("quality", help="quality model commands")
@@ -75,7 +78,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"execution.num_workers={args.workers}")
     if args.quiet:
         overrides.append("execution.progress=false")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides, profile=args.profile)
     result = run_pipeline(cfg)
     if args.json:
         print(json.dumps(result.__dict__, default=str, indent=1))
@@ -87,7 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, profile=args.profile)
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
     print(f"# config_hash: {cfg.config_hash}")
     return 0

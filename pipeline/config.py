@@ -171,9 +171,35 @@ def format_validation_error(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | None = None, overrides: list[str] | None = None) -> PipelineConfig:
-    """Read YAML (optional), apply overrides, validate. Raises ConfigError with field names."""
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+def list_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(
+            out.get(k), dict) else v
+    return out
+
+
+def load_config(
+    path: str | None = None, overrides: list[str] | None = None, profile: str | None = None
+) -> PipelineConfig:
+    """Profile preset, then YAML file, then `--set` overrides; validate.
+
+    Raises ConfigError naming the field for unknown keys, wrong types, or a missing file.
+    """
     data: dict[str, Any] = {}
+    if profile:
+        pfile = PROFILES_DIR / f"{profile}.yaml"
+        if not pfile.is_file():
+            raise ConfigError(f"config error: unknown profile {profile!r}; "
+                              f"choose from {list_profiles()}")
+        data = yaml.safe_load(pfile.read_text()) or {}
     if path:
         p = Path(path)
         if not p.is_file():
@@ -184,7 +210,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"config error: {path} is not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config error: {path} must be a mapping at the top level")
-        data = loaded
+        data = _deep_merge(data, loaded)
     for item in overrides or []:
         key, value = parse_override(item)
         _set_dotted(data, key, value)

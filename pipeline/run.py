@@ -28,7 +28,7 @@ from lineage.writer import (
     record_dedup,
     start_run,
 )
-from pipeline import storage
+from pipeline import faults, storage
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.inputs import InputFile, resolve_inputs
 from pipeline.phase1 import merge_file_summaries
@@ -119,6 +119,7 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run") -> RunResult:
             pass
         raise
     result.seconds = time.perf_counter() - t0
+    faults.point("run.before_finish")
     finish_run(store, run_id, "succeeded", _summary(result))
     if todo and not cfg.output.keep_work:
         storage.delete_tree(layout.work_dir(rkey))
@@ -169,7 +170,9 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
                 write_json_atomic(layout.file_done(rkey, key), merged)
                 p1[key] = merged
             prog.update(files=int(file_done), docs=s["records_read"])
+            faults.point("phase1.chunk_done")
         prog.done()
+    faults.point("phase1.done")
     missing = [f.uri for f in todo if f.file_key not in p1]
     if missing:
         raise RuntimeError(f"phase 1 did not complete for {len(missing)} files: {missing[:3]}")
@@ -203,6 +206,7 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
         _log(cfg, f"phase 2: {stats.get('exact_dups', 0)} exact and "
                   f"{stats.get('near_dups', 0)} near duplicates in {stats.get('clusters', 0)} "
                   f"clusters")
+    faults.point("phase2.done")
     result.phase_seconds["phase2"] = round(time.perf_counter() - t, 3)
 
     # ---- phase 3 ------------------------------------------------------------------------
@@ -214,6 +218,7 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     cv = code_version()
     for res in plan.run_phase3(items, cfg, layout, rkey, workers):
         summary = p1[res["file_key"]]
+        faults.point("phase3.files_written")
         commit_file(store, run_id=run_id, config_hash=cfg.config_hash, code_version=cv,
                     p1=summary, result=res, size_bytes=storage.file_size(summary["source_uri"])
                     if summary["records_read"] else None)
@@ -222,6 +227,7 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
         result.records_read += summary["records_read"]
         result.docs_kept += res["docs_kept"]
         result.tokens += res["n_tokens"]
+        faults.point("phase3.committed")
         prog.update(files=1, docs=summary["records_read"])
     prog.done()
     result.counts = dict(sorted(totals.items()))
