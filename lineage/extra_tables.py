@@ -10,7 +10,10 @@ DDL: list[str] = [
         target_tokens BIGINT,
         created_at   TIMESTAMP,
         manifest_path VARCHAR,
-        stale        BOOLEAN DEFAULT false  -- set when a shard it used was superseded
+        stale        BOOLEAN DEFAULT false, -- set when a shard it used was superseded
+        seq_length   INTEGER,               -- training sequence length of the mix
+        seed         BIGINT,                -- loader seed
+        n_shards     INTEGER                -- token shards in the mix (= its mix_components rows)
     )""",
     """CREATE TABLE IF NOT EXISTS mix_components (
         mix_id       VARCHAR,
@@ -18,8 +21,10 @@ DDL: list[str] = [
         shard_id     VARCHAR,
         shard_version INTEGER,
         n_tokens     BIGINT,
-        weight       DOUBLE,
-        epochs       DOUBLE
+        weight       DOUBLE,                -- Megatron blend weight (share of the mix's tokens)
+        epochs       DOUBLE,                -- passes over this shard (its source's epochs)
+        budget_tokens DOUBLE,               -- the source's token budget
+        tokens_contributed DOUBLE           -- epochs * n_tokens
     )""",
     """CREATE TABLE IF NOT EXISTS deletions (
         deletion_id  VARCHAR,

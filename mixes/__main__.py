@@ -1,0 +1,5 @@
+import sys
+
+from mixes.cli import main
+
+sys.exit(main())

@@ -1,0 +1,449 @@
+"""Build a mix: lineage shard inventory + mix YAML -> manifest, Megatron blend, summary, lineage.
+
+Available tokens come from the `shards` table (kind='tokens', status='live'); no shard is read.
+For each source: budget = target_tokens * weight / sum(weights); epochs = budget / available
+(> 1 upsamples, < 1 downsamples). Every selected shard contributes epochs * its tokens, so its
+Megatron blend weight is that contribution / target_tokens. Everything the training side needs
+is in the manifest; the mix, its hash and its shards are recorded in lineage (`mixes`,
+`mix_components`) so "which shards fed mix X" is one SQL query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mixes.config import MixConfig, MixError, load_mix, resolve_tokenizer_hash, sha256_text
+
+MANIFEST_FORMAT = "ccpipe-mix-manifest/1"
+
+SHARD_COLUMNS = (
+    "shard_id",
+    "path",
+    "run_id",
+    "lang",
+    "quality_bucket",
+    "crawl_id",
+    "n_docs",
+    "n_tokens",
+    "token_dtype",
+    "tokenizer_hash",
+    "mirrors_shard",
+    "version",
+    "sha256",
+)
+
+
+def read_token_shards(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Live token shards from lineage, one dict per shard, ordered by shard_id."""
+    rows = con.execute(
+        f"SELECT {', '.join(SHARD_COLUMNS)} FROM shards "
+        "WHERE kind = 'tokens' AND status = 'live' ORDER BY shard_id"
+    ).fetchall()
+    return [dict(zip(SHARD_COLUMNS, r, strict=True)) for r in rows]
+
+
+def prefix_of(path: str) -> str:
+    """Megatron dataset prefix of a token shard: its path without `.bin`."""
+    return path[: -len(".bin")] if path.endswith(".bin") else path
+
+
+def largest_remainder(total: int, weights: list[float]) -> list[int]:
+    """Integers proportional to `weights` that sum exactly to `total` (Hamilton's method)."""
+    wsum = float(sum(weights))
+    raw = [total * w / wsum for w in weights]
+    out = [int(r) for r in raw]
+    short = total - sum(out)
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - out[i]), i))
+    for i in order[:short]:
+        out[i] += 1
+    return out
+
+
+@dataclass
+class SourcePlan:
+    """One source after resolution against the shard inventory."""
+
+    name: str
+    selector: str
+    select: dict[str, Any]
+    weight: float
+    max_epochs: float
+    shards: list[dict[str, Any]]
+    share: float = 0.0
+    available_tokens: int = 0
+    budget_tokens: float = 0.0
+    epochs: float = 0.0
+    n_samples: int = 0
+    available_samples: int = 0
+
+    @property
+    def partitions(self) -> list[str]:
+        return sorted({f"{s['lang']}/{s['quality_bucket']}" for s in self.shards})
+
+
+@dataclass
+class MixPlan:
+    """The resolved mix; `problems` lists every reason the build would refuse it."""
+
+    cfg: MixConfig
+    tokenizer_hash: str
+    sources: list[SourcePlan]
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_samples(self) -> int:
+        return self.cfg.target_tokens // self.cfg.seq_length
+
+    @property
+    def mix_hash(self) -> str:
+        """Identity of the blend: canonical config + the exact shard versions it uses."""
+        lines = [self.cfg.canonical_json(self.tokenizer_hash)]
+        for sp in self.sources:
+            for s in sp.shards:
+                lines.append(f"{sp.name}\t{s['shard_id']}\t{s['version']}\t{s['sha256']}")
+        return sha256_text("\n".join(lines))
+
+    @property
+    def mix_id(self) -> str:
+        return f"{self.cfg.name}-{self.mix_hash[:12]}"
+
+    def shard_entries(self) -> list[dict[str, Any]]:
+        """Every token shard with its source, prefix, tokens, epochs and blend weight."""
+        out = []
+        for sp in self.sources:
+            for s in sp.shards:
+                contrib = sp.epochs * int(s["n_tokens"])
+                out.append(
+                    {
+                        "source": sp.name,
+                        "shard_id": s["shard_id"],
+                        "version": s["version"],
+                        "sha256": s["sha256"],
+                        "path": s["path"],
+                        "prefix": prefix_of(s["path"]),
+                        "lang": s["lang"],
+                        "quality_bucket": s["quality_bucket"],
+                        "crawl_id": s["crawl_id"],
+                        "run_id": s["run_id"],
+                        "mirrors_shard": s["mirrors_shard"],
+                        "n_docs": s["n_docs"],
+                        "n_tokens": int(s["n_tokens"]),
+                        "token_dtype": s["token_dtype"],
+                        "epochs": sp.epochs,
+                        "tokens_contributed": contrib,
+                        "sampling_weight": contrib / self.cfg.target_tokens,
+                    }
+                )
+        return out
+
+    def megatron_blend(self) -> str:
+        """`--data-path` value: "w1 prefix1 w2 prefix2 ...", w proportional to contributed tokens."""
+        return " ".join(
+            f"{e['sampling_weight']:.10g} {e['prefix']}" for e in self.shard_entries()
+        )
+
+    def manifest(self, lineage_path: str | None = None) -> dict[str, Any]:
+        c = self.cfg
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": c.name,
+            "description": c.description,
+            "mix_id": self.mix_id,
+            "mix_hash": self.mix_hash,
+            "tokenizer_hash": self.tokenizer_hash,
+            "target_tokens": c.target_tokens,
+            "seq_length": c.seq_length,
+            "seed": c.seed,
+            "n_samples": self.n_samples,
+            "lineage": lineage_path,
+            "config": c.model_dump(),
+            "sources": [
+                {
+                    "name": sp.name,
+                    "select": sp.select,
+                    "partitions": sp.partitions,
+                    "weight": sp.weight,
+                    "share": sp.share,
+                    "max_epochs": sp.max_epochs,
+                    "n_shards": len(sp.shards),
+                    "available_tokens": sp.available_tokens,
+                    "budget_tokens": sp.budget_tokens,
+                    "epochs": sp.epochs,
+                    "n_samples": sp.n_samples,
+                    "available_samples": sp.available_samples,
+                }
+                for sp in self.sources
+            ],
+            "shards": self.shard_entries(),
+        }
+
+    def summary_table(self) -> str:
+        """Human summary: one row per source plus a total."""
+        c = self.cfg
+        head = (
+            f"mix {c.name}  id {self.mix_id}  tokenizer {self.tokenizer_hash[:12]}  "
+            f"target {c.target_tokens:,} tokens  seq_length {c.seq_length}  "
+            f"samples {self.n_samples:,}  seed {c.seed}"
+        )
+        cols = ("source", "partitions", "shards", "available", "budget", "epochs", "max", "share")
+        rows = [
+            (
+                sp.name,
+                ", ".join(sp.partitions) or "-",
+                str(len(sp.shards)),
+                f"{sp.available_tokens:,}",
+                f"{round(sp.budget_tokens):,}",
+                f"{sp.epochs:.2f}",
+                f"{sp.max_epochs:g}",
+                f"{100 * sp.share:.1f}%",
+            )
+            for sp in self.sources
+        ]
+        rows.append(
+            (
+                "total",
+                "",
+                str(sum(len(sp.shards) for sp in self.sources)),
+                f"{sum(sp.available_tokens for sp in self.sources):,}",
+                f"{c.target_tokens:,}",
+                "",
+                "",
+                "100.0%",
+            )
+        )
+        widths = [max(len(r[i]) for r in (cols, *rows)) for i in range(len(cols))]
+        left = {0, 1}
+
+        def fmt(r: tuple[str, ...]) -> str:
+            return "  ".join(
+                r[i].ljust(widths[i]) if i in left else r[i].rjust(widths[i])
+                for i in range(len(cols))
+            ).rstrip()
+
+        return "\n".join([head, fmt(cols), *(fmt(r) for r in rows)])
+
+
+def compute_plan(
+    cfg: MixConfig, shards: list[dict[str, Any]], tokenizer_hash: str
+) -> MixPlan:
+    """Resolve `cfg` against the shard inventory; collects problems instead of raising."""
+    wsum = sum(s.weight for s in cfg.sources)
+    plan = MixPlan(cfg=cfg, tokenizer_hash=tokenizer_hash, sources=[])
+    owner: dict[str, str] = {}
+    for src in cfg.sources:
+        sel = [s for s in shards if src.select.matches(s)]
+        sp = SourcePlan(
+            name=src.name,
+            selector=src.select.describe(),
+            select=src.select.model_dump(exclude_none=True),
+            weight=src.weight,
+            max_epochs=src.max_epochs,
+            shards=sel,
+            share=src.weight / wsum,
+        )
+        plan.sources.append(sp)
+        if not sel:
+            parts = sorted({f"{s['lang']}/{s['quality_bucket']}" for s in shards})
+            plan.problems.append(
+                f"source {src.name!r} ({sp.selector}) selects no live token shard; available "
+                f"partitions (lang/quality_bucket): {', '.join(parts) or '(none)'}"
+            )
+            continue
+        other = sorted({str(s["tokenizer_hash"])[:12] for s in sel} - {tokenizer_hash[:12]})
+        if other:
+            n_bad = sum(1 for s in sel if s["tokenizer_hash"] != tokenizer_hash)
+            plan.problems.append(
+                f"tokenizer mismatch: source {src.name!r} selects {n_bad} of {len(sel)} shards "
+                f"tokenized with {', '.join(other)}..., but the mix names {tokenizer_hash[:12]}...; "
+                f"fix `tokenizer` or narrow the selection (e.g. run_id)"
+            )
+        for s in sel:
+            prev = owner.setdefault(s["shard_id"], src.name)
+            if prev != src.name:
+                plan.problems.append(
+                    f"shard {s['shard_id']} is selected by sources {prev!r} and {src.name!r}; "
+                    f"make the selectors disjoint"
+                )
+        missing = [s["shard_id"] for s in sel if s["n_tokens"] is None]
+        if missing:
+            plan.problems.append(
+                f"source {src.name!r}: lineage has no n_tokens for {', '.join(missing[:3])}"
+            )
+            continue
+        sp.available_tokens = sum(int(s["n_tokens"]) for s in sel)
+        sp.budget_tokens = cfg.target_tokens * sp.share
+        sp.available_samples = max(sp.available_tokens - 1, 0) // cfg.seq_length
+        if sp.available_tokens == 0:
+            plan.problems.append(f"source {src.name!r}: its shards hold 0 tokens")
+            continue
+        sp.epochs = sp.budget_tokens / sp.available_tokens
+        if sp.epochs > sp.max_epochs:
+            plan.problems.append(
+                f"source {src.name!r} needs {sp.epochs:.2f} epochs (budget "
+                f"{round(sp.budget_tokens):,} tokens / {sp.available_tokens:,} available) but "
+                f"max_epochs is {sp.max_epochs:g}: lower its weight or target_tokens, raise "
+                f"max_epochs, or select more data"
+            )
+        if sp.available_samples == 0:
+            plan.problems.append(
+                f"source {src.name!r} has {sp.available_tokens} tokens, fewer than one sample "
+                f"of seq_length + 1 = {cfg.seq_length + 1}"
+            )
+    if plan.n_samples == 0:
+        plan.problems.append(
+            f"target_tokens {cfg.target_tokens} is less than one sequence of {cfg.seq_length}"
+        )
+    counts = largest_remainder(plan.n_samples, [sp.weight for sp in plan.sources])
+    for sp, n in zip(plan.sources, counts, strict=True):
+        sp.n_samples = n
+        if n == 0 and plan.n_samples > 0:
+            plan.problems.append(
+                f"source {sp.name!r} gets 0 of {plan.n_samples} samples: its weight is too small "
+                f"for target_tokens"
+            )
+    return plan
+
+
+@dataclass
+class BuildResult:
+    plan: MixPlan
+    out_dir: Path
+    manifest_path: Path
+    blend_path: Path
+    summary_path: Path
+    recorded: bool
+
+
+def plan_from_lineage(
+    cfg: MixConfig, lineage_path: str | os.PathLike[str], base_dir: str | Path | None = None
+) -> MixPlan:
+    """Read the published lineage snapshot (read-only) and resolve the mix against it."""
+    from lineage.store import open_reader
+
+    tok = resolve_tokenizer_hash(cfg.tokenizer, base_dir)
+    try:
+        con = open_reader(lineage_path)
+    except FileNotFoundError as e:
+        raise MixError(str(e)) from e
+    try:
+        shards = read_token_shards(con)
+    finally:
+        con.close()
+    return compute_plan(cfg, shards, tok)
+
+
+def check(plan: MixPlan) -> None:
+    """Raise MixError listing every problem (the CLI turns it into exit status 2)."""
+    if plan.problems:
+        raise MixError(
+            f"mix {plan.cfg.name!r} refused:\n" + "\n".join(f"  - {p}" for p in plan.problems)
+        )
+
+
+_EXTRA_COLUMNS = (
+    "ALTER TABLE mixes ADD COLUMN IF NOT EXISTS seq_length INTEGER",
+    "ALTER TABLE mixes ADD COLUMN IF NOT EXISTS seed BIGINT",
+    "ALTER TABLE mixes ADD COLUMN IF NOT EXISTS n_shards INTEGER",
+    "ALTER TABLE mix_components ADD COLUMN IF NOT EXISTS budget_tokens DOUBLE",
+    "ALTER TABLE mix_components ADD COLUMN IF NOT EXISTS tokens_contributed DOUBLE",
+)
+
+
+def record_mix(
+    lineage_path: str | os.PathLike[str], plan: MixPlan, config_yaml: str, manifest_path: str
+) -> None:
+    """Write the mix and one `mix_components` row per shard in one lineage transaction.
+
+    Rebuilding the same mix against the same shards (same mix_id) replaces its rows.
+    """
+    from lineage.store import LineageStore
+
+    store = LineageStore(lineage_path)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    entries = plan.shard_entries()
+    budgets = {sp.name: sp.budget_tokens for sp in plan.sources}
+    with store.transaction() as con:
+        for ddl in _EXTRA_COLUMNS:  # older lineage files predate these columns
+            con.execute(ddl)
+        con.execute("DELETE FROM mix_components WHERE mix_id = ?", [plan.mix_id])
+        con.execute("DELETE FROM mixes WHERE mix_id = ?", [plan.mix_id])
+        store.insert_rows(
+            con,
+            "mixes",
+            [
+                {
+                    "mix_id": plan.mix_id,
+                    "name": plan.cfg.name,
+                    "mix_hash": plan.mix_hash,
+                    "config_yaml": config_yaml,
+                    "tokenizer_hash": plan.tokenizer_hash,
+                    "target_tokens": plan.cfg.target_tokens,
+                    "created_at": now,
+                    "manifest_path": manifest_path,
+                    "stale": False,
+                    "seq_length": plan.cfg.seq_length,
+                    "seed": plan.cfg.seed,
+                    "n_shards": len(entries),
+                }
+            ],
+        )
+        store.insert_rows(
+            con,
+            "mix_components",
+            [
+                {
+                    "mix_id": plan.mix_id,
+                    "source": e["source"],
+                    "shard_id": e["shard_id"],
+                    "shard_version": e["version"],
+                    "n_tokens": e["n_tokens"],
+                    "weight": e["sampling_weight"],
+                    "epochs": e["epochs"],
+                    "budget_tokens": budgets[e["source"]],
+                    "tokens_contributed": e["tokens_contributed"],
+                }
+                for e in entries
+            ],
+        )
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_mix(
+    mix_path: str | os.PathLike[str],
+    lineage_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    record: bool = True,
+) -> BuildResult:
+    """Validate, resolve, write manifest/blend/summary to `out_dir`, record in lineage."""
+    mix_path = Path(mix_path)
+    cfg = load_mix(mix_path)
+    lineage_path = Path(lineage_path).resolve()
+    plan = plan_from_lineage(cfg, lineage_path, base_dir=mix_path.resolve().parent)
+    check(plan)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    blend_path = out / "megatron_blend.txt"
+    summary_path = out / "summary.txt"
+    _write_text_atomic(
+        manifest_path, json.dumps(plan.manifest(str(lineage_path)), indent=1) + "\n"
+    )
+    _write_text_atomic(blend_path, plan.megatron_blend() + "\n")
+    _write_text_atomic(summary_path, plan.summary_table() + "\n")
+    if record:
+        record_mix(lineage_path, plan, mix_path.read_text(encoding="utf-8"), str(manifest_path))
+    return BuildResult(plan, out, manifest_path, blend_path, summary_path, record)

@@ -1,0 +1,66 @@
+"""`python -m mixes build|plan MIX.yaml --lineage DB [--out DIR]`.
+
+Exit status: 0 success, 2 a refused mix (bad YAML, unknown key, empty source, tokenizer
+mismatch, budget over max_epochs, missing lineage), 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mixes.config import MixError, load_mix
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mixes", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser(
+        "build",
+        help="write manifest.json, megatron_blend.txt, summary.txt and record the mix in lineage",
+    )
+    b.add_argument("mix", help="mix YAML file (see mixes/README.md)")
+    b.add_argument("--lineage", required=True, help="lineage database (e.g. <output>/lineage.duckdb)")
+    b.add_argument(
+        "--out", help="output directory (default: <lineage dir>/mixes/<mix name>)"
+    )
+    b.add_argument("--no-record", action="store_true", help="do not write the mix to lineage")
+    b.add_argument("--json", action="store_true", help="print the manifest's source table as JSON")
+    pl = sub.add_parser("plan", help="resolve and check a mix; print the summary, write nothing")
+    pl.add_argument("mix")
+    pl.add_argument("--lineage", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from mixes.build import build_mix, check, plan_from_lineage
+
+    try:
+        if args.cmd == "plan":
+            path = Path(args.mix)
+            cfg = load_mix(path)
+            plan = plan_from_lineage(cfg, args.lineage, base_dir=path.resolve().parent)
+            print(plan.summary_table())
+            check(plan)
+            return 0
+        out = args.out
+        if out is None:
+            out = Path(args.lineage).resolve().parent / "mixes" / load_mix(args.mix).name
+        res = build_mix(args.mix, args.lineage, out, record=not args.no_record)
+    except MixError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(res.plan.manifest()["sources"], indent=1))
+    else:
+        print(res.plan.summary_table())
+        print()
+        print("Megatron-LM --data-path (also in megatron_blend.txt):")
+        print(res.plan.megatron_blend())
+        print()
+        where = f"lineage mix_id {res.plan.mix_id}" if res.recorded else "not recorded in lineage"
+        print(f"manifest: {res.manifest_path}\nblend: {res.blend_path}\n{where}")
+    return 0
