@@ -1,0 +1,325 @@
+"""`python -m lineage <verb>`: trace, explain, diff, delete, sql, queries.
+
+Plain aligned text by default, `--json` for machines. User errors (missing database, unknown
+document or run, bad SQL) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+DEFAULT_DB = "lineage.duckdb"
+
+
+class UserError(Exception):
+    """Printed as one line; exit status 2."""
+
+
+# ---- formatting ------------------------------------------------------------------------------
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return int(v) if v == int(v) else float(v)
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(_jsonable(v))
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned text columns; numbers right-aligned."""
+    cells = [[_cell(v) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(r[i], (int, float, decimal.Decimal)) or r[i] is None for r in rows)
+               and bool(rows) for i in range(len(columns))]
+
+    def line(vals: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if n else v.ljust(w)
+                         for v, w, n in zip(vals, widths, numeric, strict=True)).rstrip()
+
+    out = [line(columns), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def format_kv(pairs: Sequence[tuple[str, Any]], indent: str = "") -> str:
+    w = max((len(k) for k, _ in pairs), default=0)
+    return "\n".join(f"{indent}{k.ljust(w)}  {_cell(v)}".rstrip() for k, v in pairs)
+
+
+def _emit_json(obj: Any) -> None:
+    print(json.dumps(_jsonable(obj), indent=1, sort_keys=False))
+
+
+# ---- database ------------------------------------------------------------------------------------
+def resolve_db(args: argparse.Namespace) -> str:
+    """--lineage, else --output/lineage.duckdb, else $CCPIPE_LINEAGE, else ./lineage.duckdb."""
+    if getattr(args, "lineage", None):
+        return args.lineage
+    if getattr(args, "output", None):
+        return os.path.join(args.output, DEFAULT_DB)
+    return os.environ.get("CCPIPE_LINEAGE") or DEFAULT_DB
+
+
+def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
+    from lineage.store import open_reader
+
+    path = resolve_db(args)
+    if not os.path.exists(path):
+        raise UserError(f"lineage database not found: {path} (use --lineage DB or --output DIR)")
+    try:
+        return open_reader(path)
+    except duckdb.Error as e:
+        raise UserError(f"cannot open lineage database {path}: {e}".splitlines()[0]) from e
+
+
+# ---- verbs -------------------------------------------------------------------------------------
+def cmd_trace(args: argparse.Namespace) -> int:
+    from lineage.trace import describe, fetch, trace
+
+    con = _reader(args)
+    try:
+        items = trace(con, args.key)
+    finally:
+        con.close()
+    if not items:
+        raise UserError(f"no document with doc_id or URL {args.key!r} in this lineage "
+                        "(try: python -m lineage explain URL)")
+    if args.fetch:
+        for it in items:
+            try:
+                it["fetched"] = fetch(it)
+            except (OSError, ValueError) as e:
+                it["fetched"] = {"error": f"{type(e).__name__}: {e}"}
+    if args.json:
+        _emit_json(items)
+        return 0
+    blocks = []
+    for it in items:
+        text = format_kv(describe(it))
+        f = it.get("fetched")
+        if f:
+            if "error" in f:
+                text += f"\nfetch failed: {f['error']}"
+            else:
+                text += "\n\nWARC headers (re-read from the byte range):\n"
+                text += format_kv(list(f["warc_headers"].items()), "  ")
+                text += "\nHTTP headers:\n" + format_kv(list(f["http_headers"].items()), "  ")
+                text += f"\nbody: {f['body_bytes']} bytes"
+        blocks.append(text)
+    print("\n\n".join(blocks))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from lineage.explain import explain, render
+
+    con = _reader(args)
+    try:
+        info = explain(con, args.url)
+    finally:
+        con.close()
+    if args.json:
+        _emit_json(info)
+    else:
+        print("\n".join(render(info)))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from lineage.diff import UnknownRun, diff_runs
+
+    con = _reader(args)
+    try:
+        d = diff_runs(con, args.run_a, args.run_b)
+    except UnknownRun as e:
+        raise UserError(str(e)) from e
+    finally:
+        con.close()
+    if args.json:
+        _emit_json(d)
+        return 0
+    print(f"a = {d['run_a']}\nb = {d['run_b']}\n")
+    print(format_table(["", "a", "b"], [[k, v["a"], v["b"]] for k, v in d["header"].items()]
+                       + [["files / records / kept", " / ".join(map(str, d["files"]["a"])),
+                           " / ".join(map(str, d["files"]["b"]))]]))
+    print("\nconfig differences:")
+    if d["config"]:
+        print(format_table(["key", "a", "b"],
+                           [[c["key"], json.dumps(c["a"]), json.dumps(c["b"])]
+                            for c in d["config"]]))
+    else:
+        print("  (none)")
+    print("\ncounts per stage and reason (files committed by each run):")
+    print(format_table(["stage", "reason", "a", "b", "delta"],
+                       [[c["stage"], c["reason"], c["a"], c["b"], c["delta"]]
+                        for c in d["counts"]]))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from lineage.delete import DeletionError, delete_documents, read_url_file
+
+    path = resolve_db(args)
+    if not os.path.exists(path):
+        raise UserError(f"lineage database not found: {path} (use --lineage DB or --output DIR)")
+    if args.urls:
+        if not os.path.exists(args.urls):
+            raise UserError(f"URL file not found: {args.urls}")
+        urls = read_url_file(args.urls)
+        if not urls:
+            raise UserError(f"no URLs in {args.urls}")
+        kw: dict[str, Any] = {"urls": urls, "selector": f"urls:{os.path.abspath(args.urls)}"}
+    else:
+        kw = {"domain": args.domain}
+    try:
+        res = delete_documents(path, dry_run=args.dry_run, **kw)
+    except (DeletionError, ValueError) as e:
+        raise UserError(str(e)) from e
+    if args.json:
+        _emit_json(res.as_dict())
+        return 0
+    head = "DRY RUN: would delete" if args.dry_run else "deleted"
+    print(f"{head} {res.docs_deleted} documents ({res.docs_by_kind.get('text', 0)} kept, "
+          f"{res.docs_by_kind.get('rejected', 0)} in audit shards); deletion {res.deletion_id} "
+          f"({res.selector}) in {res.seconds:.2f} s")
+    if res.shards_rewritten:
+        print(format_table(["old shard", "new shard"],
+                           [[o, n or "(none: no documents left)"]
+                            for o, n in res.shards_rewritten]))
+    if res.unmatched_urls:
+        print(f"{len(res.unmatched_urls)} URLs matched no stored document (matched as stored; "
+              "outputs hold PII-scrubbed URLs):")
+        print("\n".join(f"  {u}" for u in res.unmatched_urls[:20]))
+    if not args.dry_run:
+        print(f"blocklisted: {len(res.blocklisted)} entr{'y' if len(res.blocklisted) == 1 else 'ies'}"
+              " (later runs drop them as url.deleted)")
+        print(f"stale mixes: {', '.join(res.stale_mixes) or '(none)'}")
+        print(f"superseded files removed from disk: {len(res.files_removed)}")
+        for p in res.files_removed:
+            print(f"  {p}")
+    return 0
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for it in items:
+        if "=" not in it:
+            raise UserError(f"--param expects name=value, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from lineage.queries import QUERIES
+
+    if args.named:
+        if args.named not in QUERIES:
+            raise UserError(f"unknown query {args.named!r}; see: python -m lineage queries")
+        sql = QUERIES[args.named].sql
+    elif args.query:
+        sql = args.query
+    else:
+        raise UserError("give a query or --named NAME")
+    params = _parse_params(args.param or [])
+    con = _reader(args)
+    try:
+        cur = con.execute(sql, params) if params else con.execute(sql)
+        cols = [d[0] for d in cur.description] if cur.description else []
+        rows = cur.fetchall() if cols else []
+    except duckdb.Error as e:
+        raise UserError(f"query failed: {str(e).splitlines()[0]}") from e
+    finally:
+        con.close()
+    if args.json:
+        _emit_json([dict(zip(cols, r, strict=True)) for r in rows])
+    else:
+        print(format_table(cols, rows))
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return 0
+
+
+def cmd_queries(args: argparse.Namespace) -> int:
+    from lineage.queries import QUERIES
+
+    if args.json:
+        _emit_json([{"name": q.name, "description": q.description, "params": list(q.params),
+                     "sql": q.sql.strip()} for q in QUERIES.values()])
+        return 0
+    print(format_table(["name", "params", "description"],
+                       [[q.name, ",".join(q.params), q.description] for q in QUERIES.values()]))
+    print("\nrun one: python -m lineage sql --named NAME [--param name=value]")
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--lineage", metavar="DB",
+                        help="lineage database (default: $CCPIPE_LINEAGE or ./lineage.duckdb)")
+    common.add_argument("--output", metavar="DIR", help="pipeline output dir: DIR/lineage.duckdb")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    p = argparse.ArgumentParser(prog="python -m lineage",
+                                description="Query the pipeline's lineage store.")
+    sub = p.add_subparsers(dest="verb", required=True)
+    t = sub.add_parser("trace", parents=[common], help="provenance of a doc_id or URL")
+    t.add_argument("key", help="doc_id, WARC-Record-ID or URL (as stored)")
+    t.add_argument("--fetch", action="store_true",
+                   help="re-read the original WARC record and print its headers")
+    t.set_defaults(func=cmd_trace)
+    e = sub.add_parser("explain", parents=[common], help="what happened to a URL")
+    e.add_argument("url")
+    e.set_defaults(func=cmd_explain)
+    d = sub.add_parser("diff", parents=[common], help="config and count differences of 2 runs")
+    d.add_argument("run_a", help="run id, unique prefix, 'latest' or 'latest~N'")
+    d.add_argument("run_b")
+    d.set_defaults(func=cmd_diff)
+    x = sub.add_parser("delete", parents=[common],
+                       help="remove documents from every shard (deletion request)")
+    g = x.add_mutually_exclusive_group(required=True)
+    g.add_argument("--urls", metavar="FILE", help="file with one URL per line (as stored)")
+    g.add_argument("--domain", help="a domain; its subdomains are included")
+    x.add_argument("--dry-run", action="store_true", help="show what would be deleted")
+    x.set_defaults(func=cmd_delete)
+    s = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
+    s.add_argument("query", nargs="?")
+    s.add_argument("--named", metavar="NAME", help="run a named query (see `queries`)")
+    s.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="bind $NAME in the query")
+    s.set_defaults(func=cmd_sql)
+    q = sub.add_parser("queries", parents=[common], help="list the named example queries")
+    q.set_defaults(func=cmd_queries)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
