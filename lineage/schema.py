@@ -104,7 +104,7 @@ STAGE_OF_FAMILY = {
     "file": "read",
     "extract": "extract",
     "lang": "lang",
-    "url": "quality",
+    "url": "quality",  # includes url.deleted (deletion-request blocklist)
     "gopher_quality": "quality",
     "gopher_repetition": "quality",
     "c4": "quality",

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", "-c")
     c.add_argument("--profile", choices=list_profiles())
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--reference", action="store_true",
+                   help="print the configuration reference (Markdown) instead")
 
     q = sub.add_parser("quality", help="quality model commands")
     qs = q.add_subparsers(dest="qcommand", metavar="SUBCOMMAND", parser_class=_Parser)
@@ -90,6 +92,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
+    if args.reference:
+        from pipeline.config_doc import reference_markdown
+
+        print(reference_markdown())
+        return 0
     cfg = load_config(args.config, args.overrides, profile=args.profile)
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
     print(f"# config_hash: {cfg.config_hash}")

@@ -117,13 +117,35 @@ def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=REJECTED_SCHEMA)
 
 
+def deleted_mask(urls: pa.Array | pa.ChunkedArray, blocked_urls: list[str],
+                 blocked_domains: list[str]) -> pa.Array:
+    """True where a URL was removed by a deletion request (exact URL, or host in/under a
+    blocked domain). Vectorized over the batch."""
+    mask = pc.is_in(urls, value_set=pa.array(blocked_urls, pa.string()))
+    if blocked_domains:
+        host = pc.struct_field(
+            pc.extract_regex(urls, r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(?P<h>[^:/?#]+)"),
+            [0],
+        )
+        host = pc.utf8_lower(host)
+        for d in blocked_domains:
+            d = d.lower().lstrip(".")
+            hit = pc.or_(pc.equal(host, d), pc.ends_with(host, "." + d))
+            mask = pc.or_(mask, hit)
+    return pc.fill_null(mask, False)
+
+
 class ChunkProcessor:
     """Loads every phase-1 model once (per Ray actor) and processes chunk rows."""
 
-    def __init__(self, cfg: PipelineConfig, layout: Layout, rkey: str):
+    def __init__(self, cfg: PipelineConfig, layout: Layout, rkey: str,
+                 blocked_urls: list[str] | None = None,
+                 blocked_domains: list[str] | None = None):
         self.cfg = cfg
         self.layout = layout
         self.rkey = rkey
+        self.blocked_urls = list(blocked_urls or [])
+        self.blocked_domains = list(blocked_domains or [])
         self.stages = [
             ("extract", Extractor(cfg.extract)),
             ("lang", LanguageIdentifier(cfg.langid)),
@@ -142,6 +164,12 @@ class ChunkProcessor:
         rejected = []
         seconds: dict[str, float] = {}
         kept = docs
+        if (self.blocked_urls or self.blocked_domains) and docs.num_rows:
+            gone = deleted_mask(docs.column("url"), self.blocked_urls, self.blocked_domains)
+            n_gone = int(pc.sum(gone).as_py() or 0)
+            if n_gone:
+                counts["url.deleted"] += n_gone
+                kept = docs.filter(pc.invert(gone))  # never written anywhere, not even audit
         for name, stage in self.stages:
             if kept.num_rows == 0:
                 break

@@ -77,11 +77,12 @@ def _read_chunks(batch: pa.Table, cfg_json: str) -> Iterator[pa.Table]:
 
 
 class _Phase1Actor:
-    def __init__(self, cfg_json: str, out: str, config_hash: str, rkey: str):
+    def __init__(self, cfg_json: str, out: str, config_hash: str, rkey: str,
+                 blocked: tuple[list[str], list[str]] = ([], [])):
         from pipeline.phase1 import ChunkProcessor
 
         cfg = PipelineConfig.model_validate_json(cfg_json)
-        self.proc = ChunkProcessor(cfg, Layout(out, config_hash), rkey)
+        self.proc = ChunkProcessor(cfg, Layout(out, config_hash), rkey, *blocked)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = [json.dumps(self.proc.process(r)) for r in batch.to_pylist()]
@@ -109,7 +110,8 @@ def _actor_pool(cfg: PipelineConfig, size: int) -> dict[str, Any]:
 
 
 def run_phase1(
-    files: list[dict[str, str]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int
+    files: list[dict[str, str]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int,
+    blocked: tuple[list[str], list[str]] = ([], []),
 ) -> Iterator[dict[str, Any]]:
     """Stream chunk summaries as actors finish them (any order)."""
     cfg_json = cfg.model_dump_json()
@@ -128,7 +130,7 @@ def run_phase1(
         batch_format="pyarrow",
         fn_constructor_kwargs={
             "cfg_json": cfg_json, "out": layout.out,
-            "config_hash": layout.config_hash, "rkey": rkey,
+            "config_hash": layout.config_hash, "rkey": rkey, "blocked": blocked,
         },
         num_cpus=1,
         **_actor_pool(cfg, workers),

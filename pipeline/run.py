@@ -158,8 +158,9 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     prog = Progress("phase 1: extract+filter", len(pending), cfg.execution.progress)
     chunks: dict[str, dict[int, dict]] = defaultdict(dict)
     last: dict[str, int] = {}
+    blocked = _blocklist(store)
     if pending:
-        for s in plan.run_phase1(pending, cfg, layout, rkey, workers):
+        for s in plan.run_phase1(pending, cfg, layout, rkey, workers, blocked):
             key = s["file_key"]
             chunks[key][s["chunk_index"]] = s
             if s["is_last"]:
@@ -232,6 +233,14 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     prog.done()
     result.counts = dict(sorted(totals.items()))
     result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
+
+
+def _blocklist(store: LineageStore) -> tuple[list[str], list[str]]:
+    """URLs and domains removed by deletion requests: they never re-enter the output."""
+    rows = store.query("SELECT url, domain FROM url_blocklist")
+    urls = sorted({u for u, _ in rows if u})
+    domains = sorted({d for _, d in rows if d})
+    return urls, domains
 
 
 def _count_rows(uris: list[str]) -> int:

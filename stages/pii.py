@@ -108,6 +108,7 @@ _SECRET_ALT = "|".join(re.escape(n) for n in SECRET_PARAM_NAMES)
 # and Python `re` compatible; together they over-approximate every entity.
 CANDIDATES: list[tuple[str, frozenset[str]]] = [
     (r"[^\s@]@[^\s@]+\.", frozenset({"EMAIL_ADDRESS", "URL_CREDENTIAL"})),
+    (r"[^\s%]%40[^\s%]+\.", frozenset({"EMAIL_ADDRESS"})),
     (
         r"\d(?:[\s().\-/]{0,3}\d){6,}",  # 7+ digits with separators (may span line breaks)
         frozenset({"PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE"}),
@@ -130,6 +131,9 @@ _ID_LABEL_BEFORE = re.compile(
     r"kunden-?(?:nr\.?|nummer)|commande|pedido|ordine)\s*(?:no\.?|nr\.?|number|#)?"
     r"\s*[:#]?\s*$"
 )
+# An e-mail percent-encoded inside a URL (`?contact=jane.doe%40mail.com`): Presidio's email
+# pattern needs a literal '@', so these are matched here, on the whole text.
+_PCT_EMAIL = re.compile(r"[A-Za-z0-9._+-]+%40[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _DIGIT_BREAK = re.compile(r"(?<=\d)[ \t]*\r?\n[ \t]*(?=[\d+(])")
 _YEAR_RUN = re.compile(r"^(?:(?:1[89]|20)\d{2}[ -]){2,}(?:1[89]|20)\d{2}$")
 _SSN_SHAPE = re.compile(r"^\d{3}-\d{2}-\d{4}$")
@@ -345,6 +349,8 @@ class PiiScrubber:
             # same length: recognizers see one value, offsets stay valid
             win = _DIGIT_BREAK.sub(lambda m: " " * len(m.group()), text[ws:we])
             found.extend((s + ws, e + ws, ent) for s, e, ent in self._analyze(win, lang, ents))
+        if "EMAIL_ADDRESS" in self.cfg.entities and "%40" in text:
+            found.extend((m.start(), m.end(), "EMAIL_ADDRESS") for m in _PCT_EMAIL.finditer(text))
         # union overlapping spans (partial overlaps must not leak), label = longest member
         found.sort(key=lambda t: (t[0], -(t[1] - t[0])))
         merged: list[list] = []

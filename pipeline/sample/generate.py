@@ -29,10 +29,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pyarrow as pa
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from pipeline.sample import corpus
+from stages.minhash import (
+    DedupConfig,
+    _words_flat,
+    band_keys,
+    minhash_signatures,
+    normalize_text,
+    permutations,
+    shingle_hashes,
+    word_hashes,
+)
 
 CRAWL_ID = "SAMPLE-2026-47"
 DEFAULT_SEED = 20261116
@@ -48,8 +59,12 @@ LANG_COUNTS = {"en": 80, "de": 40, "fr": 34, "es": 34, "it": 16, "pt": 16, "nl":
 LANG_HOST = {"en": "example.com", "de": "example.net", "fr": "example.org", "es": "example.net",
              "it": "example.org", "pt": "example.com", "nl": "example.net", "pl": "example.org",
              "ru": "example.com", "zh": "example.net", "ja": "example.org"}
+COMPOSE_BATCH, COMPOSE_BATCHES = 16, 40  # candidate pages per signature batch, batches per page
 SECTIONS = ["news", "food", "travel", "garden", "reviews", "local", "science", "blog"]
-MAX_PAIR_JACCARD = 0.35  # composing rejects a page this similar to an earlier one
+# Two pages outside a common planted group stay below this word-5-gram Jaccard, measured with the
+# pipeline's own normalisation and shingling (stages.minhash, DedupConfig() defaults), AND share no
+# LSH band key under DedupConfig(): the dedup stage must remove the planted copies and nothing else.
+MAX_PAIR_JACCARD = 0.2
 
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
@@ -74,6 +89,40 @@ def jaccard(a: set, b: set) -> float:
     if not a and not b:
         return 0.0
     return len(a & b) / len(a | b)
+
+
+def dedup_text(title: str, paragraphs: list[str]) -> str:
+    """The page text as the extractor hands it to dedup: headline, then the article paragraphs."""
+    return "\n".join([title, *paragraphs])
+
+
+class DedupView:
+    """Similarity as the pipeline's near-dedup sees it: shingle-hash sets and LSH band keys.
+
+    Uses the dedup stage's own normalisation, word split (CJK characters are words), shingle
+    hashing and band keys with ``DedupConfig()`` defaults, so the generator's notion of "not a
+    duplicate" is exactly the pipeline's.
+    """
+
+    def __init__(self, cfg: DedupConfig | None = None) -> None:
+        self.cfg = cfg or DedupConfig()
+        self.a, self.b = permutations(self.cfg.num_perm, self.cfg.seed, self.cfg.hash_bits)
+
+    def features(self, texts: list[str]) -> list[tuple[frozenset[int], frozenset[int]]]:
+        """Per text: (set of word-n-gram shingle hashes, set of LSH band keys), one batch call."""
+        cfg = self.cfg
+        norm = normalize_text(pa.array(texts, pa.string()), cfg)
+        flat, offsets = _words_flat(norm)
+        sh, so = shingle_hashes(word_hashes(flat), offsets, cfg.ngram)
+        keys = band_keys(minhash_signatures(sh, so, self.a, self.b, cfg.chunk_shingles),
+                         cfg.bands, cfg.rows)
+        return [(frozenset(sh[so[i]:so[i + 1]].tolist()), frozenset(keys[i].tolist()))
+                for i in range(len(texts))]
+
+
+def distinct(f: tuple[frozenset, frozenset], g: tuple[frozenset, frozenset]) -> bool:
+    """True if two pages' features are clearly unrelated: low Jaccard and no shared band key."""
+    return jaccard(f[0], g[0]) < MAX_PAIR_JACCARD and not (f[1] & g[1])
 
 
 def luhn_complete(prefix: str) -> str:
@@ -362,15 +411,20 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
                 used_urls.add(url)
                 return url
 
-    # 1. content pages, greedily rejecting near-duplicates of earlier pages
+    # 1. content pages, greedily rejecting pages the pipeline's dedup would relate to an earlier
+    # one (candidates are composed in batches so the signature work is one Arrow call per batch)
+    view = DedupView()
     for lang, count in LANG_COUNTS.items():
         L = corpus.LANGS[lang]
-        accepted: list[tuple[Page, set]] = []
+        accepted: list[tuple[Page, tuple]] = []
         for _ in range(count):
-            for _attempt in range(300):
-                title, paras = _compose(rng, L)
-                sh = shingles("\n\n".join(paras))
-                if all(jaccard(sh, other) < MAX_PAIR_JACCARD for _, other in accepted):
+            for _batch in range(COMPOSE_BATCHES):
+                cands = [_compose(rng, L) for _ in range(COMPOSE_BATCH)]
+                feats = view.features([dedup_text(t, ps) for t, ps in cands])
+                ok = [i for i, f in enumerate(feats)
+                      if all(distinct(f, other) for _, other in accepted)]
+                if ok:
+                    (title, paras), feat = cands[ok[0]], feats[ok[0]]
                     break
             else:  # pragma: no cover - corpus too small for the requested count
                 raise RuntimeError(f"cannot compose enough distinct {lang} pages")
@@ -379,7 +433,7 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
             p = Page(url=new_url(lang, site, section, title), lang=lang, kind="content",
                      title=title, paragraphs=paras, site=site, section=section,
                      file=rng.randrange(2), date=_date(rng), author=_person(rng, L))
-            accepted.append((p, sh))
+            accepted.append((p, feat))
         by_lang[lang] = [p for p, _ in accepted]
         pages.extend(by_lang[lang])
 

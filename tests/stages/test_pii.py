@@ -263,3 +263,14 @@ def test_presidio_research_synthetic(scrubber: PiiScrubber) -> None:
     assert table["CREDIT_CARD"]["recall"] >= 0.75
     for ent in ents:
         assert table[ent]["precision"] >= 0.95, (ent, table[ent])
+
+
+def test_percent_encoded_email_in_url_is_scrubbed():
+    """Emails inside URLs are often percent-encoded (`%40`); they must not survive."""
+    from stages.pii import PiiConfig, PiiScrubber
+
+    scrubber = PiiScrubber(PiiConfig())
+    text = "Write to us: https://forms.example.org/f?contact=jane.doe.77%40protonmail.com today"
+    out, counts = scrubber.scrub_text(text)
+    assert "jane.doe.77" not in out and counts["EMAIL_ADDRESS"] == 1
+    assert "https://forms.example.org/f?contact=" in out
