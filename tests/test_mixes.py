@@ -1,0 +1,421 @@
+"""Mixes: config validation, budget math, refusals (exit 2), lineage record, loader.
+
+Most tests run on a small lineage store whose token shards are real Megatron .bin/.idx files
+written by stages.token_shards (no Ray). One test builds the shipped example mix against the
+session's sample-crawl run, through the real CLI in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lineage.store import LineageStore, open_reader
+from mixes.build import build_mix, compute_plan, largest_remainder, read_token_shards
+from mixes.cli import main
+from mixes.config import MixConfig, MixError, parse_mix
+from mixes.loader import MixLoader
+from stages.token_shards import IndexedDataset, write_indexed_dataset
+from stages.tokenize import SAMPLE_TOKENIZER, tokenizer_hash
+
+REPO = Path(__file__).resolve().parents[1]
+TOK = tokenizer_hash(SAMPLE_TOKENIZER)
+OTHER_TOK = "f" * 64
+VOCAB = 5000
+
+# (lang, bucket, file, n_docs, tokenizer) -> shards of the synthetic lineage
+PARTS = [
+    ("en", "high", "a", 30, TOK),
+    ("en", "high", "b", 20, TOK),
+    ("en", "mid", "a", 40, TOK),
+    ("de", "mid", "a", 25, TOK),
+    ("fr", "mid", "a", 10, TOK),
+    ("xx", "mid", "a", 10, OTHER_TOK),
+]
+
+
+def _shards_query() -> str:
+    """The 'which shards fed mix X' query as documented in mixes/README.md."""
+    text = (REPO / "mixes" / "README.md").read_text()
+    m = re.search(r"```sql\n(-- which shards fed mix.*?)```", text, re.S)
+    assert m, "mixes/README.md must document the 'which shards fed mix' query"
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    """Lineage with real token shards: 5 partitions of the sample tokenizer, 1 of another."""
+    root = tmp_path_factory.mktemp("mixlin")
+    rng = np.random.default_rng(7)
+    rows = []
+    for lang, bucket, f, n_docs, tok in PARTS:
+        docs = [rng.integers(0, VOCAB, rng.integers(20, 120)) for _ in range(n_docs)]
+        prefix = root / lang / bucket / f"{f}-cfg"
+        info = write_indexed_dataset(str(prefix), docs, VOCAB)
+        rows.append(
+            {
+                "shard_id": f"{lang}/{bucket}/{f}-cfg.bin",
+                "run_id": "run1",
+                "kind": "tokens",
+                "path": info["bin_path"],
+                "lang": lang,
+                "quality_bucket": bucket,
+                "crawl_id": "CC-TEST",
+                "n_docs": n_docs,
+                "n_tokens": info["n_tokens"],
+                "token_dtype": info["dtype"],
+                "tokenizer_hash": tok,
+                "sha256": info["bin_sha256"],
+                "version": 1,
+                "status": "live",
+                "mirrors_shard": f"{lang}/{bucket}/{f}-cfg.parquet",
+            }
+        )
+    store = LineageStore(root / "lineage.duckdb")
+    with store.transaction() as con:
+        store.insert_rows(con, "shards", rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def synth_shards(synth) -> list[dict]:
+    con = open_reader(synth / "lineage.duckdb")
+    try:
+        return read_token_shards(con)
+    finally:
+        con.close()
+
+
+def _copy_lineage(src_dir: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src_dir / "lineage.duckdb", dst / "lineage.duckdb")
+    return dst / "lineage.duckdb"
+
+
+def _mix_yaml(**over) -> str:
+    d = {
+        "name": "t",
+        "tokenizer": TOK,
+        "target_tokens": 12000,
+        "seq_length": 64,
+        "seed": 3,
+        "sources": [
+            {"name": "en", "select": {"lang": "en"}, "weight": 0.5, "max_epochs": 4},
+            {"name": "de", "select": {"lang": "de"}, "weight": 0.3, "max_epochs": 4},
+            {"name": "fr", "select": {"lang": "fr"}, "weight": 0.2, "max_epochs": 4},
+        ],
+    }
+    d.update(over)
+    return MixConfig.model_validate(d).to_yaml()
+
+
+def _build(tmp_path: Path, synth: Path, text: str, *, record: bool = True):
+    lin = _copy_lineage(synth, tmp_path / "lin")
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(text)
+    return build_mix(mix, lin, tmp_path / "out", record=record), lin
+
+
+# ---- config --------------------------------------------------------------------------------
+def test_example_yaml_validates_and_round_trips():
+    cfg = parse_mix((REPO / "mixes" / "example.yaml").read_text())
+    assert parse_mix(cfg.to_yaml()) == cfg
+    assert cfg.sources[0].select.lang == ["en"]  # scalar coerced to a list
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("name: x\ntokenizer: a\ntarget_tokens: 1\nseq_length: 1\nsorces: []\n", "sorces"),
+        ("name: [unclosed\n", "invalid YAML"),
+        (_mix_yaml().replace("max_epochs", "max_epoch"), "max_epoch"),
+        (_mix_yaml().replace("lang:", "language:", 1), "language"),
+        (_mix_yaml().replace("weight: 0.5", "weight: -1"), "weight"),
+        ("- a\n- b\n", "mapping"),
+    ],
+)
+def test_invalid_config_names_the_problem(text, needle):
+    with pytest.raises(MixError, match=re.escape(needle)):
+        parse_mix(text)
+
+
+# ---- budget math ---------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(0, 10**6), weights=st.lists(st.floats(0.01, 100), min_size=1, max_size=8))
+def test_largest_remainder_sums_exactly_and_stays_within_one(total, weights):
+    out = largest_remainder(total, weights)
+    assert sum(out) == total
+    wsum = sum(weights)
+    assert all(abs(o - total * w / wsum) < 1 for o, w in zip(out, weights, strict=True))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    weights=st.lists(st.floats(0.05, 10), min_size=3, max_size=3),
+    target=st.integers(10000, 50000),
+)
+def test_budgets_epochs_and_blend_weights_are_consistent(synth_shards, weights, target):
+    shards = synth_shards
+    cfg = parse_mix(
+        _mix_yaml(
+            target_tokens=target,
+            seq_length=8,  # >= 1250 samples: even the smallest weight gets some
+            sources=[
+                {"name": lang, "select": {"lang": lang}, "weight": w, "max_epochs": 1000}
+                for lang, w in zip(("en", "de", "fr"), weights, strict=True)
+            ],
+        )
+    )
+    plan = compute_plan(cfg, shards, TOK)
+    assert not plan.problems
+    entries = plan.shard_entries()
+    assert math.isclose(sum(e["sampling_weight"] for e in entries), 1.0, rel_tol=1e-9)
+    assert math.isclose(sum(e["tokens_contributed"] for e in entries), target, rel_tol=1e-9)
+    for sp in plan.sources:
+        avail = sum(s["n_tokens"] for s in shards if s["lang"] == sp.name)
+        assert sp.available_tokens == avail
+        assert math.isclose(sp.budget_tokens, target * sp.weight / sum(weights), rel_tol=1e-9)
+        assert math.isclose(sp.epochs, sp.budget_tokens / avail, rel_tol=1e-9)
+        got = sum(e["tokens_contributed"] for e in entries if e["source"] == sp.name)
+        assert math.isclose(got, sp.budget_tokens, rel_tol=1e-9)
+    # Megatron blend: "w prefix" pairs, weights parse back to the manifest's
+    parts = plan.megatron_blend().split()
+    assert len(parts) == 2 * len(entries)
+    assert [p for p in parts[1::2]] == [e["prefix"] for e in entries]
+    assert np.allclose([float(w) for w in parts[0::2]], [e["sampling_weight"] for e in entries])
+
+
+# ---- refusals: exit status 2 with a clear message -----------------------------------------
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("empty", "selects no live token shard"),
+        ("tokenizer", "tokenizer mismatch"),
+        ("tokenizer_path", "tokenizer mismatch"),
+        ("epochs", "max_epochs is 1"),
+        ("overlap", "make the selectors disjoint"),
+        ("unknown_key", "unknown key"),
+        ("bad_yaml", "invalid YAML"),
+        ("no_lineage", "lineage database not found"),
+    ],
+)
+def test_refusals_exit_2(tmp_path, synth, capsys, case, needle):
+    srcs = [{"name": "en", "select": {"lang": "en"}, "weight": 1, "max_epochs": 4}]
+    text = _mix_yaml(sources=srcs)
+    if case == "empty":
+        srcs.append({"name": "ko", "select": {"lang": "ko"}, "weight": 1})
+        text = _mix_yaml(sources=srcs)
+    elif case == "tokenizer":
+        text = _mix_yaml(sources=srcs, tokenizer=OTHER_TOK)
+    elif case == "tokenizer_path":  # the shards of lang xx were made with another tokenizer
+        srcs[0]["select"] = {"lang": "xx"}
+        text = _mix_yaml(sources=srcs, tokenizer=str(SAMPLE_TOKENIZER))
+    elif case == "epochs":
+        srcs[0]["max_epochs"] = 1
+        text = _mix_yaml(sources=srcs, target_tokens=10**6)
+    elif case == "overlap":
+        srcs.append({"name": "hq", "select": {"quality_bucket": "high"}, "weight": 1})
+        text = _mix_yaml(sources=srcs)
+    elif case == "unknown_key":
+        text = _mix_yaml(sources=srcs) + "epochs: 3\n"
+    elif case == "bad_yaml":
+        text = "name: t\nsources: [\n"
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(text)
+    lin = tmp_path / "none.duckdb" if case == "no_lineage" else _copy_lineage(synth, tmp_path)
+    rc = main(["build", str(mix), "--lineage", str(lin), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert needle in err
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    if case != "no_lineage":
+        con = open_reader(lin)
+        assert con.execute("SELECT count(*) FROM mixes").fetchone()[0] == 0
+        con.close()
+
+
+# ---- lineage record ------------------------------------------------------------------------
+def test_lineage_records_mix_and_documented_query_finds_its_shards(tmp_path, synth):
+    res, lin = _build(tmp_path, synth, _mix_yaml())
+    manifest = json.loads(res.manifest_path.read_text())
+    con = open_reader(lin)
+    rows = con.execute(_shards_query().replace("'example'", "'t'")).fetchall()
+    cols = [d[0] for d in con.description]
+    got = sorted((r[cols.index("source")], r[cols.index("shard_id")]) for r in rows)
+    assert got == sorted((e["source"], e["shard_id"]) for e in manifest["shards"])
+    m = con.execute("SELECT mix_id, mix_hash, tokenizer_hash, n_shards FROM mixes").fetchall()
+    assert m == [(manifest["mix_id"], manifest["mix_hash"], TOK, len(manifest["shards"]))]
+    con.close()
+    # rebuilding the same mix on the same shards replaces its rows (idempotent)
+    build_mix(tmp_path / "mix.yaml", lin, tmp_path / "out")
+    con = open_reader(lin)
+    assert con.execute("SELECT count(*) FROM mixes").fetchone()[0] == 1
+    n = con.execute("SELECT count(*) FROM mix_components").fetchone()[0]
+    assert n == len(manifest["shards"])
+    con.close()
+
+
+def test_mix_hash_tracks_config_and_shard_versions(synth_shards):
+    shards = synth_shards
+    cfg = parse_mix(_mix_yaml())
+    h = compute_plan(cfg, shards, TOK).mix_hash
+    assert compute_plan(cfg, shards, TOK).mix_hash == h
+    bumped = [dict(s, version=2) if s["lang"] == "de" else s for s in shards]
+    assert compute_plan(cfg, bumped, TOK).mix_hash != h
+    assert compute_plan(parse_mix(_mix_yaml(seed=4)), shards, TOK).mix_hash != h
+
+
+# ---- loader --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, synth):
+    """A built mix (12k tokens, seq_length 16: 750 samples): en is downsampled, de and fr upsampled."""
+    tmp = tmp_path_factory.mktemp("built")
+    text = _mix_yaml(seq_length=16)
+    res, _ = _build(tmp, synth, text, record=False)
+    return json.loads(res.manifest_path.read_text())
+
+
+def test_loader_full_stream_has_exact_proportions_and_valid_samples(built):
+    loader = MixLoader(built)
+    n = len(loader)
+    assert n == built["target_tokens"] // built["seq_length"]
+    samples = list(loader)
+    assert [s.index for s in samples] == list(range(n))
+    assert all(s.tokens.shape == (built["seq_length"] + 1,) for s in samples)
+    counts = {name: 0 for name in loader.source_names}
+    for s in samples:
+        counts[s.source] += 1
+    for src in built["sources"]:
+        # largest-remainder apportionment: exact to within one sample of weight share
+        assert counts[src["name"]] == src["n_samples"]
+        assert abs(counts[src["name"]] - n * src["share"]) < 1
+    # each sample is the window of its source's concatenated shards that locate() names
+    for s in samples[:50]:
+        name, _, k = loader.locate(s.index)
+        flat = np.concatenate(
+            [
+                np.concatenate(list(IndexedDataset(e["prefix"]))).astype(np.int64)
+                for e in built["shards"]
+                if e["source"] == name
+            ]
+        )
+        L = built["seq_length"]
+        assert np.array_equal(s.tokens, flat[k * L : k * L + L + 1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_loader_prefix_proportions_within_sampling_tolerance(built, seed):
+    """Over the first n samples each source's count is hypergeometric around n * share.
+
+    Tolerance: 4 standard deviations, sd = sqrt(n p (1 - p) (N - n) / (N - 1)), plus 1 for
+    rounding of the per-source totals (a 4-sigma miss has probability < 1e-4 per check).
+    """
+    loader = MixLoader(built, seed=seed)
+    N = len(loader)
+    for n in (50, 200, N // 2):
+        names = loader.sources(0, n)
+        for src in built["sources"]:
+            p = src["n_samples"] / N
+            sd = math.sqrt(n * p * (1 - p) * (N - n) / (N - 1))
+            c = int((names == src["name"]).sum())
+            assert abs(c - n * p) <= 4 * sd + 1, (seed, n, src["name"], c, n * p, sd)
+
+
+def test_loader_epochs_up_and_downsampling(built):
+    loader = MixLoader(built)
+    draws: dict[str, list[tuple[int, int]]] = {}
+    for i in range(len(loader)):
+        name, epoch, k = loader.locate(i)
+        draws.setdefault(name, []).append((epoch, k))
+    for src in built["sources"]:
+        d = draws[src["name"]]
+        a = src["available_samples"]
+        ks = [k for _, k in d]
+        # no sample repeats before every sample was used once (a permutation per epoch)
+        for e in range(max(ep for ep, _ in d) + 1):
+            block = [k for ep, k in d if ep == e]
+            assert len(set(block)) == len(block)
+        if src["n_samples"] <= a:
+            assert src["epochs"] < 1.05 and len(set(ks)) == len(ks)
+        else:
+            assert set(ks) == set(range(a))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), frac=st.floats(0, 1))
+def test_resume_from_k_gives_exactly_the_stream_from_k(built, seed, frac):
+    full = MixLoader(built, seed=seed)
+    k = int(frac * len(full))
+    ref = [full[i] for i in range(k, min(k + 40, len(full)))]
+    restarted = MixLoader(built, seed=seed)  # a fresh process after a restart
+    got = []
+    for s in restarted.iter_from(k):
+        got.append(s)
+        if len(got) == len(ref):
+            break
+    assert [(s.index, s.source) for s in got] == [(s.index, s.source) for s in ref]
+    assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(got, ref, strict=True))
+
+
+def test_seed_changes_the_order_but_not_the_counts(built):
+    a, b = MixLoader(built, seed=1), MixLoader(built, seed=2)
+    assert list(a.sources()) != list(b.sources())
+    assert sorted(a.sources()) == sorted(b.sources())
+    assert [a.locate(i) for i in range(30)] == [MixLoader(built, seed=1).locate(i) for i in range(30)]
+
+
+def test_loader_refuses_a_changed_shard(built, tmp_path):
+    m = json.loads(json.dumps(built))
+    m["shards"][0]["n_tokens"] += 1
+    with pytest.raises(ValueError, match="changed since the mix was built"):
+        MixLoader(m)
+
+
+# ---- the shipped example against a real run of the sample crawl ---------------------------
+@pytest.mark.ray
+def test_example_mix_builds_on_sample_run(sample_run, tmp_path):
+    lin = _copy_lineage(Path(sample_run.lineage_path).parent, tmp_path / "lin")
+    out = tmp_path / "mix"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixes", "build", str(REPO / "mixes" / "example.yaml"),
+         "--lineage", str(lin), "--out", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    blend = (out / "megatron_blend.txt").read_text().strip()
+    assert blend in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tokenizer_hash"] == TOK
+    con = open_reader(lin)
+    live = dict(
+        con.execute(
+            "SELECT shard_id, n_tokens FROM shards WHERE kind='tokens' AND status='live'"
+        ).fetchall()
+    )
+    rows = con.execute(_shards_query()).fetchall()
+    con.close()
+    # every shard of the sample run falls in exactly one source of the example
+    assert sorted(e["shard_id"] for e in manifest["shards"]) == sorted(live)
+    assert len(rows) == len(live)
+    assert {e["shard_id"]: e["n_tokens"] for e in manifest["shards"]} == live
+    for e in manifest["shards"]:
+        ds = IndexedDataset(e["prefix"])
+        assert ds.n_tokens == e["n_tokens"]
+    summary = (out / "summary.txt").read_text()
+    for src in manifest["sources"]:
+        assert re.search(rf"^{src['name']}\s", summary, re.M)
+        assert src["epochs"] <= src["max_epochs"]
+    loader = MixLoader(out / "manifest.json")
+    assert len(loader) == 100000 // 256
+    first = [s.source for s in loader.iter_from(0)]
+    assert len(first) == len(loader)
