@@ -62,7 +62,9 @@ def _read_listing(uri: str, prefix: str | None) -> list[str]:
         elif storage.is_remote(base):
             out.append(posixpath.join(base, line))
         else:
-            out.append(os.path.join(base, line))
+            # Absolute, so that file keys (and so resume) do not depend on the cwd, and
+            # workers whose cwd differs from the driver's find the file.
+            out.append(os.path.abspath(os.path.join(base, line)))
     return out
 
 
@@ -73,7 +75,7 @@ def _expand_one(item: str, prefix: str | None) -> list[str]:
             root = item.split("*", 1)[0].rsplit("/", 1)[0]
             matches = [u for u in storage.list_files(root) if fnmatch.fnmatch(u, item)]
         else:
-            matches = sorted(glob.glob(item, recursive=True))
+            matches = sorted(os.path.abspath(m) for m in glob.glob(item, recursive=True))
         if not matches:
             raise ConfigError(f"config error: input.paths: glob matched nothing: {item}")
         return [m for m in matches if not os.path.isdir(m)]

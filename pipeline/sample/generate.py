@@ -59,7 +59,7 @@ LANG_COUNTS = {"en": 80, "de": 40, "fr": 34, "es": 34, "it": 16, "pt": 16, "nl":
 LANG_HOST = {"en": "example.com", "de": "example.net", "fr": "example.org", "es": "example.net",
              "it": "example.org", "pt": "example.com", "nl": "example.net", "pl": "example.org",
              "ru": "example.com", "zh": "example.net", "ja": "example.org"}
-COMPOSE_BATCH, COMPOSE_BATCHES = 16, 40  # candidate pages per signature batch, batches per page
+COMPOSE_BATCHES = 60  # candidate batches per language (one signature call each) before giving up
 SECTIONS = ["news", "food", "travel", "garden", "reviews", "local", "science", "blog"]
 # Two pages outside a common planted group stay below this word-5-gram Jaccard, measured with the
 # pipeline's own normalisation and shingling (stages.minhash, DedupConfig() defaults), AND share no
@@ -84,11 +84,12 @@ def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
     return {tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)}
 
 
-def jaccard(a: set, b: set) -> float:
+def jaccard(a: set | frozenset, b: set | frozenset) -> float:
     """Jaccard similarity of two shingle sets (0 for two empty sets)."""
     if not a and not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
 
 
 def dedup_text(title: str, paragraphs: list[str]) -> str:
@@ -284,16 +285,20 @@ def _fill(template: str, rng: random.Random, L: dict) -> str:
 
 
 def _compose(rng: random.Random, L: dict) -> tuple[str, list[str]]:
-    """A title and 3-5 paragraphs: sentences of two topics plus filled templates."""
+    """A title and 3-4 paragraphs: sentences of two topics plus filled templates.
+
+    Few sentences per topic (3-5 of the main one, 2-3 of a second), so two pages on the same
+    topic share little text even in the small per-language pools.
+    """
     topics = L["topics"]
     i1, i2 = rng.sample(range(len(topics)), 2)
     title, s1 = topics[i1]
     s2 = topics[i2][1]
-    k1 = rng.randint(4, min(6, len(s1)))
-    k2 = rng.randint(2, 4)
+    k1 = rng.randint(3, min(5, len(s1)))
+    k2 = rng.randint(2, 3)
     pick1 = [s1[j] for j in sorted(rng.sample(range(len(s1)), k1))]
     pick2 = [s2[j] for j in sorted(rng.sample(range(len(s2)), k2))]
-    cut = rng.randint(2, k1 - 2)
+    cut = rng.randint(1, k1 - 1)
     paras = [pick1[:cut], pick1[cut:], pick2]
     for t in rng.sample(L["templates"], rng.randint(2, 3)):
         target = paras[rng.randrange(len(paras))]
@@ -417,23 +422,24 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
     for lang, count in LANG_COUNTS.items():
         L = corpus.LANGS[lang]
         accepted: list[tuple[Page, tuple]] = []
-        for _ in range(count):
-            for _batch in range(COMPOSE_BATCHES):
-                cands = [_compose(rng, L) for _ in range(COMPOSE_BATCH)]
-                feats = view.features([dedup_text(t, ps) for t, ps in cands])
-                ok = [i for i, f in enumerate(feats)
-                      if all(distinct(f, other) for _, other in accepted)]
-                if ok:
-                    (title, paras), feat = cands[ok[0]], feats[ok[0]]
+        for _batch in range(COMPOSE_BATCHES):
+            if len(accepted) == count:
+                break
+            cands = [_compose(rng, L) for _ in range(max(16, 2 * (count - len(accepted))))]
+            feats = view.features([dedup_text(t, ps) for t, ps in cands])
+            for (title, paras), feat in zip(cands, feats, strict=True):
+                if len(accepted) == count:
                     break
-            else:  # pragma: no cover - corpus too small for the requested count
-                raise RuntimeError(f"cannot compose enough distinct {lang} pages")
-            site = rng.choice(L["sites"])
-            section = rng.choice(SECTIONS)
-            p = Page(url=new_url(lang, site, section, title), lang=lang, kind="content",
-                     title=title, paragraphs=paras, site=site, section=section,
-                     file=rng.randrange(2), date=_date(rng), author=_person(rng, L))
-            accepted.append((p, feat))
+                if not all(distinct(feat, other) for _, other in accepted):
+                    continue
+                site = rng.choice(L["sites"])
+                section = rng.choice(SECTIONS)
+                p = Page(url=new_url(lang, site, section, title), lang=lang, kind="content",
+                         title=title, paragraphs=paras, site=site, section=section,
+                         file=rng.randrange(2), date=_date(rng), author=_person(rng, L))
+                accepted.append((p, feat))
+        else:  # pragma: no cover - corpus too small for the requested count
+            raise RuntimeError(f"cannot compose enough distinct {lang} pages")
         by_lang[lang] = [p for p, _ in accepted]
         pages.extend(by_lang[lang])
 

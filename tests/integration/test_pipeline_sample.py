@@ -87,7 +87,7 @@ def test_output_layout_and_token_shards(sample_run, con):
     tok = Tokenizer.from_file(str(Path(__file__).resolve().parents[2]
                                   / "pipeline" / "sample" / "tokenizer.json"))
     langs = set()
-    for shard_id, path, lang, bucket, n_docs, n_tokens in text:
+    for _shard_id, path, lang, bucket, n_docs, n_tokens in text:
         p = Path(path)
         assert p.parent == out / lang / bucket
         langs.add(lang)
