@@ -1,0 +1,124 @@
+"""What the cluster entrypoints share: config assembly, the lineage location, Ray job setup.
+
+The lineage database is DuckDB, which writes only to a POSIX file (it cannot write to s3://).
+For a local (or shared-mount) output it lives in the output, as for `python -m pipeline run`.
+For an object-store output it lives on a POSIX path of the driver's node (`--lineage`, else
+`$CCPIPE_LINEAGE_DIR/<hash of the output URI>/lineage.duckdb`, else the same under
+`~/.cache/ccpipe/lineage/`), and every run mirrors the published snapshot to
+`<output>/_lineage/lineage.duckdb` on the object store when it ends (success or failure). A
+driver that starts without a local copy (new head node, fresh pod) first restores it from that
+mirror, so "skip what is committed" survives the loss of the driver's disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from pipeline import storage
+from pipeline.config import PipelineConfig, load_config
+
+MIRROR_NAME = "_lineage/lineage.duckdb"
+# ray.init() inside a submitted job merges its runtime_env with the job's; the driver passes
+# the same env vars the job's runtime_env sets, which Ray treats as a conflict unless told to
+# let the driver's (identical) values win.
+_RAY_OVERRIDE = "RAY_OVERRIDE_JOB_RUNTIME_ENV"
+
+
+def log(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def in_ray_job() -> bool:
+    """True inside a driver started by `ray job submit` (Ray injects the job config)."""
+    return "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ
+
+
+def prepare_ray_job_env() -> None:
+    """Let `pipeline.plan.ensure_ray` connect from inside a submitted job (see _RAY_OVERRIDE)."""
+    if in_ray_job():
+        os.environ.setdefault(_RAY_OVERRIDE, "1")
+
+
+def default_lineage_path(output: str) -> str:
+    """POSIX path of the lineage DB for `output` (see the module docstring)."""
+    if not storage.is_remote(output):
+        return os.path.join(os.path.abspath(output), "lineage.duckdb")
+    root = os.environ.get("CCPIPE_LINEAGE_DIR") or str(
+        Path.home() / ".cache" / "ccpipe" / "lineage"
+    )
+    key = hashlib.sha256(output.rstrip("/").encode()).hexdigest()[:12]
+    return os.path.join(os.path.abspath(root), key, "lineage.duckdb")
+
+
+def mirror_uri(output: str) -> str:
+    return storage.join(output.rstrip("/"), MIRROR_NAME)
+
+
+def restore_lineage(output: str, lineage_path: str, quiet: bool = False) -> bool:
+    """Fetch the object-store mirror when the driver has no local lineage yet."""
+    if not storage.is_remote(output):
+        return False
+    from lineage.store import writer_path
+
+    local = Path(lineage_path)
+    if local.exists() or writer_path(local).exists():
+        return False
+    mirror = mirror_uri(output)
+    if not storage.exists(mirror):
+        return False
+    local.parent.mkdir(parents=True, exist_ok=True)
+    storage.write_bytes_atomic(str(local), storage.read_bytes(mirror))
+    log(f"lineage: restored {local} from {mirror}", quiet)
+    return True
+
+
+def publish_lineage(output: str, lineage_path: str, quiet: bool = False) -> str | None:
+    """Copy the published lineage snapshot next to an object-store output (one atomic PUT)."""
+    if not storage.is_remote(output) or not os.path.exists(lineage_path):
+        return None
+    mirror = mirror_uri(output)
+    try:
+        storage.write_bytes_atomic(mirror, Path(lineage_path).read_bytes())
+    except OSError as exc:  # the local copy is intact; the next run mirrors again
+        log(f"warning: lineage mirror to {mirror} failed: {exc}")
+        return None
+    log(f"lineage: mirrored {lineage_path} to {mirror}", quiet)
+    return mirror
+
+
+def build_config(
+    *,
+    inputs: list[str],
+    output: str,
+    config: str | None,
+    profile: str | None,
+    overrides: list[str],
+    lineage: str | None,
+    workers: int | None,
+    quiet: bool,
+    listing_prefix: str | None = None,
+) -> PipelineConfig:
+    """The run config: profile, YAML, --set, then what the entrypoint's own options fix."""
+    if not storage.is_remote(output):
+        output = os.path.abspath(output)
+    over = list(overrides)
+    if inputs:
+        over.append("input.paths=" + json.dumps(inputs))
+    if listing_prefix:
+        over.append("input.listing_prefix=" + json.dumps(listing_prefix))
+    over.append("output.dir=" + json.dumps(output))
+    if workers:
+        over.append(f"execution.num_workers={workers}")
+    if quiet:
+        over.append("execution.progress=false")
+    cfg = load_config(config, over, profile=profile)
+    if lineage:
+        cfg.output.lineage_path = os.path.abspath(lineage)
+    elif not cfg.output.lineage_path:
+        cfg.output.lineage_path = default_lineage_path(output)
+    return cfg

@@ -1,0 +1,98 @@
+"""Cluster entrypoint: the full pipeline as a Ray job.
+
+    ray job submit --address http://HEAD:8265 --working-dir . \\
+        --runtime-env jobs/runtime_env.yaml -- \\
+        python -m jobs.run --config my.yaml --output s3://bucket/out s3://bucket/crawl/
+
+Inside a submitted job Ray sets RAY_ADDRESS, so `pipeline.plan.ensure_ray` connects to the
+cluster instead of starting an embedded Ray. Run outside a job (with RAY_ADDRESS set, or
+without it for a local Ray) it behaves the same. Exit status: 0 success, 1 run failed,
+2 usage/config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from jobs.common import build_config, in_ray_job, log, prepare_ray_job_env, publish_lineage
+from jobs.common import restore_lineage as _restore
+from pipeline import storage
+from pipeline.config import ConfigError, list_profiles
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m jobs.run", description=__doc__.splitlines()[0])
+    p.add_argument("inputs", nargs="*",
+                   help="WARC files, globs, directories, listings, s3:// URIs (default: the "
+                        "sample crawl shipped in the working dir)")
+    p.add_argument("--output", "-o", required=True,
+                   help="output root: a path every node sees (shared mount) or s3:// URI")
+    p.add_argument("--config", "-c", help="YAML config file (relative to the working dir)")
+    p.add_argument("--profile", choices=list_profiles(), help="preset applied before --config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. langid.threshold=0.5")
+    p.add_argument("--lineage",
+                   help="lineage DuckDB path (POSIX). Default <output>/lineage.duckdb, or for "
+                        "s3:// outputs a per-output file under $CCPIPE_LINEAGE_DIR "
+                        "(~/.cache/ccpipe/lineage) mirrored to <output>/_lineage/")
+    p.add_argument("--workers", type=int, help="actor-pool size (default: cluster CPUs)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prepare_ray_job_env()
+    try:
+        cfg = build_config(inputs=args.inputs, output=args.output, config=args.config,
+                           profile=args.profile, overrides=args.overrides,
+                           lineage=args.lineage, workers=args.workers, quiet=args.quiet)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    assert cfg.output.dir and cfg.output.lineage_path
+    if in_ray_job() and not storage.is_remote(args.output) and not os.path.isabs(args.output):
+        log(f"warning: relative --output resolved inside the job's working dir: {cfg.output.dir}"
+            " (it is deleted with the job; pass an absolute shared path or s3:// URI)")
+    log(f"jobs.run: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '(embedded)')} "
+        f"output={cfg.output.dir} lineage={cfg.output.lineage_path} "
+        f"config_hash={cfg.config_hash}", args.quiet)
+
+    from pipeline.run import run_pipeline, summary_table
+
+    _restore(cfg.output.dir, cfg.output.lineage_path, args.quiet)
+    try:
+        result = run_pipeline(cfg, kind="job")
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - traceback for the job log, then one line
+        traceback.print_exc()
+        print(f"jobs.run: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        publish_lineage(cfg.output.dir, cfg.output.lineage_path, args.quiet)
+    if args.json:
+        print(json.dumps(result.__dict__, default=str, indent=1))
+    else:
+        print(summary_table(result), flush=True)
+    return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
