@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import html
 import io
+import itertools
 import json
 import random
 import re
@@ -469,7 +470,13 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
                  "files": [FILE_NAMES[kfile]], "jaccard_to_keeper": {}}
         for ci, cf in enumerate(cfiles):
             site = rng.choice([s for s in L["sites"] if s != keeper.site] or L["sites"])
-            paras = _mutate(rng, keeper, vocab, 0.83, 0.94)
+            keeper_feat = view.features([dedup_text(keeper.title, keeper.paragraphs)])[0]
+            for _attempt in range(50):  # the planted copy must be an LSH candidate of its keeper
+                paras = _mutate(rng, keeper, vocab, 0.83, 0.94)
+                if keeper_feat[1] & view.features([dedup_text(keeper.title, paras)])[0][1]:
+                    break
+            else:  # pragma: no cover
+                raise RuntimeError(f"no near copy of {keeper.url} shares an LSH band with it")
             c = Page(url=new_url(lang, site, keeper.section, keeper.title), lang=lang,
                      kind="near_dup", title=keeper.title, paragraphs=paras, site=site,
                      section=keeper.section, file=cf, date=_date(rng, 1.5 + ci, 2.5 + ci),
@@ -647,7 +654,42 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
     for p in pages:
         if p.html_override == "":
             p.html_override = render_html(keepers[p.group], corpus.LANGS[p.lang])
+    manifest["dedup_contract"] = check_dedup_contract(pages, view)
     return pages, manifest
+
+
+def check_dedup_contract(pages: list[Page], view: DedupView) -> dict:
+    """Assert the final pages give the pipeline's near-dedup exactly the planted duplicates.
+
+    Checked on the final text (after PII and title edits): pages outside a common planted group
+    stay below ``MAX_PAIR_JACCARD`` and share no LSH band key; every planted near copy shares a
+    band key with its keeper. Returns the numbers for the manifest; raises if violated.
+    """
+    docs = [p for p in pages if p.status == 200 and p.raw_body is None and p.paragraphs]
+    feats = view.features([dedup_text(p.title, p.paragraphs) for p in docs])
+    worst, worst_pair, collisions = 0.0, None, []
+    for i, j in itertools.combinations(range(len(docs)), 2):
+        a, b = docs[i], docs[j]
+        if a.group is not None and a.group == b.group:
+            continue
+        # different languages share no 5-gram worth checking (and the index skips the work)
+        jac = jaccard(feats[i][0], feats[j][0]) if a.lang == b.lang else 0.0
+        if jac > worst:
+            worst, worst_pair = jac, (a.url, b.url)
+        if feats[i][1] & feats[j][1]:
+            collisions.append((a.url, b.url))
+    if worst >= MAX_PAIR_JACCARD or collisions:
+        raise RuntimeError(f"unplanted similarity: max Jaccard {worst:.3f} {worst_pair}, "
+                           f"shared LSH bands {collisions}")
+    index = {p.url: k for k, p in enumerate(docs)}
+    for p in docs:
+        if p.kind == "near_dup" and p.expected == "dedup.minhash":
+            keeper = next(q for q in docs if q.group == p.group and q.expected == "keep")
+            if not feats[index[p.url]][1] & feats[index[keeper.url]][1]:
+                raise RuntimeError(f"planted copy {p.url} shares no LSH band with its keeper")
+    return {"dedup_config": "stages.minhash.DedupConfig() defaults (14 bands x 8 rows, 5-grams)",
+            "pages_checked": len(docs), "max_jaccard_unplanted": round(worst, 4),
+            "max_jaccard_limit": MAX_PAIR_JACCARD, "shared_band_keys_unplanted": 0}
 
 
 def _png(w: int, h: int) -> bytes:

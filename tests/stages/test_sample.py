@@ -28,6 +28,8 @@ from pipeline.sample import SAMPLE_FILES, planted, sample_paths
 from pipeline.sample.generate import (
     CRAWL_ID,
     MANIFEST_NAME,
+    MAX_PAIR_JACCARD,
+    DedupView,
     build_pages,
     generate,
     iban,
@@ -254,6 +256,50 @@ def test_unplanted_pages_are_not_near_duplicates(articles, manifest):
                 continue
             worst = max(worst, jaccard(a, b))
     assert 0.0 < worst < 0.5
+
+
+def _extracted(records) -> dict[str, str]:
+    """Page text as the extractor sees it: the <h1> headline, then the article paragraphs."""
+    out = {}
+    for recs in records.values():
+        for r in recs:
+            if r["type"] != "response" or r.get("text") is None or r["truncated"]:
+                continue
+            h1 = re.search(r"<article>\s*<h1>(.*?)</h1>", r["text"], re.S)
+            if h1:
+                out[r["url"]] = html.unescape(h1.group(1)) + "\n" + _article(r["text"])
+    return out
+
+
+def test_pipeline_dedup_sees_exactly_the_planted_duplicates(records, manifest):
+    """With the dedup stage's own shingling and LSH band keys (DedupConfig() defaults, computed
+    from the WARC bytes): pages outside a common planted group stay below MAX_PAIR_JACCARD and
+    share no band key, and every planted near copy shares a band key with its keeper. This is
+    what makes the sample's dedup drops exactly the planted copies."""
+    group_of = {u: g["group"] for g in manifest["near_duplicates"] + manifest["exact_duplicates"]
+                for u in g["urls"]}
+    lang_of = {d["url"]: d["lang"] for d in manifest["documents"]}
+    texts = _extracted(records)
+    urls = sorted(texts)
+    assert len(urls) >= 300
+    feats = dict(zip(urls, DedupView().features([texts[u] for u in urls]), strict=True))
+    owner: dict[int, str] = {}
+    collisions = []
+    for u in urls:  # band key -> first page holding it: a repeat outside the group collides
+        for k in feats[u][1]:
+            v = owner.setdefault(k, u)
+            if v != u and (group_of.get(u) is None or group_of.get(u) != group_of.get(v)):
+                collisions.append((v, u))
+    assert collisions == []
+    worst = max(jaccard(feats[u][0], feats[v][0]) for u, v in itertools.combinations(urls, 2)
+                if lang_of[u] == lang_of[v]
+                and (group_of.get(u) is None or group_of.get(u) != group_of.get(v)))
+    assert 0.0 < worst < MAX_PAIR_JACCARD
+    assert manifest["dedup_contract"]["max_jaccard_unplanted"] == pytest.approx(worst, abs=1e-4)
+    for g in manifest["near_duplicates"]:
+        keeper = feats[g["expected_keeper"]][1]
+        for u in g["urls"]:
+            assert keeper & feats[u][1], u
 
 
 def test_composed_text_is_what_the_warc_holds(articles):
