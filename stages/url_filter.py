@@ -54,7 +54,9 @@ def _read_lines(path: str) -> list[str]:
     if path.startswith("package:"):
         pkg_path = path[len("package:") :]
         parts = pkg_path.split("/")
-        ref = resources.files(parts[0]).joinpath(*parts[1:])
+        ref = resources.files(parts[0])
+        for part in parts[1:]:  # one at a time: namespace-package paths take one argument
+            ref = ref / part
         data = ref.read_text(encoding="utf-8")
     else:
         data = Path(path).read_text(encoding="utf-8")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -13,9 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stages.pii import CANDIDATE_PATTERN, PiiConfig, PiiScrubber, sum_pii_counts
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pii_labeled import (  # noqa: E402
+from tests.pii_labeled import (  # noqa: E402
     PRESIDIO_SYNTH,
     Sample,
     build_labeled_set,
