@@ -1,0 +1,5 @@
+"""`python -m benchmarks` = `python -m benchmarks.run`."""
+
+from benchmarks.run import main
+
+main()
