@@ -96,7 +96,6 @@ class MixPlan:
     tokenizer_hash: str
     sources: list[SourcePlan]
     problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import duckdb
+
 from mixes.config import MixError, load_mix
 
 
@@ -53,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     except MixError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except duckdb.IOException as e:  # the writer copy is locked by a running pipeline
+        print(
+            f"error: cannot write the lineage store ({e}); is a pipeline run writing it? "
+            "retry when it has finished, or use --no-record",
+            file=sys.stderr,
+        )
+        return 1
     if args.json:
         print(json.dumps(res.plan.manifest()["sources"], indent=1))
     else:
