@@ -30,6 +30,8 @@ def gzip_members(data: bytes) -> list[tuple[int, int]]:
     while pos < len(data):
         d = zlib.decompressobj(31)
         d.decompress(data[pos:])
+        if not d.eof:  # truncated last member
+            break
         end = len(data) - len(d.unused_data)
         out.append((pos, end))
         pos = end
