@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 #: Host part of an absolute URL (no userinfo, no port), as a DuckDB/RE2 regular expression.
-HOST_REGEX = r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?([^:/?#]+)"
+HOST_REGEX = r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]+)"
+_NAMED_HOST_REGEX = HOST_REGEX.replace("([^:", "(?P<h>[^:")
 _HOST = re.compile(HOST_REGEX)
 
 
@@ -83,7 +84,7 @@ def blocked_mask(
         mask |= pc.fill_null(pc.is_in(url, value_set=pa.array(sorted(urls), pa.string())),
                              False).to_numpy(zero_copy_only=False)
     if domains:
-        host = pc.utf8_lower(pc.extract_regex(url, HOST_REGEX.replace("(", "(?P<h>", 1))
+        host = pc.utf8_lower(pc.extract_regex(url, _NAMED_HOST_REGEX)
                              .field("h"))
         host = pc.fill_null(host, "")
         dom = pa.array(sorted(domains), pa.string())

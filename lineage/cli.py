@@ -101,8 +101,15 @@ def cmd_trace(args: argparse.Namespace) -> int:
     con = _reader(args)
     try:
         items = trace(con, args.key)
+        gone = None if items else con.execute(
+            "SELECT deletion_id, requested_at, old_shard_id FROM deletions "
+            "WHERE doc_id = ? OR url = ? ORDER BY requested_at LIMIT 1",
+            [args.key.strip(), args.key.strip()]).fetchone()
     finally:
         con.close()
+    if gone:
+        raise UserError(f"{args.key!r} was deleted from {gone[2]} by deletion request "
+                        f"{gone[0]} at {gone[1]}")
     if not items:
         raise UserError(f"no document with doc_id or URL {args.key!r} in this lineage "
                         "(try: python -m lineage explain URL)")

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 
+from lineage.blocklist import HOST_REGEX
 from lineage.trace import _has_column, _rows
 
 NOT_STORED_NOTE = (
@@ -54,12 +55,11 @@ def explain(con: duckdb.DuckDBPyConnection, url: str) -> dict[str, Any]:
         "WHERE url = ? ORDER BY requested_at",
         [url],
     )
+    host = f"lower(regexp_extract($url, '{HOST_REGEX}', 1))"
     blocked = con.execute(
-        "SELECT count(*) FROM url_blocklist WHERE url = ? OR (domain IS NOT NULL AND "
-        "(lower(regexp_extract(?, '^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?([^:/?#]+)', 1)) "
-        "= domain OR ends_with(lower(regexp_extract(?, "
-        "'^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?([^:/?#]+)', 1)), '.' || domain)))",
-        [url, url, url],
+        f"SELECT count(*) FROM url_blocklist WHERE url = $url OR (domain IS NOT NULL AND "
+        f"({host} = domain OR ends_with({host}, '.' || domain)))",
+        {"url": url},
     ).fetchone()[0]
     if kept:
         verdict = "kept"
