@@ -1,0 +1,92 @@
+"""Smoke test of `python -m benchmarks.run` on a few documents of the shipped sample.
+
+Runs the real command in-process (Ray from the session fixture, started once) with --limit,
+one profile and one worker, and checks the JSON it writes: document counts agree between the
+reader, the stage run and the pipeline run, every rate is a positive number, targets and the
+10 TB projection are present. The helpers (input cutting, target evaluation) get their own
+checks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import run as bench
+from pipeline.sample import sample_paths
+from stages.warc_reader import ReadConfig, read_warc
+
+
+def _doc_ids(path: str) -> list[str]:
+    return [d for c in read_warc(path, ReadConfig()) for d in c.docs.column("doc_id").to_pylist()]
+
+
+@pytest.mark.parametrize("limit", [1, 7, 40])
+def test_limit_inputs_cuts_at_a_record_boundary(tmp_path: Path, limit: int) -> None:
+    src = sample_paths()[0]
+    (cut,) = bench.limit_inputs([src], limit, tmp_path)
+    assert cut != src and Path(cut).stat().st_size < Path(src).stat().st_size
+    assert _doc_ids(cut) == _doc_ids(src)[:limit]  # the same first N documents, nothing broken
+
+
+def test_limit_inputs_spans_files(tmp_path: Path) -> None:
+    a, b = sample_paths()
+    n_a = len(_doc_ids(a))
+    out = bench.limit_inputs([a, b], n_a + 3, tmp_path)
+    assert out[0] == a  # whole first file kept as is
+    assert _doc_ids(out[1]) == _doc_ids(b)[:3]
+
+
+def test_evaluate_targets_judges_each_goal() -> None:
+    res = {
+        "profiles": {"quality": {"trafilatura_alone": {"docs_per_s": 10.0, "docs_per_cpu_s": 20.0}}},
+        "e2e": [
+            {"profile": "quality", "workers": 1, "docs_per_s": 9.0, "docs_per_cpu_s": 15.0,
+             "peak_rss_worker_mb": 900.0},
+            {"profile": "quality", "workers": 2, "docs_per_s": 16.0, "docs_per_cpu_s": 15.0,
+             "peak_rss_worker_mb": 2000.0},
+        ],
+        "peer": {"docs_per_s": 3.0, "docs_per_cpu_s": 10.0},
+    }
+    got = {t["target"]: t for t in bench.evaluate_targets(res)}
+    assert got["quality e2e / trafilatura alone >= 0.8"]["cpu_ratio"] == 0.75
+    assert got["quality e2e / trafilatura alone >= 0.8"]["met"] is False
+    assert got["quality e2e / datatrove >= 2"]["met"] is False  # cpu 1.5 < 2 (wall 3.0)
+    assert got["quality: 2 workers / 1 worker >= 1.7"]["met"] is True  # 16/9 = 1.78
+    assert got["peak RSS per worker <= 1.5 GB"]["met"] is False  # 2000 MB
+    assert not any(k.startswith("fast") for k in got)  # no fast run, no fast target
+
+
+def test_missing_peer_venv_says_how_to_create_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "PEER_VENV", tmp_path / "nope")
+    out = bench.run_peer_datatrove(sample_paths()[:1], tmp_path, 10, 1.0)
+    assert "setup_datatrove.sh" in out["error"]
+
+
+def test_benchmark_command_writes_valid_json(ray_session, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    res = bench.main([
+        "--input", sample_paths()[0], "--limit", "6", "--profile", "fast", "--workers", "1",
+        "--marginal", "0", "--dedup-docs", "3000", "--no-extraction-quality",
+        "--json", str(out), "--quiet",
+    ])
+    printed = capsys.readouterr().out
+    assert "== profile fast" in printed and "== end to end" in printed and str(out) in printed
+    data = json.loads(out.read_text())
+    assert data["docs"] == 6 and data["limit"] == 6
+    stages = data["profiles"]["fast"]["stages"]
+    assert list(stages) == list(bench.STAGES)
+    assert stages["read"]["docs_in"] == stages["extract"]["docs_in"] == 6
+    for name, row in stages.items():
+        assert row["docs_out"] <= row["docs_in"], name
+        assert row["cpu_s"] >= 0 and row["wall_s"] > 0, name
+    (e2e,) = data["e2e"]
+    assert e2e["status"] == "succeeded" and e2e["docs"] == 6 and e2e["workers"] == 1
+    assert e2e["docs_per_s"] > 0 and e2e["cpu_s"] > 0
+    assert e2e["docs_kept"] <= stages["tokenize"]["docs_in"]  # dedup can only remove
+    assert data["dedup"]["docs"] == 3000 and data["dedup"]["wall_s_per_million"] > 0
+    assert data["projection"]["fast"]["core_hours"] > 0
+    assert any(t["target"].startswith("peak RSS") for t in data["targets"])
+    assert res["json_path"] == str(out)
