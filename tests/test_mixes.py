@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,6 +64,36 @@ def synth(tmp_path_factory) -> Path:
         docs = [rng.integers(0, VOCAB, rng.integers(20, 120)) for _ in range(n_docs)]
         prefix = root / lang / bucket / f"{f}-cfg"
         info = write_indexed_dataset(str(prefix), docs, VOCAB)
+        # the mirrored text shard (same documents, same order), for the documents view
+        ids = [f"{lang}-{bucket}-{f}-{i}" for i in range(n_docs)]
+        text_path = f"{prefix}.parquet"
+        pq.write_table(
+            pa.table(
+                {
+                    "doc_id": ids,
+                    "url": [f"https://{lang}.example/{i}" for i in ids],
+                    "warc_record_id": [f"<urn:uuid:{i}>" for i in ids],
+                    "source_uri": ["test.warc.gz"] * n_docs,
+                    "source_offset": pa.array(range(n_docs), pa.int64()),
+                    "n_tokens": pa.array([len(d) for d in docs], pa.int32()),
+                }
+            ),
+            text_path,
+        )
+        rows.append(
+            {
+                "shard_id": f"{lang}/{bucket}/{f}-cfg.parquet",
+                "run_id": "run1",
+                "kind": "text",
+                "path": text_path,
+                "lang": lang,
+                "quality_bucket": bucket,
+                "crawl_id": "CC-TEST",
+                "n_docs": n_docs,
+                "version": 1,
+                "status": "live",
+            }
+        )
         rows.append(
             {
                 "shard_id": f"{lang}/{bucket}/{f}-cfg.bin",
@@ -83,7 +115,8 @@ def synth(tmp_path_factory) -> Path:
         )
     store = LineageStore(root / "lineage.duckdb")
     with store.transaction() as con:
-        store.insert_rows(con, "shards", rows)
+        for kind in ("tokens", "text"):  # insert_rows takes its columns from the first row
+            store.insert_rows(con, "shards", [r for r in rows if r["kind"] == kind])
     return root
 
 
@@ -274,6 +307,13 @@ def test_every_readme_query_runs(tmp_path, synth):
         for sql in blocks:
             con.execute(sql).fetchall()
         assert con.execute(blocks[0]).fetchall()  # the mix just built has shards
+        mix_id = con.execute("SELECT mix_id FROM mixes").fetchone()[0]
+        docs_sql = next(b for b in blocks if "JOIN documents" in b)
+        docs_sql = re.sub(r"c\.mix_id = '[^']*'", f"c.mix_id = '{mix_id}'", docs_sql)
+        n_docs = con.execute(
+            "SELECT sum(n_docs) FROM shards WHERE kind = 'tokens' AND lang IN ('en', 'de', 'fr')"
+        ).fetchone()[0]
+        assert len(con.execute(docs_sql).fetchall()) == n_docs  # every document behind the mix
     finally:
         con.close()
 
