@@ -116,7 +116,7 @@ def test_notebook_warns_and_refuses_to_write_an_over_epoch_mix(sample_run, tmp_p
     out_yaml = tmp_path / "mix.yaml"
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cell = next(c for c in nb.cells if "TARGET_TOKENS = " in c.source)
-    cell.source = cell.source.replace("TARGET_TOKENS = 100_000", "TARGET_TOKENS = 10_000_000")
+    cell.source = cell.source.replace("TARGET_TOKENS = 80_000", "TARGET_TOKENS = 10_000_000")
     with pytest.raises(CellExecutionError, match="mixes build` would refuse it"):
         _execute(nb, monkeypatch, lin, out_yaml)
     assert "epochs > max_epochs" in _text(nb)
