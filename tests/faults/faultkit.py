@@ -157,3 +157,47 @@ def assert_clean_usage_error(proc: subprocess.CompletedProcess, *needles: str) -
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     for n in needles:
         assert n.lower() in proc.stderr.lower(), f"{n!r} not in stderr: {proc.stderr[-1500:]}"
+
+
+# ---- synthetic WARC records, written streaming (bounded memory whatever the size) --------
+def _warc_head(rec_type: str, uri: str, length: int, rid: str) -> bytes:
+    return (
+        f"WARC/1.0\r\nWARC-Type: {rec_type}\r\nWARC-Target-URI: {uri}\r\n"
+        f"WARC-Date: 2024-05-01T00:00:00Z\r\nWARC-Record-ID: <urn:uuid:{rid}>\r\n"
+        f"Content-Type: application/http; msgtype=response\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def write_gz_record(f, rec_type: str, uri: str, body_parts, body_len: int, rid: str,
+                    content_type: str = "text/html; charset=utf-8") -> None:
+    """Append one gzip-member WARC record; `body_parts` is an iterable of bytes (streamed)."""
+    http = (f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {body_len}\r\n\r\n").encode() if rec_type == "response" else b""
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)
+    f.write(c.compress(_warc_head(rec_type, uri, len(http) + body_len, rid) + http))
+    n = 0
+    for part in body_parts:
+        n += len(part)
+        f.write(c.compress(part))
+    assert n == body_len, (n, body_len)
+    f.write(c.compress(b"\r\n\r\n"))
+    f.write(c.flush())
+
+
+def repeated(unit: bytes, total: int, head: bytes = b"", tail: bytes = b""):
+    """(parts iterator, exact length): head + unit* + tail of about `total` bytes."""
+    n = max(0, (total - len(head) - len(tail)) // len(unit))
+    block = unit * max(1, (1 << 20) // len(unit))
+
+    def parts():
+        yield head
+        left = n
+        per = len(block) // len(unit)
+        while left > 0:
+            k = min(left, per)
+            yield block[: k * len(unit)]
+            left -= k
+        yield tail
+
+    return parts(), len(head) + n * len(unit) + len(tail)
