@@ -1,0 +1,65 @@
+"""The real damaged WARCs of /work/shared/data/warc/damaged go through the FULL pipeline in
+one run, listed together with a good file and a file that does not exist: the run succeeds,
+every damaged file's defects are counted in lineage (stage_stats / input_files, with
+reasons), and conservation holds per file."""
+
+from __future__ import annotations
+
+import pytest
+from faultkit import check_lineage, leftovers, small_cfg
+
+pytestmark = pytest.mark.ray
+
+# defect -> drop reasons that must appear in that file's stage_stats
+EXPECTED = {
+    "empty.warc.gz": {"file.empty"},
+    "not-a-warc.warc.gz": {"file.not_warc"},
+    "binary-payload.warc.gz": {"extract.binary"},
+    "missing-00000.warc.gz": {"file.missing"},
+}
+# defects a reader can survive without losing a record still leave a reason or an error text
+RECORD_DEFECTS = {"truncated-member.warc.gz", "bad-content-length.warc.gz",
+                  "junk-between-members.warc.gz"}
+
+
+def test_damaged_files_in_one_full_run(shared_data, small_inputs, ray_session, tmp_path):
+    from lineage.store import open_reader
+    from pipeline.run import run_pipeline
+
+    damaged = sorted((shared_data / "warc" / "damaged").glob("*.warc.gz"))
+    assert len(damaged) >= 6
+    missing = tmp_path / "crawl" / "missing-00000.warc.gz"
+    listing = tmp_path / "warc.paths"
+    listing.write_text("\n".join([*map(str, damaged), small_inputs[0], str(missing)]) + "\n")
+    out = tmp_path / "out"
+    result = run_pipeline(small_cfg([str(listing)], out))
+    assert result.status == "succeeded"
+    assert result.files_total == len(damaged) + 2
+    check_lineage(out)
+    assert not leftovers(out)
+    con = open_reader(out / "lineage.duckdb")
+    try:
+        files = {r[0].rsplit("/", 1)[-1]: r for r in con.execute(
+            "SELECT source_uri, status, records_read, docs_kept, error FROM input_files"
+        ).fetchall()}
+        reasons = {}
+        for uri, reason, n in con.execute(
+                "SELECT source_uri, reason, sum(count) FROM stage_stats GROUP BY 1, 2"
+        ).fetchall():
+            reasons.setdefault(uri.rsplit("/", 1)[-1], {})[reason] = n
+    finally:
+        con.close()
+    assert set(files) == {p.name for p in damaged} | {"sample-00000.warc.gz",
+                                                       "missing-00000.warc.gz"}
+    report = {name: (files[name][1:], reasons.get(name)) for name in files}
+    for name, want in EXPECTED.items():
+        assert want <= set(reasons.get(name, {})), (name, report[name])
+    for name in ("empty.warc.gz", "not-a-warc.warc.gz", "missing-00000.warc.gz"):
+        assert files[name][1] == "error" and files[name][2] == 0, report[name]
+    for name in RECORD_DEFECTS:
+        uri, status, read, kept, error = files[name]
+        assert status == "committed" and read > 0 and kept > 0, report[name]
+        damage = {k for k in reasons[name] if k in ("read.truncated", "read.parse_error")}
+        assert damage or error, f"{name}: defect neither counted nor reported: {report[name]}"
+    good = files["sample-00000.warc.gz"]
+    assert good[1] == "committed" and good[4] is None and good[3] > 0
