@@ -42,6 +42,22 @@ _VIEW_SOURCES = {
     "documents": "text",
     "rejections": "rejected",
 }
+_PROVENANCE = (
+    "NULL::VARCHAR AS doc_id, NULL::VARCHAR AS warc_record_id, NULL::VARCHAR AS url, "
+    "NULL::TIMESTAMPTZ AS warc_date, NULL::VARCHAR AS crawl_id, NULL::VARCHAR AS source_uri, "
+    "NULL::BIGINT AS source_offset, NULL::BIGINT AS source_length, "
+    "NULL::VARCHAR AS content_type, NULL::VARCHAR AS lang, NULL::FLOAT AS lang_score, "
+    "NULL::VARCHAR AS quality_bucket, NULL::VARCHAR AS text"
+)
+# Column shapes of the views while no shard exists yet, so documented queries always bind.
+_EMPTY_VIEW = {
+    "documents": _PROVENANCE + ", NULL::INTEGER AS http_status, NULL::VARCHAR AS charset, "
+    "NULL::UBIGINT AS text_hash, NULL::INTEGER AS n_tokens, NULL::BIGINT AS token_start, "
+    "NULL::BIGINT AS shard_row, NULL::VARCHAR AS pii_counts, NULL::VARCHAR AS filename",
+    "rejections": _PROVENANCE + ", NULL::VARCHAR AS drop_stage, NULL::VARCHAR AS drop_reason, "
+    "NULL::VARCHAR AS drop_detail, NULL::VARCHAR AS cluster_id, "
+    "NULL::VARCHAR AS keeper_doc_id, NULL::VARCHAR AS filename",
+}
 
 
 def writer_path(published: str | os.PathLike[str]) -> Path:
@@ -126,10 +142,7 @@ class LineageStore:
                     f"read_parquet([{lst}], filename = true, union_by_name = true)"
                 )
             else:
-                sql = (
-                    f"CREATE OR REPLACE VIEW {view} AS SELECT NULL::VARCHAR AS doc_id, "
-                    "NULL::VARCHAR AS url, NULL::VARCHAR AS filename WHERE false"
-                )
+                sql = f"CREATE OR REPLACE VIEW {view} AS SELECT {_EMPTY_VIEW[view]} WHERE false"
             con.execute(sql)
         dup_paths = [
             r[0]
@@ -147,8 +160,8 @@ class LineageStore:
         else:
             con.execute(
                 "CREATE OR REPLACE VIEW duplicates AS SELECT NULL::VARCHAR AS doc_id, "
-                "NULL::VARCHAR AS keeper_doc_id, NULL::VARCHAR AS cluster_id, "
-                "NULL::VARCHAR AS reason WHERE false"
+                "NULL::VARCHAR AS reason, NULL::UBIGINT AS cluster_id, "
+                "NULL::VARCHAR AS keeper_doc_id WHERE false"
             )
 
     # ---- convenience writers -------------------------------------------------------------

@@ -76,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.inputs:
         overrides.append("input.paths=" + json.dumps(args.inputs))
     overrides.append("output.dir=" + json.dumps(args.output))
-    if args.workers:
+    if args.workers is not None:
         overrides.append(f"execution.num_workers={args.workers}")
     if args.quiet:
         overrides.append("execution.progress=false")
