@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lineage.blocklist import blocked_mask
 from pipeline import storage
 from pipeline.config import PipelineConfig
 from pipeline.work import Layout, read_json, write_json_atomic
@@ -117,24 +118,6 @@ def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=REJECTED_SCHEMA)
 
 
-def deleted_mask(urls: pa.Array | pa.ChunkedArray, blocked_urls: list[str],
-                 blocked_domains: list[str]) -> pa.Array:
-    """True where a URL was removed by a deletion request (exact URL, or host in/under a
-    blocked domain). Vectorized over the batch."""
-    mask = pc.is_in(urls, value_set=pa.array(blocked_urls, pa.string()))
-    if blocked_domains:
-        host = pc.struct_field(
-            pc.extract_regex(urls, r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(?P<h>[^:/?#]+)"),
-            [0],
-        )
-        host = pc.utf8_lower(host)
-        for d in blocked_domains:
-            d = d.lower().lstrip(".")
-            hit = pc.or_(pc.equal(host, d), pc.ends_with(host, "." + d))
-            mask = pc.or_(mask, hit)
-    return pc.fill_null(mask, False)
-
-
 class ChunkProcessor:
     """Loads every phase-1 model once (per Ray actor) and processes chunk rows."""
 
@@ -144,8 +127,8 @@ class ChunkProcessor:
         self.cfg = cfg
         self.layout = layout
         self.rkey = rkey
-        self.blocked_urls = list(blocked_urls or [])
-        self.blocked_domains = list(blocked_domains or [])
+        self.blocked_urls = frozenset(blocked_urls or [])
+        self.blocked_domains = frozenset(blocked_domains or [])
         self.stages = [
             ("extract", Extractor(cfg.extract)),
             ("lang", LanguageIdentifier(cfg.langid)),
@@ -165,7 +148,7 @@ class ChunkProcessor:
         seconds: dict[str, float] = {}
         kept = docs
         if (self.blocked_urls or self.blocked_domains) and docs.num_rows:
-            gone = deleted_mask(docs.column("url"), self.blocked_urls, self.blocked_domains)
+            gone = blocked_mask(docs.column("url"), self.blocked_urls, self.blocked_domains)
             n_gone = int(pc.sum(gone).as_py() or 0)
             if n_gone:
                 counts["url.deleted"] += n_gone

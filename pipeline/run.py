@@ -237,10 +237,10 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
 
 def _blocklist(store: LineageStore) -> tuple[list[str], list[str]]:
     """URLs and domains removed by deletion requests: they never re-enter the output."""
-    rows = store.query("SELECT url, domain FROM url_blocklist")
-    urls = sorted({u for u, _ in rows if u})
-    domains = sorted({d for _, d in rows if d})
-    return urls, domains
+    from lineage.blocklist import load_blocklist
+
+    urls, domains = load_blocklist(store.path)
+    return sorted(urls), sorted(domains)
 
 
 def _count_rows(uris: list[str]) -> int:
