@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             " (it is deleted with the job; pass an absolute shared path or s3:// URI)")
     log(f"jobs.run: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '(embedded)')} "
         f"output={cfg.output.dir} lineage={cfg.output.lineage_path} "
-        f"config_hash={cfg.config_hash}", args.quiet)
+        f"config_hash={cfg.config_hash}")
 
     from pipeline.run import run_pipeline, summary_table
 
