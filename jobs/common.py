@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline import storage
 from pipeline.config import PipelineConfig, load_config
+from pipeline.inputs import check_uri
 
 MIRROR_NAME = "_lineage/lineage.duckdb"
 # ray.init() inside a submitted job merges its runtime_env with the job's; the driver passes
@@ -104,6 +105,7 @@ def build_config(
     listing_prefix: str | None = None,
 ) -> PipelineConfig:
     """The run config: profile, YAML, --set, then what the entrypoint's own options fix."""
+    check_uri(output, "output.dir")
     if not storage.is_remote(output):
         output = os.path.abspath(output)
     over = list(overrides)

@@ -41,6 +41,18 @@ def file_key(uri: str) -> str:
     return f"{base}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
 
 
+def check_uri(uri: str, field: str) -> None:
+    """Reject URI query options (`s3://b/k?endpoint_override=...`): pyarrow would honour them
+    for that one URI, but URIs derived from it (listed files, output names) would silently
+    lose them and could reach another endpoint. Endpoints come from the environment instead.
+    """
+    if storage.is_remote(uri) and "?" in uri:
+        raise ConfigError(
+            f"config error: {field}: URI query options are not supported: {uri!r}; set the "
+            "endpoint in the environment instead (e.g. AWS_ENDPOINT_URL=http://host:port)"
+        )
+
+
 def _is_listing(name: str) -> bool:
     return name.endswith(LISTING_SUFFIXES) and not name.endswith(WARC_SUFFIXES)
 
@@ -94,6 +106,7 @@ def resolve_inputs(paths: list[str], listing_prefix: str | None = None) -> list[
     """Expand inputs, deduplicate, sort (deterministic order) and key them."""
     uris: list[str] = []
     for item in paths:
+        check_uri(item, "input.paths")
         uris.extend(_expand_one(item, listing_prefix))
     seen: dict[str, InputFile] = {}
     for u in uris:
