@@ -164,7 +164,8 @@ class ChunkProcessor:
                 counts.update(dropped.column("drop_reason").to_pylist())
                 rejected.append(to_rejected(dropped, name, self.cfg.output.rejected_text_chars))
         kept = kept.drop_columns([c for c in _NOT_STAGED if c in kept.column_names])
-        storage.write_parquet_atomic(prefix + ".kept.parquet", kept)
+        if kept.num_rows:  # an empty chunk has no staged docs (and no signature columns)
+            storage.write_parquet_atomic(prefix + ".kept.parquet", kept)
         rej = pa.concat_tables(rejected) if rejected else REJECTED_SCHEMA.empty_table()
         storage.write_parquet_atomic(prefix + ".rejected.parquet", rej)
         html_bytes = int(pc.sum(pc.binary_length(docs.column("html"))).as_py() or 0) if (

@@ -90,6 +90,7 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run") -> RunResult:
         cfg.output.dir = os.path.abspath(cfg.output.dir)
     t0 = time.perf_counter()
     files = _inputs(cfg)
+    _check_output(cfg)
     layout = Layout(cfg.output.dir, cfg.config_hash)
     store = LineageStore(lineage_path_for(cfg))
     done_keys = committed_file_keys(store, cfg.config_hash)
@@ -124,6 +125,19 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run") -> RunResult:
     if todo and not cfg.output.keep_work:
         storage.delete_tree(layout.work_dir(rkey))
     return result
+
+
+def _check_output(cfg: PipelineConfig) -> None:
+    """Fail early, as a user error, when the output or lineage location is unusable."""
+    assert cfg.output.dir
+    for what, uri in (("output.dir", cfg.output.dir),
+                      ("output.lineage_path", os.path.dirname(lineage_path_for(cfg)))):
+        try:
+            storage.makedirs(uri)
+        except OSError as exc:
+            raise ConfigError(f"config error: {what}: cannot create {uri}: {exc}") from exc
+        if not storage.is_remote(uri) and not os.access(uri, os.W_OK):
+            raise ConfigError(f"config error: {what}: not writable: {uri}")
 
 
 def _summary(r: RunResult) -> dict[str, Any]:

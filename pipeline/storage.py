@@ -76,6 +76,13 @@ def read_bytes(uri: str) -> bytes:
 
 def write_bytes_atomic(uri: str, data: bytes) -> None:
     """Write so that readers see either nothing or the whole file."""
+    try:
+        _write_atomic(uri, data)
+    except OSError as exc:  # name the file: "File too large" alone tells the user nothing
+        raise OSError(exc.errno, f"cannot write {uri}: {exc.strerror or exc}") from exc
+
+
+def _write_atomic(uri: str, data: bytes) -> None:
     fs, path = resolve(uri)
     parent = posixpath.dirname(path) if is_remote(uri) else os.path.dirname(path)
     fs.create_dir(parent, recursive=True)

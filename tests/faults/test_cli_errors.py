@@ -89,9 +89,6 @@ def test_bare_commands_print_usage_not_traceback(args):
     assert "usage" in (p.stdout + p.stderr).lower()
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/cli.py _cmd_run: `if args.workers:` treats "
-                   "--workers 0 as 'not given', so it is silently ignored (the run starts with "
-                   "all CPUs) instead of failing validation like --workers -1")
 def test_zero_workers_is_rejected(monkeypatch, tmp_path):
     """In-process (the bug makes the subprocess run the whole pipeline for minutes)."""
     import pipeline.run

@@ -44,10 +44,6 @@ def test_output_under_a_file(tmp_path, small_inputs):
     assert blocker.read_bytes() == b"x"
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/cli.py main(): an unusable output location "
-                   "(NotADirectoryError/FileExistsError from LineageStore.__init__ mkdir) is "
-                   "not caught for `run`: the user gets a Python traceback, not a one-line "
-                   "error with exit status 2")
 def test_output_under_a_file_has_no_traceback(tmp_path, small_inputs):
     blocker = tmp_path / "blocker"
     blocker.write_bytes(b"x")
@@ -119,9 +115,6 @@ def test_full_disk_during_shard_writes(staged_run, small_ref, tmp_path):
     assert tree_digest(out) == small_ref["digest"]
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/storage.py write_bytes_atomic: an OSError "
-                   "while writing the temporary file (EFBIG, ENOSPC, EIO) propagates without "
-                   "the path: 'OSError: [Errno 27] File too large' names no file")
 def test_full_disk_error_names_the_file(tmp_path):
     from pipeline import storage
 
