@@ -83,15 +83,16 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from presidio_analyzer.nlp_engine import NlpArtifacts
 from pydantic import BaseModel, ConfigDict, Field
 
-from stages.pii_engine import (
-    SECRET_PARAM_NAMES,
-    SUPPORTED_ENTITIES,
-    build_analyzer,
-    is_phone_lookalike,
-)
+from stages.pii_names import SECRET_PARAM_NAMES, SUPPORTED_ENTITIES
+
+
+def _is_phone_lookalike(val: str) -> bool:
+    from stages.pii_engine import is_phone_lookalike
+
+    return is_phone_lookalike(val)
+
 
 DEFAULT_ENTITIES = [
     "EMAIL_ADDRESS",
@@ -247,6 +248,8 @@ class PiiScrubber:
     def __init__(self, cfg: PiiConfig | None = None) -> None:
         self.cfg = cfg or PiiConfig()
         self.entities = list(dict.fromkeys(self.cfg.entities))
+        from stages.pii_engine import build_analyzer  # Presidio + spaCy load here, once
+
         self.analyzer = build_analyzer(self.entities, self.cfg.languages, self.cfg.phone_regions)
         self._candidate_res = [(rx, ents & set(self.entities)) for rx, ents in _CANDIDATE_RES]
         self._candidate_res = [(rx, ents) for rx, ents in self._candidate_res if ents]
@@ -263,6 +266,8 @@ class PiiScrubber:
             return []
         # Empty NLP artifacts: a blank spaCy pipeline yields no entities and no lemmas, so
         # tokenizing every window would be pure cost (context enhancement is inert either way).
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+
         arts = NlpArtifacts([], [], [], [], None, lang)
         res = self.analyzer.analyze(
             text,
@@ -307,7 +312,7 @@ class PiiScrubber:
             # part of a decimal number (coordinates, measurements) or a dotted quad (IP)
             if re.search(r"\d[.,]$", before) or re.match(r"[.,]\d", text[e : e + 2]):
                 return False
-            if is_phone_lookalike(val):
+            if _is_phone_lookalike(val):
                 return False
         return True
         return True

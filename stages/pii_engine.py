@@ -69,49 +69,11 @@ from presidio_analyzer.predefined_recognizers import (
     UsSsnRecognizer,
 )
 
-SUPPORTED_ENTITIES: tuple[str, ...] = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "IP_ADDRESS",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "US_SSN",
-    "URL_CREDENTIAL",
-)
+from stages.pii_names import SECRET_PARAM_NAMES, SUPPORTED_ENTITIES
 
 # tldextract with its bundled public-suffix snapshot only: no URL list, no disk cache.
 _OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
-# Query parameter names whose values are credentials/session ids, not content.
-SECRET_PARAM_NAMES: tuple[str, ...] = (
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "auth_token",
-    "token",
-    "api_key",
-    "apikey",
-    "key",
-    "secret",
-    "client_secret",
-    "password",
-    "passwd",
-    "pwd",
-    "pass",
-    "session",
-    "sessionid",
-    "session_id",
-    "sid",
-    "phpsessid",
-    "jsessionid",
-    "auth",
-    "authorization",
-    "signature",
-    "sig",
-    "x-amz-signature",
-    "x-amz-credential",
-    "x-amz-security-token",
-)
 _SECRET_PARAM_RE = re.compile(
     r"(?i)[?&;](?:" + "|".join(re.escape(n) for n in SECRET_PARAM_NAMES) + r")=([^&#\s\"'<>]{4,})"
 )
