@@ -238,7 +238,7 @@ def _locked_main(args: argparse.Namespace, cfg: PipelineConfig) -> int:
     rep: dict[str, Any] = {
         "run_id": started.strftime("%Y%m%dT%H%M%S") + "-norun", "kind": "nightly",
         "status": "failed", "exit_code": EXIT_FAILED,
-        "started_at": started.isoformat(timespec="seconds"), "listing": list(args.listing),
+        "started_at": started.isoformat(timespec="seconds"), "listing": [u if storage.is_remote(u) else os.path.abspath(u) for u in args.listing],
         "output": cfg.output.dir, "lineage_path": cfg.output.lineage_path,
         "config_hash": cfg.config_hash, "files_listed": 0, "files_already_committed": 0,
         "new_files": [], "files_processed": 0, "files_failed": [], "records_read": 0,

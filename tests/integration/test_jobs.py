@@ -148,6 +148,7 @@ def test_submitted_job_runs_pipeline(ray_head, tmp_path):
     p = submit(address, ["python", "-m", "jobs.run", "--output", str(out), "--profile", "fast",
                           "--quiet", str(warc)])
     log = p.stdout + p.stderr
+    (tmp_path / "job1.log").write_text(log)
     assert p.returncode == 0, log[-4000:]
     assert re.search(r"Job 'raysubmit_\w+' succeeded", log), log[-4000:]
     # The driver connected to our head (RAY_ADDRESS set by Ray, not an embedded Ray) and
