@@ -213,14 +213,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from filelock import FileLock, Timeout
 
     lock_file = lock_path(cfg)
-    Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_file)
     try:
+        Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=args.lock_timeout)
     except Timeout:
         print(f"nightly: another nightly run holds {lock_file} ({_holder(lock_file)}); "
               f"exiting with status {EXIT_LOCKED}", file=sys.stderr)
         return EXIT_LOCKED
+    except OSError as exc:  # after Timeout, which is an OSError too
+        print(f"nightly: failed: cannot take the lock {lock_file}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         Path(lock_file + ".owner").write_text(json.dumps(
             {"pid": os.getpid(), "host": socket.gethostname(),
@@ -235,10 +238,11 @@ def _locked_main(args: argparse.Namespace, cfg: PipelineConfig) -> int:
     assert cfg.output.dir and cfg.output.lineage_path
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc)
+    listing = [u if storage.is_remote(u) else os.path.abspath(u) for u in args.listing]
     rep: dict[str, Any] = {
         "run_id": started.strftime("%Y%m%dT%H%M%S") + "-norun", "kind": "nightly",
         "status": "failed", "exit_code": EXIT_FAILED,
-        "started_at": started.isoformat(timespec="seconds"), "listing": [u if storage.is_remote(u) else os.path.abspath(u) for u in args.listing],
+        "started_at": started.isoformat(timespec="seconds"), "listing": listing,
         "output": cfg.output.dir, "lineage_path": cfg.output.lineage_path,
         "config_hash": cfg.config_hash, "files_listed": 0, "files_already_committed": 0,
         "new_files": [], "files_processed": 0, "files_failed": [], "records_read": 0,

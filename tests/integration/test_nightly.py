@@ -188,6 +188,17 @@ def test_failure_exits_nonzero_with_one_line_and_report(tmp_path):
     assert main(["--listing", str(listing), "--output", str(out), "--quiet"]) == 1
 
 
+def test_dry_run_reports_new_files_and_processes_nothing(tmp_path):
+    listing = tmp_path / "warc.paths"
+    listing.write_text(f"{SAMPLE}\n{tmp_path / 'not-there-yet.warc.gz'}\n")
+    out = tmp_path / "out"
+    assert main(["--listing", str(listing), "--output", str(out), "--dry-run", "--quiet"]) == 0
+    (rep,) = reports(out)
+    assert rep["status"] == "dry-run" and rep["files_listed"] == 2
+    assert rep["new_files"] == sorted([str(SAMPLE), str(tmp_path / "not-there-yet.warc.gz")])
+    assert not (out / "lineage.duckdb").exists() and not list(out.glob("en"))
+
+
 def test_config_error_is_usage_status(tmp_path, capsys):
     code = main(["--listing", str(SAMPLE), "--output", str(tmp_path / "o"),
                  "--set", "langid.no_such_field=1"])

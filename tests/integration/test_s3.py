@@ -175,7 +175,8 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
     assert "inputs: 2 files (2 already committed, 0 processed)" in p.stdout
     con = duckdb.connect(str(lineage), read_only=True)
     try:
-        assert con.execute("SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone() == (3,)
+        ok = con.execute("SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone()
+        assert ok == (3,)
         assert con.execute("SELECT count(*) FROM input_files").fetchone() == (2,)
     finally:
         con.close()
@@ -187,6 +188,33 @@ def test_uri_query_options_are_a_config_error(where, capsys):
     from jobs.run import main
 
     uri = "s3://bucket/x?endpoint_override=127.0.0.1:9000&scheme=http"
-    args = ["--output", uri, "s3://bucket/in/"] if where == "output" else ["--output", "/tmp/o", uri]
+    args = (["--output", uri, "s3://bucket/in/"] if where == "output"
+            else ["--output", "/tmp/o", uri])
     assert main(args) == 2
     assert "AWS_ENDPOINT_URL" in capsys.readouterr().err
+
+
+def test_nightly_lock_for_s3_output_sits_next_to_lineage(s3, tmp_path, monkeypatch, capsys):
+    """No POSIX lock on s3: the nightly locks next to the (POSIX) lineage DB instead."""
+    from filelock import FileLock
+
+    from jobs.nightly import EXIT_LOCKED, main
+
+    monkeypatch.setenv("CCPIPE_LINEAGE_DIR", str(tmp_path / "lineage"))
+    lineage = tmp_path / "lin" / "lineage.duckdb"
+    lineage.parent.mkdir()
+    args = ["--listing", f"s3://{BUCKET}/nightly-crawl/", "--output", f"s3://{BUCKET}/nout",
+            "--lineage", str(lineage), "--dry-run", "--quiet"]
+    with FileLock(str(lineage) + ".nightly.lock"):
+        assert main(args) == EXIT_LOCKED
+    assert str(lineage) + ".nightly.lock" in capsys.readouterr().err
+    s3[0].put_object(Bucket=BUCKET, Key="nightly-crawl/a.warc.gz", Body=small_warc(SAMPLES[0], 3))
+    assert main(args) == 0  # lock free again: the dry run lists the new file on s3
+    import json
+
+    from pipeline import storage
+
+    (rep_uri,) = [u for u in storage.list_files(f"s3://{BUCKET}/nout/_reports")
+                  if u.endswith(".json")]
+    rep = json.loads(storage.read_bytes(rep_uri))
+    assert rep["new_files"] == [f"s3://{BUCKET}/nightly-crawl/a.warc.gz"]
