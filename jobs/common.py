@@ -12,26 +12,25 @@ mirror, so "skip what is committed" survives the loss of the driver's disk.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sys
-from pathlib import Path
 
 from pipeline import storage
 from pipeline.config import PipelineConfig, load_config
 from pipeline.inputs import check_uri
+from pipeline.lineage_location import (  # noqa: F401 - re-exported for the entrypoints
+    MIRROR_NAME,
+    default_lineage_path,
+    log,
+    mirror_uri,
+    publish_lineage,
+    restore_lineage,
+)
 
-MIRROR_NAME = "_lineage/lineage.duckdb"
 # ray.init() inside a submitted job merges its runtime_env with the job's; the driver passes
 # the same env vars the job's runtime_env sets, which Ray treats as a conflict unless told to
 # let the driver's (identical) values win.
 _RAY_OVERRIDE = "RAY_OVERRIDE_JOB_RUNTIME_ENV"
-
-
-def log(msg: str, quiet: bool = False) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def in_ray_job() -> bool:
@@ -43,53 +42,6 @@ def prepare_ray_job_env() -> None:
     """Let `pipeline.plan.ensure_ray` connect from inside a submitted job (see _RAY_OVERRIDE)."""
     if in_ray_job():
         os.environ.setdefault(_RAY_OVERRIDE, "1")
-
-
-def default_lineage_path(output: str) -> str:
-    """POSIX path of the lineage DB for `output` (see the module docstring)."""
-    if not storage.is_remote(output):
-        return os.path.join(os.path.abspath(output), "lineage.duckdb")
-    root = os.environ.get("CCPIPE_LINEAGE_DIR") or str(
-        Path.home() / ".cache" / "ccpipe" / "lineage"
-    )
-    key = hashlib.sha256(output.rstrip("/").encode()).hexdigest()[:12]
-    return os.path.join(os.path.abspath(root), key, "lineage.duckdb")
-
-
-def mirror_uri(output: str) -> str:
-    return storage.join(output.rstrip("/"), MIRROR_NAME)
-
-
-def restore_lineage(output: str, lineage_path: str, quiet: bool = False) -> bool:
-    """Fetch the object-store mirror when the driver has no local lineage yet."""
-    if not storage.is_remote(output):
-        return False
-    from lineage.store import writer_path
-
-    local = Path(lineage_path)
-    if local.exists() or writer_path(local).exists():
-        return False
-    mirror = mirror_uri(output)
-    if not storage.exists(mirror):
-        return False
-    local.parent.mkdir(parents=True, exist_ok=True)
-    storage.write_bytes_atomic(str(local), storage.read_bytes(mirror))
-    log(f"lineage: restored {local} from {mirror}", quiet)
-    return True
-
-
-def publish_lineage(output: str, lineage_path: str, quiet: bool = False) -> str | None:
-    """Copy the published lineage snapshot next to an object-store output (one atomic PUT)."""
-    if not storage.is_remote(output) or not os.path.exists(lineage_path):
-        return None
-    mirror = mirror_uri(output)
-    try:
-        storage.write_bytes_atomic(mirror, Path(lineage_path).read_bytes())
-    except OSError as exc:  # the local copy is intact; the next run mirrors again
-        log(f"warning: lineage mirror to {mirror} failed: {exc}")
-        return None
-    log(f"lineage: mirrored {lineage_path} to {mirror}", quiet)
-    return mirror
 
 
 def build_config(

@@ -44,7 +44,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}}
+    env: dict[str, Any] | None = {
+        "env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}
+    }
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        env = None  # inside `ray job submit`: the job's runtime_env (jobs/runtime_env.yaml) rules
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="ray")
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     if address:

@@ -31,6 +31,7 @@ from lineage.writer import (
 from pipeline import faults, storage
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.inputs import InputFile, resolve_inputs
+from pipeline.lineage_location import default_lineage_path, publish_lineage, restore_lineage
 from pipeline.phase1 import merge_file_summaries
 from pipeline.progress import Progress
 from pipeline.version import code_version
@@ -62,9 +63,7 @@ def lineage_path_for(cfg: PipelineConfig) -> str:
     if cfg.output.lineage_path:
         return cfg.output.lineage_path
     assert cfg.output.dir
-    if storage.is_remote(cfg.output.dir):
-        return os.path.abspath("lineage.duckdb")
-    return os.path.join(os.path.abspath(cfg.output.dir), "lineage.duckdb")
+    return default_lineage_path(cfg.output.dir)
 
 
 def _log(cfg: PipelineConfig, msg: str) -> None:
@@ -92,6 +91,17 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run") -> RunResult:
     files = _inputs(cfg)
     _check_output(cfg)
     layout = Layout(cfg.output.dir, cfg.config_hash)
+    quiet = not cfg.execution.progress
+    restore_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
+    try:
+        return _run(cfg, files, layout, kind, t0)
+    finally:
+        publish_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
+
+
+def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
+         t0: float) -> RunResult:
+    assert cfg.output.dir
     store = LineageStore(lineage_path_for(cfg))
     done_keys = committed_file_keys(store, cfg.config_hash)
     todo = [f for f in files if f.file_key not in done_keys]
