@@ -8,6 +8,7 @@ resume that skips committed work.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -183,12 +184,14 @@ def test_pii_counts_recorded(con):
     assert counts.get("CREDIT_CARD", 0) >= 3
 
 
-def test_rerun_same_output_skips_committed(sample_run, ray_session):
-    cfg = load_config(None, [f"output.dir={sample_run.output}", "execution.progress=false"])
-    before = data_files(Path(sample_run.output))
+def test_rerun_same_output_skips_committed(sample_run, ray_session, tmp_path):
+    out = tmp_path / "copy"  # the session's sample run stays read-only for other tests
+    shutil.copytree(sample_run.output, out)
+    cfg = load_config(None, [f"output.dir={out}", "execution.progress=false"])
+    before = data_files(out)
     again = run_pipeline(cfg)
     assert again.files_skipped == 2 and again.files_processed == 0
-    assert data_files(Path(sample_run.output)) == before
+    assert data_files(out) == before
 
 
 def test_same_input_same_config_byte_identical(sample_run, ray_session, tmp_path):
