@@ -42,15 +42,8 @@ EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: another run holds the lock, try agai
 STAGES = ("read", "extract", "lang", "quality", "dedup")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m jobs.nightly", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m jobs.nightly", description=__doc__.splitlines()[0])
     p.add_argument("--listing", required=True, action="append",
                    help="warc.paths[.gz] listing, directory or s3:// prefix holding the crawl "
                         "(repeatable)")

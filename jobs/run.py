@@ -27,15 +27,8 @@ from pipeline.config import ConfigError, list_profiles
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m jobs.run", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m jobs.run", description=__doc__.splitlines()[0])
     p.add_argument("inputs", nargs="*",
                    help="WARC files, globs, directories, listings, s3:// URIs (default: the "
                         "sample crawl shipped in the working dir)")

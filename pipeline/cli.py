@@ -16,16 +16,9 @@ from pipeline.config import ConfigError, list_profiles, load_config
 EXIT_USAGE = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's default exit code is also 2
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m pipeline", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", help="process WARC inputs into shards (default: the sample crawl)")
     r.add_argument("inputs", nargs="*", help="WARC files, globs, directories, listings, URIs")
@@ -47,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the configuration reference (Markdown) instead")
 
     q = sub.add_parser("quality", help="quality model commands")
-    qs = q.add_subparsers(dest="qcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+    qs = q.add_subparsers(dest="qcommand", metavar="SUBCOMMAND")
     qt = qs.add_parser("train", help="train a fastText quality classifier")
     qt.add_argument("--positive", required=True, help="text file (one doc per line) or parquet")
     qt.add_argument("--negative", required=True)
@@ -56,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     qt.add_argument("--seed", type=int, default=0)
 
     t = sub.add_parser("tokenizer", help="tokenizer commands")
-    ts = t.add_subparsers(dest="tcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+    ts = t.add_subparsers(dest="tcommand", metavar="SUBCOMMAND")
     tt = ts.add_parser("train", help="train a byte-level BPE on a sample of kept documents")
     tt.add_argument("--input", required=True, action="append",
                     help="run output directory or parquet file(s) with a text column")

@@ -26,19 +26,15 @@ from stages.extract import Extractor
 from stages.langid import LanguageIdentifier
 from stages.minhash import SignatureStage
 from stages.quality import QualityFilter
-from stages.warc_reader import read_warc
+from stages.warc_reader import DOC_SCHEMA, read_warc
 
-# Columns every rejected (audit) row carries, whatever stage dropped it.
+# Columns every rejected (audit) row carries, whatever stage dropped it: the reader's
+# provenance columns, then what the later stages know and why the row was dropped.
+_PROVENANCE = ("doc_id", "url", "warc_date", "crawl_id", "source_uri", "source_offset",
+               "source_length", "content_type")
 REJECTED_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("url", pa.string()),
-        ("warc_date", pa.timestamp("s", tz="UTC")),
-        ("crawl_id", pa.string()),
-        ("source_uri", pa.string()),
-        ("source_offset", pa.int64()),
-        ("source_length", pa.int64()),
-        ("content_type", pa.string()),
+    [DOC_SCHEMA.field(name) for name in _PROVENANCE]
+    + [
         ("lang", pa.string()),
         ("lang_score", pa.float32()),
         ("quality_bucket", pa.string()),

@@ -105,40 +105,61 @@ class _Phase3Actor:
         return pa.table({"result_json": pa.array(rows, pa.string())})
 
 
-def _actor_pool(cfg: PipelineConfig, size: int) -> dict[str, Any]:
-    """A fixed-size actor pool. Ray Data restarts a dead actor and retries its call
-    (max_restarts / max_task_retries default to unlimited for system failures such as a
-    killed worker process); an exception raised by our code is not retried, because the same
-    input would fail the same way."""
-    return {"compute": ray.data.ActorPoolStrategy(size=max(1, size))}
+def _map_with_actors(ds: ray.data.Dataset, actor: type, cfg: PipelineConfig, layout: Layout,
+                     rkey: str, size: int, **extra: Any) -> ray.data.Dataset:
+    """One call per row on a fixed-size actor pool (one CPU each; models load once per actor).
+
+    Ray Data restarts a dead actor and retries its call (max_restarts / max_task_retries
+    default to unlimited for system failures such as a killed worker process); an exception
+    raised by our code is not retried, because the same input would fail the same way.
+    """
+    return ds.map_batches(
+        actor,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_constructor_kwargs={
+            "cfg_json": cfg.model_dump_json(), "out": layout.out,
+            "config_hash": layout.config_hash, "rkey": rkey, **extra,
+        },
+        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=max(1, size)),
+    )
 
 
 def run_phase1(
     files: list[dict[str, str]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int,
     blocked: tuple[list[str], list[str]] = ([], []),
 ) -> Iterator[dict[str, Any]]:
-    """Stream chunk summaries as actors finish them (any order)."""
-    cfg_json = cfg.model_dump_json()
+    """Stream chunk summaries as actors finish them (any order).
+
+    Every chunk must travel as its own block: Ray Data hands whole blocks to actors and would
+    otherwise pack a task's consecutive chunks into one block (up to 128 MiB), so one actor
+    would get a whole file while the others idle. A tiny target block size for this dataset
+    makes each yielded chunk row a block of its own.
+    """
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.target_max_block_size
+    ctx.target_max_block_size = 1
+    try:
+        yield from _phase1_rows(files, cfg, layout, rkey, workers, blocked)
+    finally:
+        ctx.target_max_block_size = saved
+
+
+def _phase1_rows(
+    files: list[dict[str, str]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int,
+    blocked: tuple[list[str], list[str]],
+) -> Iterator[dict[str, Any]]:
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))
     ds = ds.map_batches(
         _read_chunks,
         batch_size=1,
         batch_format="pyarrow",
-        fn_kwargs={"cfg_json": cfg_json},
+        fn_kwargs={"cfg_json": cfg.model_dump_json()},
         num_cpus=0,
         compute=ray.data.TaskPoolStrategy(size=max(1, workers)),
     )
-    ds = ds.map_batches(
-        _Phase1Actor,
-        batch_size=1,
-        batch_format="pyarrow",
-        fn_constructor_kwargs={
-            "cfg_json": cfg_json, "out": layout.out,
-            "config_hash": layout.config_hash, "rkey": rkey, "blocked": blocked,
-        },
-        num_cpus=1,
-        **_actor_pool(cfg, workers),
-    )
+    ds = _map_with_actors(ds, _Phase1Actor, cfg, layout, rkey, workers, blocked=blocked)
     for row in ds.iter_rows():
         yield json.loads(row["summary_json"])
 
@@ -147,18 +168,7 @@ def run_phase3(
     items: list[dict[str, Any]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int
 ) -> Iterator[dict[str, Any]]:
     """Stream per-file results (shards written, counts) as actors finish them."""
-    cfg_json = cfg.model_dump_json()
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-    ds = ds.map_batches(
-        _Phase3Actor,
-        batch_size=1,
-        batch_format="pyarrow",
-        fn_constructor_kwargs={
-            "cfg_json": cfg_json, "out": layout.out,
-            "config_hash": layout.config_hash, "rkey": rkey,
-        },
-        num_cpus=1,
-        **_actor_pool(cfg, min(workers, len(items))),
-    )
+    ds = _map_with_actors(ds, _Phase3Actor, cfg, layout, rkey, min(workers, len(items)))
     for row in ds.iter_rows():
         yield json.loads(row["result_json"])
