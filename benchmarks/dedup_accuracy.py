@@ -10,7 +10,7 @@ Reports, per similarity bucket, P(candidate) (pair shares >= 1 band key) vs the 
 S-curve 1-(1-s^r)^b averaged over the pairs' exact Jaccard, and precision/recall of
 "candidate" against "exact J >= threshold" (pairs with J uniform in [0.3, 1]).
 
-    /work/venv/bin/python -m benchmarks.dedup_accuracy [--pairs 300]
+    python -m benchmarks.dedup_accuracy [--pairs 300]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ phase 2 in one process (explode keys -> star edges -> components -> keepers,
 ``stages.dedup_cluster.dedup_local``) and reports wall time and peak RSS (psutil, sampled
 every 50 ms). ``--ray N`` additionally runs ``pipeline.dedup_phase.run_dedup_phase`` on N docs.
 
-    /work/venv/bin/python -m benchmarks.dedup_scale --docs 1000000
+    python -m benchmarks.dedup_scale --docs 1000000
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ contain (``with``) and must not contain (``without``). Counting as trafilatura's
 does: a found ``with`` snippet is a true positive, a missing one a false negative, a found
 ``without`` snippet a false positive. Matching is on whitespace-collapsed text.
 
-    /work/venv/bin/python -m benchmarks.extraction_quality [--limit N] [--settings a,b]
+    python -m benchmarks.extraction_quality [--limit N] [--settings a,b]
 """
 
 from __future__ import annotations

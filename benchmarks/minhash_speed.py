@@ -8,7 +8,7 @@ datasketch paths measured (its fastest CPU paths): ``MinHash.bulk`` (= copy + ``
 per doc) with the default sha1 hashfunc on utf-8 shingle bytes, and with xxh64 as hashfunc.
 Shingling for datasketch uses the same normalized word lists (Python slicing + join).
 
-    /work/venv/bin/python -m benchmarks.minhash_speed [--docs N] [--bits 64]
+    python -m benchmarks.minhash_speed [--docs N] [--bits 64]
 """
 
 from __future__ import annotations

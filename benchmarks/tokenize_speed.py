@@ -9,7 +9,7 @@ Reported: docs/s, tokens/s, MB/s of UTF-8 text, bytes per token, and the share o
 the Rust ``encode_batch_fast`` call vs. the numpy/Arrow assembly; shard write (bytes) MB/s.
 Rust threads: set RAYON_NUM_THREADS (e.g. 1 for a per-core figure) before running.
 
-    /work/venv/bin/python -m benchmarks.tokenize_speed [--vocab-size 32000] [--repeat 3]
+    python -m benchmarks.tokenize_speed [--vocab-size 32000] [--repeat 3]
 """
 
 from __future__ import annotations

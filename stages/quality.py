@@ -77,7 +77,7 @@ __all__ = [
 
 _TOP_NS = (2, 3, 4)
 _DUP_NS = (5, 6, 7, 8, 9, 10)
-_ANCHOR = "docs: /work/shared/ANCHORS.md"
+_ANCHOR = "docs: ../shared/ANCHORS.md"
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 # Non-English lists are ours: the most frequent function words of each language, so that

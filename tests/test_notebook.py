@@ -2,7 +2,7 @@
 
 The notebook is executed with nbclient on the `python3` kernel (ipykernel's spec; jupyter_client
 substitutes this interpreter for its "python" argv). If the venv has no kernel spec, install
-one with `/work/venv/bin/python -m ipykernel install --sys-prefix`; the test skips (with that
+one with `python -m ipykernel install --sys-prefix`; the test skips (with that
 hint) only when no kernel can start at all.
 """
 
