@@ -9,8 +9,8 @@ either nothing, or complete files without a commit (rewritten identically next t
 
 from __future__ import annotations
 
+import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -114,7 +114,8 @@ def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
                   f"with config {cfg.config_hash}")
     start_run(store, run_id=run_id, run_key=rkey, kind=kind, config_hash=cfg.config_hash,
               config_json=cfg.canonical_json(), code_version=code_version(),
-              output_dir=cfg.output.dir, models_json=None, n_inputs=len(files))
+              output_dir=cfg.output.dir, models_json=json.dumps(model_hashes(cfg)),
+              n_inputs=len(files))
     try:
         if todo:
             _process(cfg, todo, layout, rkey, run_id, store, result)
@@ -135,6 +136,26 @@ def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
     if todo and not cfg.output.keep_work:
         storage.delete_tree(layout.work_dir(rkey))
     return result
+
+
+def model_hashes(cfg: PipelineConfig) -> dict[str, dict[str, str]]:
+    """Content hashes of every model file the run uses: outputs depend on their bytes."""
+    from stages.langid import default_model_path
+    from stages.tokenize import tokenizer_hash
+
+    paths = {
+        "langid": cfg.langid.model_path or default_model_path(),
+        "tokenizer": str(cfg.tokenize.resolved_tokenizer_path()),
+    }
+    if cfg.quality.model.path:
+        paths["quality_model"] = cfg.quality.model.path
+    out = {}
+    for name, path in paths.items():
+        try:
+            out[name] = {"path": path, "sha256": tokenizer_hash(path)}
+        except OSError as exc:
+            raise ConfigError(f"config error: {name} model not readable: {path}: {exc}") from exc
+    return out
 
 
 def _check_output(cfg: PipelineConfig) -> None:
@@ -336,5 +357,3 @@ def summary_table(r: RunResult) -> str:
     return "\n".join(lines)
 
 
-def hostname() -> str:
-    return socket.gethostname()

@@ -211,9 +211,12 @@ def test_stage_counts_are_named(con):
 
 
 def test_lineage_records_run_config_and_code_version(sample_run, con):
-    run = con.execute("SELECT config_hash, config_json, code_version, status FROM runs "
-                      "WHERE run_id = ?", [sample_run.run_id]).fetchone()
+    run = con.execute("SELECT config_hash, config_json, code_version, status, models_json "
+                      "FROM runs WHERE run_id = ?", [sample_run.run_id]).fetchone()
     assert run[3] == "succeeded"
+    models = json.loads(run[4])
+    assert {"langid", "tokenizer"} <= set(models)
+    assert all(len(m["sha256"]) == 64 for m in models.values())
     assert len(run[0]) == 16 and json.loads(run[1])["dedup"]["bands"] == 14
     assert run[2]
     tokens = con.execute("SELECT DISTINCT tokenizer_hash, token_dtype FROM shards "
