@@ -19,40 +19,16 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-WARC = DATA / "extraction" / "trafilatura-eval.warc.gz"
-CACHE = Path(tempfile.gettempdir()) / "ccpipe_bench_cache" / "trafilatura_eval_text.parquet"
+from benchmarks.corpus import load_texts  # noqa: E402
 
 
 def load_corpus(min_chars: int = 1) -> list[str]:
     """Extracted main text of the eval WARC (cached); raises FileNotFoundError if absent."""
-    if CACHE.exists():
-        return [t for t in pq.read_table(CACHE).column("text").to_pylist() if len(t) >= min_chars]
-    if not WARC.exists():
-        raise FileNotFoundError(f"{WARC} not found")
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
-    from resiliparse.extract.html2text import extract_plain_text
-    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-
-    texts = []
-    with open(WARC, "rb") as f:
-        for rec in ArchiveIterator(f, record_types=WarcRecordType.response):
-            body = rec.reader.read()
-            i = body.find(b"\r\n\r\n")
-            html = body[i + 4 :] if i >= 0 else body
-            txt = extract_plain_text(bytes_to_str(html, detect_encoding(html)), main_content=True)
-            if txt.strip():
-                texts.append(txt)
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"text": texts}), CACHE)
-    return [t for t in texts if len(t) >= min_chars]
+    return load_texts(min_chars)
 
 
 def bench(n_docs: int | None = None, bits: int = 64, repeat: int = 3) -> dict:

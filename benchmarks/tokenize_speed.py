@@ -17,46 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.corpus import CACHE
+from benchmarks.corpus import corpus_path as extracted_corpus
 from stages.token_shards import IndexedDataset, write_indexed_dataset, write_indexed_dataset_bytes
 from stages.tokenize import Tokenize, TokenizeConfig, train_tokenizer
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-WARC = DATA / "extraction" / "trafilatura-eval.warc.gz"
-CACHE_DIR = Path(tempfile.gettempdir()) / "ccpipe_bench_cache"
-TEXT_CACHE = CACHE_DIR / "tokenize_bench_trafilatura_eval_text.parquet"
-
-
-def extracted_corpus() -> Path:
-    """Parquet with a ``text`` column of extracted pages (built once, then cached)."""
-    if TEXT_CACHE.exists():
-        return TEXT_CACHE
-    if not WARC.exists():
-        raise FileNotFoundError(f"{WARC} not found: the benchmark needs the shared real data")
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
-    from resiliparse.extract.html2text import extract_plain_text
-    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-
-    texts = []
-    with open(WARC, "rb") as f:
-        for rec in ArchiveIterator(f, record_types=WarcRecordType.response):
-            body = rec.reader.read()
-            i = body.find(b"\r\n\r\n")
-            html = body[i + 4 :] if i >= 0 else body
-            txt = extract_plain_text(bytes_to_str(html, detect_encoding(html)), main_content=True)
-            if txt.strip():
-                texts.append(txt)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = TEXT_CACHE.with_suffix(f".tmp{os.getpid()}")
-    pq.write_table(pa.table({"text": texts}), tmp)
-    os.replace(tmp, TEXT_CACHE)
-    return TEXT_CACHE
+CACHE_DIR = CACHE.parent
 
 
 def run(vocab_size: int = 32000, repeat: int = 3, batch_size: int = 1024) -> dict:
