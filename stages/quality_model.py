@@ -7,10 +7,15 @@ thousands of documents per second per core. Any positive/negative sets work here
 
 Environment notes (docs/ENVIRONMENT): with numpy 2 fastText's ``model.predict`` raises, so we
 call the low-level ``model.f.multilinePredict`` (a batch call); with the source-built fastText
-0.9.3 here, ``wordNgrams=1`` training hits "Encountered NaN", so the default is 2 (as DCLM).
-Training uses ``thread=1`` and a seed; with that build we still saw rare "Encountered NaN"
-failures and run-to-run differences in the weights (not in held-out accuracy), which points at
-uninitialised memory in the build: training retries up to 3 times on NaN.
+0.9.3 (the last PyPI release) ``DenseMatrix::uniform`` initialises the input matrix in ten
+blocks, one per training thread, and the matrix now lives in an uninitialised aligned buffer:
+with fewer than 11 threads part of it keeps whatever the allocator left there (valgrind shows
+the uninitialised reads in ``SoftmaxLoss::computeOutput``). Measured here: half of all
+single-thread trainings died with "Encountered NaN", more often the smaller ``bucket`` is
+(the buffer is then recycled heap, not fresh zero pages), and surviving models held garbage in
+n-gram rows training never touched. So training always runs with at least 11 threads, which
+initialises every block. fastText's SGD is lock-free across threads, so retraining gives a
+slightly different model (same held-out accuracy); lineage records each model's content hash.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
 
 HQ_LABEL = "__label__hq"
 LQ_LABEL = "__label__lq"
+_MIN_TRAIN_THREADS = 11  # fastText initialises its input matrix in 10 blocks, one per thread
 
 
 class QualityModelConfig(BaseModel):
@@ -99,6 +105,7 @@ def train_quality_model(
     max_chars: int = 10_000,
     min_count: int = 1,
     bucket: int = 200_000,
+    thread: int = 11,
 ) -> dict:
     """Train a fastText hq/lq classifier, save it to ``out``, return held-out metrics.
 
@@ -106,6 +113,8 @@ def train_quality_model(
     Defaults follow DCLM's classifier (bigrams); epoch/lr/dim are ours for small sets.
     ``bucket`` (hashed n-gram rows) defaults to 200k instead of fastText's 2M: the model file
     is (vocabulary + bucket) x dim floats, 51 MB instead of 512 MB at dim 64.
+    ``thread`` below 11 is raised to 11: fewer threads leave part of fastText 0.9.3's input
+    matrix uninitialised (module docstring).
     """
     import fasttext
 
@@ -131,25 +140,25 @@ def train_quality_model(
     with tempfile.TemporaryDirectory(prefix="ccpipe-qm-") as tmp:
         train_file = Path(tmp) / "train.txt"
         train_file.write_text("".join(f"{lab} {doc}\n" for lab, doc in train), encoding="utf-8")
-        model = None
-        for attempt in range(3):
-            try:
-                model = fasttext.train_supervised(
-                    input=str(train_file),
-                    epoch=epoch,
-                    lr=lr,
-                    wordNgrams=wordNgrams,
-                    dim=dim,
-                    seed=seed,
-                    thread=1,
-                    minCount=min_count,
-                    bucket=bucket,
-                    verbose=0,
-                )
-                break
-            except RuntimeError as e:  # the source-built 0.9.3 here sporadically diverges
-                if "NaN" not in str(e) or attempt == 2:
-                    raise
+        try:
+            model = fasttext.train_supervised(
+                input=str(train_file),
+                epoch=epoch,
+                lr=lr,
+                wordNgrams=wordNgrams,
+                dim=dim,
+                seed=seed,
+                thread=max(thread, _MIN_TRAIN_THREADS),
+                minCount=min_count,
+                bucket=bucket,
+                verbose=0,
+            )
+        except RuntimeError as e:
+            if "NaN" in str(e):
+                raise ValueError(
+                    f"fastText training diverged (NaN) at lr={lr}; retry with a lower lr"
+                ) from e
+            raise
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.save_model(str(out_path))
@@ -167,6 +176,7 @@ def train_quality_model(
             "seed": seed,
             "holdout": holdout,
             "bucket": bucket,
+            "thread": max(thread, _MIN_TRAIN_THREADS),
         },
     }
     if test:
