@@ -74,12 +74,36 @@ def _emit_json(obj: Any) -> None:
 
 # ---- database ------------------------------------------------------------------------------------
 def resolve_db(args: argparse.Namespace) -> str:
-    """--lineage, else --output/lineage.duckdb, else $CCPIPE_LINEAGE, else ./lineage.duckdb."""
+    """--lineage, else --output/lineage.duckdb, else $CCPIPE_LINEAGE, else ./lineage.duckdb.
+
+    For an object-store --output (s3://...): the driver's local copy when this machine has
+    it, else a fresh download of the snapshot every run mirrors to <output>/_lineage/.
+    """
     if getattr(args, "lineage", None):
         return args.lineage
     if getattr(args, "output", None):
-        return os.path.join(args.output, DEFAULT_DB)
+        return _output_db(args.output)
     return os.environ.get("CCPIPE_LINEAGE") or DEFAULT_DB
+
+
+def _output_db(output: str) -> str:
+    from pipeline import storage
+    from pipeline.lineage_location import default_lineage_path, mirror_uri
+
+    if not storage.is_remote(output):
+        return os.path.join(output, DEFAULT_DB)
+    local = default_lineage_path(output)
+    if os.path.exists(local):
+        return local
+    mirror = mirror_uri(output)
+    try:
+        data = storage.read_bytes(mirror)
+    except (OSError, ValueError) as e:
+        raise UserError(f"no lineage for {output}: cannot read {mirror} ({e})") from e
+    copy = os.path.join(os.path.dirname(local), "reader-copy", DEFAULT_DB)
+    storage.write_bytes_atomic(copy, data)
+    print(f"lineage: reading the snapshot mirrored at {mirror}", file=sys.stderr)
+    return copy
 
 
 def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:

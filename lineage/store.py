@@ -57,6 +57,8 @@ _EMPTY_VIEW = {
     "rejections": _PROVENANCE + ", NULL::VARCHAR AS drop_stage, NULL::VARCHAR AS drop_reason, "
     "NULL::VARCHAR AS drop_detail, NULL::VARCHAR AS cluster_id, "
     "NULL::VARCHAR AS keeper_doc_id, NULL::VARCHAR AS filename",
+    "duplicates": "NULL::VARCHAR AS doc_id, NULL::VARCHAR AS reason, NULL::UBIGINT AS "
+    "cluster_id, NULL::VARCHAR AS keeper_doc_id",
 }
 
 
@@ -126,43 +128,11 @@ class LineageStore:
                 tmp.unlink()
 
     def _rebuild_views(self, con: duckdb.DuckDBPyConnection) -> None:
-        for view, kind in _VIEW_SOURCES.items():
-            paths = [
-                r[0]
-                for r in con.execute(
-                    "SELECT path FROM shards WHERE kind = ? AND status = 'live' ORDER BY path",
-                    [kind],
-                ).fetchall()
-            ]
-            local = [p for p in paths if "://" not in p and os.path.exists(p)]
-            if local:
-                lst = ", ".join("'" + p.replace("'", "''") + "'" for p in local)
-                sql = (
-                    f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "
-                    f"read_parquet([{lst}], filename = true, union_by_name = true)"
-                )
-            else:
-                sql = f"CREATE OR REPLACE VIEW {view} AS SELECT {_EMPTY_VIEW[view]} WHERE false"
-            con.execute(sql)
-        dup_paths = [
-            r[0]
-            for r in con.execute(
-                "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%' ORDER BY key"
-            ).fetchall()
-            if os.path.exists(r[0])
-        ]
-        if dup_paths:
-            lst = ", ".join("'" + p.replace("'", "''") + "'" for p in dup_paths)
-            con.execute(
-                "CREATE OR REPLACE VIEW duplicates AS SELECT * FROM "
-                f"read_parquet([{lst}], union_by_name = true)"
-            )
-        else:
-            con.execute(
-                "CREATE OR REPLACE VIEW duplicates AS SELECT NULL::VARCHAR AS doc_id, "
-                "NULL::VARCHAR AS reason, NULL::UBIGINT AS cluster_id, "
-                "NULL::VARCHAR AS keeper_doc_id WHERE false"
-            )
+        # Stored views cover local files only: a view over s3:// paths would fail in any
+        # connection that has not registered a filesystem for them (see `open_reader`).
+        local = {v: [p for p in ps if "://" not in p and os.path.exists(p)]
+                 for v, ps in view_sources(con).items()}
+        create_views(con, local)
 
     # ---- convenience writers -------------------------------------------------------------
     @staticmethod
@@ -181,8 +151,48 @@ class LineageStore:
             return con.execute(sql, params or []).fetchall()
 
 
+def view_sources(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Files behind each view: live text / rejected shards, and archived dedup decisions."""
+    out = {
+        view: [r[0] for r in con.execute(
+            "SELECT path FROM shards WHERE kind = ? AND status = 'live' ORDER BY path", [kind]
+        ).fetchall()]
+        for view, kind in _VIEW_SOURCES.items()
+    }
+    out["duplicates"] = [r[0] for r in con.execute(
+        "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%' ORDER BY key"
+    ).fetchall()]
+    return out
+
+
+def create_views(con: duckdb.DuckDBPyConnection, paths: dict[str, list[str]],
+                 temporary: bool = False) -> None:
+    """(Re)create the documents / rejections / duplicates views over `paths`.
+
+    No files gives an empty view of the documented shape, so queries never fail to bind.
+    """
+    kind = "TEMP VIEW" if temporary else "VIEW"
+    for view, files in paths.items():
+        if files:
+            lst = ", ".join("'" + p.replace("'", "''") + "'" for p in files)
+            opts = "union_by_name = true" if view == "duplicates" else (
+                "filename = true, union_by_name = true")
+            body = f"SELECT * FROM read_parquet([{lst}], {opts})"
+        else:
+            body = f"SELECT {_EMPTY_VIEW[view]} WHERE false"
+        con.execute(f"CREATE OR REPLACE {kind} {view} AS {body}")
+
+
 def open_reader(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    """Read-only connection to the published snapshot (never blocks a running writer)."""
+    """Read-only connection to the published snapshot (never blocks a running writer).
+
+    When shards live on object storage, the connection also gets views over them
+    (`lineage.remote_views`), so analysts query s3:// runs like local ones.
+    """
     if not Path(path).exists():
         raise FileNotFoundError(f"lineage database not found: {path}")
-    return duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path), read_only=True)
+    from lineage.remote_views import attach_remote_views
+
+    attach_remote_views(con)
+    return con

@@ -126,11 +126,16 @@ def describe(item: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def fetch(item: dict[str, Any]) -> dict[str, Any]:
-    """Re-read the original record with one range read: its WARC and HTTP headers."""
+    """Re-read the original record with one range read: its WARC and HTTP headers.
+
+    Through pyarrow.fs, so s3:// and gs:// sources work like local files.
+    """
+    from pipeline import storage
     from stages.warc_reader import fetch_record
 
+    uri = item["source_uri"]
     warc_headers, http_headers, body = fetch_record(
-        item["source_uri"], int(item["source_offset"]), int(item["source_length"])
+        uri, int(item["source_offset"]), int(item["source_length"]), storage.opener(uri)
     )
     return {"warc_headers": dict(warc_headers), "http_headers": dict(http_headers),
             "body_bytes": len(body)}

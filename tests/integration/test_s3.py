@@ -8,6 +8,7 @@ without them, would not pass on. pyarrow >= 15 reads AWS_ENDPOINT_URL like the A
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -117,7 +118,7 @@ def test_pyarrow_honours_aws_endpoint_url(s3):
 def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
     client, fs = s3
     for src in SAMPLES:
-        client.put_object(Bucket=BUCKET, Key=f"crawl/{src.name}", Body=small_warc(src, 30))
+        client.put_object(Bucket=BUCKET, Key=f"crawl/{src.name}", Body=small_warc(src, 200))
     # A CommonCrawl-style listing with relative entries, joined to the listing's own prefix.
     client.put_object(Bucket=BUCKET, Key="crawl/warc.paths",
                       Body="".join(f"{s.name}\n" for s in SAMPLES).encode())
@@ -160,6 +161,8 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
     mirror = mirror_uri(out)
     assert mirror[len(f"s3://{BUCKET}/"):] in keys  # lineage snapshot mirrored next to output
 
+    _check_lineage_cli_on_s3(env, out, kept, tmp_path)
+
     # Re-run through the listing (same URIs): nothing reprocessed, no Ray needed.
     p = _run(env, "--output", out, "--profile", "fast", f"s3://{BUCKET}/crawl/warc.paths")
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
@@ -180,6 +183,40 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
         assert con.execute("SELECT count(*) FROM input_files").fetchone() == (2,)
     finally:
         con.close()
+
+
+def _lineage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lineage", *args], capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, **env}, timeout=120)
+
+
+def _check_lineage_cli_on_s3(env: dict, out: str, kept: int, tmp_path: Path) -> None:
+    """Analysts query an s3:// run like a local one: views read the shards through pyarrow."""
+    p = _lineage(env, "sql", "SELECT count(*) AS n, min(doc_id) AS d FROM documents",
+                 "--output", out, "--json")
+    assert p.returncode == 0, p.stderr
+    [row] = json.loads(p.stdout)
+    assert row["n"] == kept
+    p = _lineage(env, "trace", row["d"], "--output", out, "--json", "--fetch")
+    assert p.returncode == 0, p.stderr
+    [item] = json.loads(p.stdout)
+    assert item["status"] == "kept" and item["filename"].startswith(out + "/")
+    assert "warc_headers" in item["fetched"], item["fetched"]
+    assert item["fetched"]["warc_headers"]["WARC-Record-ID"] == item["warc_record_id"]
+    # A dropped document, explained with its reason, from a machine without the driver's copy
+    # (the snapshot mirrored next to the output is downloaded).
+    laptop = {**env, "CCPIPE_LINEAGE_DIR": str(tmp_path / "laptop")}
+    p = _lineage(laptop, "sql", "SELECT url, drop_reason FROM rejections ORDER BY doc_id "
+                 "LIMIT 1", "--output", out, "--json")
+    assert p.returncode == 0, p.stderr
+    assert "mirrored" in p.stderr
+    assert len(json.loads(p.stdout)) == 1, (p.stdout, p.stderr)
+    [rej] = json.loads(p.stdout)
+    p = _lineage(laptop, "explain", rej["url"], "--output", out, "--json")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert info["verdict"] == "dropped"
+    assert info["dropped"][0]["drop_reason"] == rej["drop_reason"]
 
 
 @pytest.mark.parametrize("where", ["input", "output"])
