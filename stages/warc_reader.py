@@ -585,6 +585,17 @@ class _LenientGunzip(io.RawIOBase):
 # --------------------------------------------------------------------------- the reader
 
 
+@dataclass
+class _ScanState:
+    """Where `_FileReader._scan` stopped: last record offset, whether it was unparsable, the
+    document still waiting for its length, and the exception that ended the scan."""
+
+    last_pos: int | None = None
+    last_bad: bool = False
+    pending: dict | None = None
+    exc: BaseException | None = None
+
+
 class _FileReader:
     """State of reading one file; ``units()`` yields one item per record consumed."""
 
@@ -690,33 +701,16 @@ class _FileReader:
     def _units_seekable(self, gz: bool, size: int | None) -> Iterator[tuple[str, object]]:
         start = 0
         while True:
-            last_pos: int | None = None
-            last_bad = False
-            pending: dict | None = None
-            exc: BaseException | None = None
+            st = _ScanState()
             stream = self.open()
             try:
                 _seek(stream, start)
                 if not _seekable(stream):
                     stream = io.BufferedReader(_CountingRaw(stream, start), _SCAN_BLOCK)
-                for rec in self._iter(stream):
-                    if pending is not None:
-                        pending["source_length"] = rec.pos - pending["source_offset"]
-                        yield "doc", pending
-                        pending = None
-                    last_pos = rec.pos
-                    kind, val = self._classify(rec)
-                    last_bad = kind == "drop" and val == "read.parse_error"
-                    if kind == "doc":
-                        pending = val  # type: ignore[assignment]
-                    else:
-                        yield kind, val
-            except _PASS_THROUGH:
-                raise
-            except BaseException as e:  # noqa: BLE001 - incl. pyo3 PanicException from fastwarc
-                exc = e
+                yield from self._scan(stream, st)
             finally:
                 stream.close()
+            last_pos, last_bad, pending, exc = st.last_pos, st.last_bad, st.pending, st.exc
             probe = _FreshOpener(self.open)
             try:
                 if last_pos is not None:
@@ -774,6 +768,30 @@ class _FileReader:
             finally:
                 probe.close()
 
+    def _scan(self, stream: BinaryIO, st: _ScanState) -> Iterator[tuple[str, object]]:
+        """Classify the library's records until it stops; the error it stopped on goes to st.
+
+        A document's length is known only when the next record starts, so the last document
+        stays in ``st.pending`` for the caller, which knows where the file really ends.
+        """
+        try:
+            for rec in self._iter(stream):
+                if st.pending is not None:
+                    st.pending["source_length"] = rec.pos - st.pending["source_offset"]
+                    yield "doc", st.pending
+                    st.pending = None
+                st.last_pos = rec.pos
+                kind, val = self._classify(rec)
+                st.last_bad = kind == "drop" and val == "read.parse_error"
+                if kind == "doc":
+                    st.pending = val  # type: ignore[assignment]
+                else:
+                    yield kind, val
+        except _PASS_THROUGH:
+            raise
+        except BaseException as e:  # noqa: BLE001 - incl. pyo3 PanicException from fastwarc
+            st.exc = e
+
     @staticmethod
     def _looks_record_start(rest: bytes, gz: bool) -> bool:
         if gz:
@@ -786,25 +804,9 @@ class _FileReader:
         raw = self.open()
         gun = _LenientGunzip(raw)
         stream = io.BufferedReader(gun, buffer_size=_SCAN_BLOCK)
-        pending: dict | None = None
-        last_bad = False
-        exc: BaseException | None = None
-        try:
-            for rec in self._iter(stream):
-                if pending is not None:
-                    pending["source_length"] = rec.pos - pending["source_offset"]
-                    yield "doc", pending
-                    pending = None
-                kind, val = self._classify(rec)
-                last_bad = kind == "drop" and val == "read.parse_error"
-                if kind == "doc":
-                    pending = val  # type: ignore[assignment]
-                else:
-                    yield kind, val
-        except _PASS_THROUGH:
-            raise
-        except BaseException as e:  # noqa: BLE001 - incl. pyo3 PanicException from fastwarc
-            exc = e
+        st = _ScanState()
+        yield from self._scan(stream, st)
+        pending, last_bad, exc = st.pending, st.last_bad, st.exc
         if pending is not None:
             try:
                 stream.read()  # drain so total_out is the end of the last record
