@@ -211,8 +211,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from lineage.delete import DeletionError, delete_documents, read_url_file
+    from pipeline import storage
+    from pipeline.lineage_location import default_lineage_path, publish_lineage
 
-    path = resolve_db(args)
+    remote_output = bool(getattr(args, "output", None)) and storage.is_remote(args.output)
+    if remote_output and not args.lineage:
+        # Never the downloaded mirror: a deletion recorded only in a copy would be lost, and
+        # its URLs would come back in the next nightly run.
+        path = default_lineage_path(args.output)
+        if not os.path.exists(path):
+            raise UserError(f"the lineage of {args.output} is not on this machine ({path}); run "
+                            "delete on the driver's node or pass --lineage DB")
+    else:
+        path = resolve_db(args)
     if not os.path.exists(path):
         raise UserError(f"lineage database not found: {path} (use --lineage DB or --output DIR)")
     if args.urls:
@@ -228,6 +239,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
         res = delete_documents(path, dry_run=args.dry_run, **kw)
     except (DeletionError, ValueError) as e:
         raise UserError(str(e)) from e
+    if remote_output and not args.dry_run:
+        publish_lineage(args.output, path)
     if args.json:
         _emit_json(res.as_dict())
         return 0

@@ -13,17 +13,22 @@ Order of operations, so that a crash at any point leaves a consistent, retryable
    superseded shards left by a crash between 3 and 4 are removed by the next request.
 
 A crash before 3 leaves only unreferenced new files, overwritten by the retry (same names).
+Shards on an object store (s3://, gs://) are read and written through `pipeline.storage`; a
+token shard is fetched to a temporary directory to be sliced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +129,9 @@ def _pii_totals(col: pa.ChunkedArray | None) -> dict[str, int]:
 
 
 def _row_group_size(path: str) -> int:
-    md = pq.ParquetFile(path).metadata
+    fs, p = storage.resolve(path)
+    with fs.open_input_file(p) as f:
+        md = pq.ParquetFile(f).metadata
     return max([md.row_group(i).num_rows for i in range(md.num_row_groups)] or [2000])
 
 
@@ -285,8 +292,9 @@ def remove_superseded_files(store: LineageStore, extra: list[str] | None = None)
     live |= {p[: -len(".bin")] + ".idx" for p in live if p.endswith(".bin")}
     removed = []
     for p in sorted(paths - live):
-        if "://" not in p and os.path.exists(p):
-            os.unlink(p)
+        if storage.exists(p):
+            fs, fp = storage.resolve(p)
+            fs.delete_file(fp)
             removed.append(p)
     return removed
 
@@ -311,20 +319,41 @@ def _input_rows(shard_id: str, table: pa.Table, sources: list[str]) -> list[dict
     return rows
 
 
-def _check_local(*paths: str) -> None:
-    for p in paths:
-        if "://" in p:
-            raise DeletionError(f"shard on an object store not supported by delete yet: {p}")
+def _read_table(path: str) -> pa.Table:
+    fs, p = storage.resolve(path)
+    return pq.read_table(p, filesystem=fs)
+
+
+@contextlib.contextmanager
+def _token_shard(bin_path: str) -> Iterator[IndexedDataset]:
+    """The token shard as an IndexedDataset; an object-store pair is fetched to a temp dir."""
+    prefix = bin_path[: -len(".bin")]
+    if not storage.is_remote(prefix):
+        yield IndexedDataset(prefix)
+        return
+    with tempfile.TemporaryDirectory(prefix="ccpipe-delete-") as tmp:
+        local = os.path.join(tmp, "shard")
+        for ext in (".bin", ".idx"):
+            Path(local + ext).write_bytes(storage.read_bytes(prefix + ext))
+        ds = IndexedDataset(local)
+        try:
+            yield ds
+        finally:
+            del ds
 
 
 def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, str], sources: list[str],
                        ts: Any) -> tuple[str | None, str | None, dict, dict[str, int]]:
     """New text + token shard without `doomed` doc ids; (None, None) if nothing remains."""
-    _check_local(old["path"], tok["path"])
-    table = pq.read_table(old["path"])
+    table = _read_table(old["path"])
     keep = pc.invert(pc.is_in(table.column("doc_id"), value_set=pa.array(list(doomed))))
     kept = table.filter(keep)
-    ds = IndexedDataset(tok["path"][: -len(".bin")])
+    with _token_shard(tok["path"]) as ds:
+        return _rewrite_pair(old, tok, table, kept, ds, sources, ts)
+
+
+def _rewrite_pair(old: dict, tok: dict, table: pa.Table, kept: pa.Table, ds: IndexedDataset,
+                  sources: list[str], ts: Any) -> tuple[str | None, str | None, dict, dict]:
     rows = kept.column("shard_row").to_numpy()
     lengths = np.asarray(ds.lengths, dtype=np.int64)
     if len(ds) != table.num_rows or not np.array_equal(
@@ -355,7 +384,6 @@ def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, str], sources: li
     storage.write_bytes_atomic(new_tok_path, bin_b)
     storage.write_bytes_atomic(new_tok_path[: -len(".bin")] + ".idx", idx_b)
     n_bytes, sha = storage.write_parquet_atomic(new_text_path, kept, _row_group_size(old["path"]))
-    del ds
     n_tok = int(new_lengths.sum())
     shards = [
         _new_record(old, new_text_id, new_text_path, ts, n_docs=kept.num_rows, n_bytes=n_bytes,
@@ -371,8 +399,7 @@ def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, str], sources: li
 
 def _rewrite_rejected(old: dict, doomed: dict[str, str], sources: list[str],
                       ts: Any) -> tuple[str | None, dict]:
-    _check_local(old["path"])
-    table = pq.read_table(old["path"])
+    table = _read_table(old["path"])
     kept = table.filter(pc.invert(pc.is_in(table.column("doc_id"),
                                            value_set=pa.array(list(doomed)))))
     if kept.num_rows == 0:

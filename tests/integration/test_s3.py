@@ -218,6 +218,26 @@ def _check_lineage_cli_on_s3(env: dict, out: str, kept: int, tmp_path: Path) -> 
     assert info["verdict"] == "dropped"
     assert info["dropped"][0]["drop_reason"] == rej["drop_reason"]
 
+    # Deletion request on an s3 run: only where the driver's lineage lives, never a copy.
+    p = _lineage(env, "sql", "SELECT url, filename FROM documents ORDER BY doc_id LIMIT 1",
+                 "--output", out, "--json")
+    [doc] = json.loads(p.stdout)
+    urls = tmp_path / "urls.txt"
+    urls.write_text(doc["url"] + "\n")
+    p = _lineage(laptop, "delete", "--urls", str(urls), "--output", out)
+    assert p.returncode == 2 and "not on this machine" in p.stderr
+    p = _lineage(env, "delete", "--urls", str(urls), "--output", out, "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["docs_deleted"] == 1 and doc["filename"] in res["files_removed"]
+    assert "mirrored" in p.stderr
+    # The laptop downloads the updated mirror: the document is gone, and why is on record.
+    p = _lineage(laptop, "sql", "SELECT count(*) AS n FROM documents", "--output", out, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]["n"] == kept - 1
+    p = _lineage(laptop, "explain", doc["url"], "--output", out, "--json")
+    assert json.loads(p.stdout)["verdict"] == "deleted"
+
 
 @pytest.mark.parametrize("where", ["input", "output"])
 def test_uri_query_options_are_a_config_error(where, capsys):
