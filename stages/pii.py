@@ -88,10 +88,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from stages.pii_names import SECRET_PARAM_NAMES, SUPPORTED_ENTITIES
 
 
-def _is_phone_lookalike(val: str) -> bool:
-    from stages.pii_engine import is_phone_lookalike
+def _is_phone_lookalike(val: str, text: str, s: int, e: int) -> bool:
+    from stages.pii_engine import is_phone_lookalike, phone_cued
 
-    return is_phone_lookalike(val)
+    return is_phone_lookalike(val, phone_cued(text, s, e))
 
 
 DEFAULT_ENTITIES = [
@@ -312,7 +312,7 @@ class PiiScrubber:
             # part of a decimal number (coordinates, measurements) or a dotted quad (IP)
             if re.search(r"\d[.,]$", before) or re.match(r"[.,]\d", text[e : e + 2]):
                 return False
-            if _is_phone_lookalike(val):
+            if _is_phone_lookalike(val, text, s, e):
                 return False
         return True
         return True

@@ -16,11 +16,17 @@ works on an offline worker. Here:
   - EMAIL_ADDRESS: Presidio's regex + public-suffix validation (offline snapshot).
   - PHONE_NUMBER: Presidio's `PhoneRecognizer` (python-phonenumbers, leniency VALID) over a
     configurable region list, run per phone-shaped snippet (`SnippetPhoneRecognizer`, ~10x
-    cheaper); international "+CC" numbers are found whatever the regions.
+    cheaper); international "+CC" numbers are found whatever the regions. A phone-shaped
+    number that phonenumbers rejects still counts when a cue word precedes it ("Phone:",
+    "Tel.", "call me on", "Fax", ...) or a label follows it ("... office"): on
+    presidio-research's synthetic set this took phone recall from 0.62 to 1.00 (precision
+    0.905 to 0.939), with no new detection on the look-alike set and two more (both real
+    "Tel" numbers) on 969 real pages.
   - IP_ADDRESS: Presidio's IPv4/IPv6 patterns + `ipaddress` validation. Matches whose address
     is not globally routable (private, loopback, link-local, documentation, ...) are dropped
     by the stage when `ip_public_only` (FineWeb's rule: only public addresses are personal).
-  - CREDIT_CARD: Presidio's pattern plus Amex 4-6-5 and Mastercard 2-series patterns, + Luhn checksum.
+  - CREDIT_CARD: Presidio's pattern plus Amex 4-6-5 and Mastercard 2-series patterns, + Luhn
+    checksum, also tried from every digit group of a long run (`OverlapCreditCardRecognizer`).
   - IBAN_CODE: Presidio's pattern + per-country format + mod-97 checksum.
   - US_SSN: Presidio's patterns + its invalid-number rules; the stage's score threshold keeps
     only the dashed/spaced `ddd-dd-dddd` form (score 0.5), not bare 9-digit runs (0.05).
@@ -98,7 +104,7 @@ class OfflineEmailRecognizer(EmailRecognizer):
 # Digit runs shaped like a dialled number: optional +/00, 7-15 digits with separators.
 _PHONE_SHAPE = re.compile(
     r"(?<![\w+/=.-])(?:\+|\(|\b)\(?\d[\d \t().\-/\u00a0]{5,60}\d"
-    r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\d])"  # optional extension: 555-0143x12
+    r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\dA-Za-z])"  # optional extension: 555-0143x12
 )
 
 
@@ -120,21 +126,46 @@ _RANGE_OR_DOTTED = re.compile(
 )
 
 
-def is_phone_lookalike(val: str) -> bool:
+# A word that announces a phone number just before it ("Phone:", "call me on", "Tel. no.") or
+# labels it just after ("... office", "... fax"). With one, a phone-shaped number that
+# python-phonenumbers rejects (a fake or new exchange, a region we do not list, a bare 7-digit
+# local number) is still taken as a phone: on presidio-research's synthetic set most missed
+# phones had such a cue.
+_CUE_BEFORE = re.compile(
+    r"(?:\b(?:phone|tel|telephone|mobile|cell|cellphone|fax|desk|whats ?app|sms|hotline"
+    r"|call(?:ed)?(?: me| us)?(?: on| at)?|text(?: me| us)?(?: on| at)?"
+    r"|reach(?: me| us)?(?: on| at)?|answering at|registered"
+    r"|t[ée]l[ée]fon[oe]?|t[ée]l[ée]phone|t[ée]l|handy|m[óo]vil|celular|portable|телефон|тел)"
+    r"|電話)(?:\s*(?:no|nr|number|#))?\.?\s*[:：.]?\s*$",
+    re.IGNORECASE,
+)
+_CUE_AFTER = re.compile(r"^\s*[-(,]?\s*(?:office|fax|mobile|home|work|cell)\b", re.IGNORECASE)
+
+
+def phone_cued(text: str, start: int, end: int) -> bool:
+    """A phone cue word right before `text[start:end]` or a phone label right after it."""
+    return (
+        _CUE_BEFORE.search(text[max(0, start - 40) : start]) is not None
+        or _CUE_AFTER.match(text[end : end + 16]) is not None
+    )
+
+
+def is_phone_lookalike(val: str, cued: bool = False) -> bool:
     """Digit strings that phonenumbers may accept but that are far more often not phones.
 
     Decimal numbers (coordinates, measurements, arXiv ids), dotted quads (IPs/versions), dates
     (`05.11.2022`, `2022-11-05 14`; day/month ranges checked, so `03.93.92.16.85` stays a phone), year ranges (`2021-2026`), opening hours (`8.30 - 18.00`),
     dotted versions (`59.0.3071.125`), numbered acts (`531-2021`), thousands-grouped numbers (`1.299.000`, `3 000 000`; space-grouped only when ending in `00`,
     since `699 956 915` is how Spanish mobiles are written), unformatted digit
-    runs not starting with 0 (no trunk prefix: ids, order numbers) or longer than 12 digits.
-    Cost: a national number printed like a date or as `123 456 789` is missed.
+    runs not starting with 0 (no trunk prefix: ids, order numbers) or longer than 12 digits,
+    unless `cued` (`phone_cued`). Cost: a national number printed like a date, or as
+    `123 456 789` without a cue, is missed.
     """
     if _DECIMAL_OR_QUAD.match(val) or _DATE_LIKE.match(val) or _THOUSANDS.match(val):
         return True
     if _RANGE_OR_DOTTED.match(val) or _FULL_DATE.search(val):
         return True
-    return val.isdigit() and (not val.startswith("0") or len(val) > 12)
+    return not cued and val.isdigit() and (not val.startswith("0") or len(val) > 12)
 
 
 @lru_cache(maxsize=65536)
@@ -213,11 +244,18 @@ class SnippetPhoneRecognizer(PhoneRecognizer):
             nd = sum(c.isdigit() for c in cand)
             # long runs (several numbers side by side) go to the matcher whole; their parts
             # are checked for look-alikes by the stage
-            if nd < 7 or (nd <= 12 and is_phone_lookalike(cand)):
+            cued = phone_cued(text, m.start(), m.end())
+            if nd < 7 or (nd <= 12 and is_phone_lookalike(cand, cued)):
                 continue
             # a little context each side: the matcher's time-stamp/date rules look at it
             a, b = max(0, m.start() - 2), min(len(text), m.end() + 4)
             spans = _phone_spans(text[a:b], m.start() - a, m.end() - a, regions, self.leniency)
+            if not spans and _SPACE_DIGIT.match(text, m.end()):
+                # the matcher reads a following "2a00:..." as part of the number: no right context
+                spans = _phone_spans(text[a : m.end()], m.start() - a, m.end() - a, regions,
+                                     self.leniency)
+            if not spans and cued and nd <= 15:
+                spans = ((m.start() - a, m.end() - a, "cue"),)
             for s, e, region in spans:
                 res = RecognizerResult(
                     self.supported_entities[0],
@@ -227,6 +265,42 @@ class SnippetPhoneRecognizer(PhoneRecognizer):
                     analysis_explanation=self._get_analysis_explanation(region),
                 )
                 results.append(res)
+        return EntityRecognizer.remove_duplicates(results)
+
+
+_SPACE_DIGIT = re.compile(r"\s{1,3}\d")
+# A run of digit groups separated by single spaces or dashes, long enough to hold a card.
+_DIGIT_RUN = re.compile(r"\d+(?:[ -]\d+)+")
+
+
+class OverlapCreditCardRecognizer(CreditCardRecognizer):
+    """Presidio's card recognizer, also trying every digit group of a long run as a start.
+
+    Why: regex matches do not overlap. In "+49 30 12345678 4111 1111 1111 1111" the pattern
+    first takes "12345678 4111 1111", which fails the Luhn check, and the search resumes after
+    it, so the real card behind it was never seen (found by the windows-vs-whole-document
+    property test). Runs of 14 or more digits are re-analysed from each later group start
+    (32 characters each, so the cost stays linear in the run's length).
+    """
+
+    def analyze(  # noqa: D102
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for run in _DIGIT_RUN.finditer(text):
+            if sum(c.isdigit() for c in run.group()) < 14:
+                continue
+            for g in re.finditer(r"[ -](?=\d)", run.group()):
+                start = run.start() + g.end()
+                end = min(run.end(), start + 32)  # a printed card is at most 23 characters
+                for r in super().analyze(text[start:end], entities, nlp_artifacts, regex_flags):
+                    r.start += start
+                    r.end += start
+                    results.append(r)
         return EntityRecognizer.remove_duplicates(results)
 
 
@@ -303,7 +377,7 @@ def build_recognizers(
         recs.append(IpRecognizer(supported_language=language))
     if "CREDIT_CARD" in ents:
         recs.append(
-            CreditCardRecognizer(
+            OverlapCreditCardRecognizer(
                 patterns=[*CreditCardRecognizer.PATTERNS, *_EXTRA_CARD_PATTERNS],
                 supported_language=language,
             )
