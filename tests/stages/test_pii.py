@@ -270,3 +270,31 @@ def test_percent_encoded_email_in_url_is_scrubbed():
     out, counts = scrubber.scrub_text(text)
     assert "jane.doe.77" not in out and counts["EMAIL_ADDRESS"] == 1
     assert "https://forms.example.org/f?contact=" in out
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # a failed card candidate ("12345678 4111 1111") used to hide the real card behind it
+        ("+49 30 12345678 4111 1111 1111 1111", "4111 1111 1111 1111"),
+        # a digit-led token after a phone ("2a00:...") used to make the matcher reject it
+        ("(202) 555-0143 2a00:1450:4001:82a::200e", "(202) 555-0143"),
+        ("+49 30 12345678  2a00:1450:4001:82a::200e", "+49 30 12345678"),
+    ],
+)
+def test_adjacent_values_do_not_hide_each_other(scrubber: PiiScrubber, text: str,
+                                                value: str) -> None:
+    out, _ = scrubber.scrub_text(text)
+    assert value not in out
+
+
+def test_phone_cues_catch_numbers_phonenumbers_rejects(scrubber: PiiScrubber) -> None:
+    # fake exchanges and bare local numbers, as in presidio-research's synthetic set
+    for text, value in [("Phone:\n467 3395", "467 3395"), ("Fax: 9498777106", "9498777106"),
+                        ("Can someone call me on 9472 7916", "9472 7916"),
+                        ("28-64-66-98 office", "28-64-66-98")]:
+        assert value not in scrubber.scrub_text(text)[0], text
+    # without a cue the same shapes stay (ids, order numbers, dates)
+    for text in ["order 467 3395 shipped", "Order #9498777106", "Tel. 2019-2021",
+                 "phone: 2022-11-05", "the hotel: 9472 7916 nights"]:
+        assert scrubber.find(text) == [], text
