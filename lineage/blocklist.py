@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,7 +43,9 @@ def load_blocklist(lineage_path: str | os.PathLike[str]) -> tuple[frozenset[str]
     """
     if not os.path.exists(lineage_path):
         return frozenset(), frozenset()
-    con = duckdb.connect(str(lineage_path), read_only=True)
+    from lineage.store import connect_snapshot
+
+    con = connect_snapshot(lineage_path)
     try:
         has = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'url_blocklist'"

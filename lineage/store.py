@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -183,6 +184,36 @@ def create_views(con: duckdb.DuckDBPyConnection, paths: dict[str, list[str]],
         con.execute(f"CREATE OR REPLACE {kind} {view} AS {body}")
 
 
+def connect_snapshot(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """Read-only DuckDB connection to the snapshot that `path` names right now.
+
+    Why not `duckdb.connect(path)`: DuckDB opens the file three times while connecting (magic
+    bytes, headers, then blocks). A publish (rename over `path`) between two of those opens
+    hands it the headers of one snapshot and the blocks of another; CI saw "Could not read
+    enough bytes from file". A private hard link to the current inode pins one snapshot (where
+    the directory is not writable, a private copy does); it is removed as soon as DuckDB has
+    its file open, and the unique path also keeps DuckDB's per-path instance cache from
+    handing back an older snapshot.
+    """
+    src = Path(path)
+    pin_dir = Path(tempfile.mkdtemp(prefix=f".{src.name}.reader-", dir=src.parent)) if (
+        os.access(src.parent, os.W_OK)) else None
+    try:
+        if pin_dir is not None:
+            try:
+                os.link(src, pin_dir / src.name)
+            except OSError:  # no hard links here (some mounts): fall back to a copy
+                shutil.rmtree(pin_dir, ignore_errors=True)
+                pin_dir = None
+        if pin_dir is None:
+            pin_dir = Path(tempfile.mkdtemp(prefix="ccpipe-lineage-reader-"))
+            shutil.copyfile(src, pin_dir / src.name)  # one open of the source: one snapshot
+        return duckdb.connect(str(pin_dir / src.name), read_only=True)
+    finally:
+        if pin_dir is not None:
+            shutil.rmtree(pin_dir, ignore_errors=True)
+
+
 def open_reader(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     """Read-only connection to the published snapshot (never blocks a running writer).
 
@@ -191,7 +222,7 @@ def open_reader(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     """
     if not Path(path).exists():
         raise FileNotFoundError(f"lineage database not found: {path}")
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect_snapshot(path)
     from lineage.remote_views import attach_remote_views
 
     attach_remote_views(con)
