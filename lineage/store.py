@@ -196,14 +196,15 @@ def connect_snapshot(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     handing back an older snapshot.
     """
     src = Path(path)
-    pin_dir = Path(tempfile.mkdtemp(prefix=f".{src.name}.reader-", dir=src.parent)) if (
-        os.access(src.parent, os.W_OK)) else None
+    pin_dir: Path | None = None
     try:
-        if pin_dir is not None:
+        if os.access(src.parent, os.W_OK):
             try:
+                pin_dir = Path(tempfile.mkdtemp(prefix=f".{src.name}.reader-", dir=src.parent))
                 os.link(src, pin_dir / src.name)
             except OSError:  # no hard links here (some mounts): fall back to a copy
-                shutil.rmtree(pin_dir, ignore_errors=True)
+                if pin_dir is not None:
+                    shutil.rmtree(pin_dir, ignore_errors=True)
                 pin_dir = None
         if pin_dir is None:
             pin_dir = Path(tempfile.mkdtemp(prefix="ccpipe-lineage-reader-"))

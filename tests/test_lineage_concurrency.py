@@ -89,3 +89,27 @@ def test_reader_never_blocked_nor_sees_half_a_commit(tmp_path):
     # The test must really overlap: many commits and many snapshots at different states.
     assert commits >= 10 and res["snapshots"] >= 10 and res["distinct"] >= 3, (commits, res)
     assert time.monotonic() - t0 < 30
+
+
+def test_snapshot_connection_is_pinned_and_leaves_nothing(tmp_path, monkeypatch):
+    """A reader keeps the snapshot it opened across publishes; no pin files are left."""
+    import os
+
+    from lineage.store import LineageStore, connect_snapshot
+
+    db = tmp_path / "lineage.duckdb"
+    store = LineageStore(db)
+    before = sorted(os.listdir(tmp_path))
+    con = connect_snapshot(db)
+    with store.transaction() as w:  # publishes a new file over `db`
+        w.execute("INSERT INTO shards (shard_id, kind, path, n_docs, version, status) "
+                  "VALUES ('s1', 'text', '/x', 1, 1, 'live')")
+    assert con.execute("SELECT count(*) FROM shards").fetchone() == (0,)  # its own snapshot
+    con.close()
+    assert sorted(os.listdir(tmp_path)) == before
+    # a directory readers may not write to: a private copy instead of a hard link
+    monkeypatch.setattr(os, "access", lambda *_: False)
+    con = connect_snapshot(db)
+    assert con.execute("SELECT count(*) FROM shards").fetchone() == (1,)
+    con.close()
+    assert sorted(os.listdir(tmp_path)) == before
