@@ -11,7 +11,6 @@ one. Files are read lazily, column by column, only when a query touches a view.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import duckdb
@@ -40,14 +39,12 @@ def attach_remote_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     from lineage.store import create_views, view_sources
 
     try:
-        sources = view_sources(con)
+        sources = view_sources(con, remote=True)
     except duckdb.Error:  # not a lineage database (yet): nothing to attach
         return []
     remote = {p.split("://", 1)[0]: p for ps in sources.values() for p in ps if "://" in p}
     if not remote:
         return []
-    sources = {v: [p for p in ps if "://" in p or os.path.exists(p)]
-               for v, ps in sources.items()}
     try:
         for scheme, uri in sorted(remote.items()):
             con.register_filesystem(_wrapper_for(scheme, uri))

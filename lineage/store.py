@@ -131,9 +131,7 @@ class LineageStore:
     def _rebuild_views(self, con: duckdb.DuckDBPyConnection) -> None:
         # Stored views cover local files only: a view over s3:// paths would fail in any
         # connection that has not registered a filesystem for them (see `open_reader`).
-        local = {v: [p for p in ps if "://" not in p and os.path.exists(p)]
-                 for v, ps in view_sources(con).items()}
-        create_views(con, local)
+        create_views(con, view_sources(con, remote=False))
 
     # ---- convenience writers -------------------------------------------------------------
     @staticmethod
@@ -152,8 +150,11 @@ class LineageStore:
             return con.execute(sql, params or []).fetchall()
 
 
-def view_sources(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """Files behind each view: live text / rejected shards, and archived dedup decisions."""
+def view_sources(con: duckdb.DuckDBPyConnection, remote: bool) -> dict[str, list[str]]:
+    """Files behind each view: live text / rejected shards, and archived dedup decisions.
+
+    Local files that no longer exist are left out; object-store URIs only with `remote`.
+    """
     out = {
         view: [r[0] for r in con.execute(
             "SELECT path FROM shards WHERE kind = ? AND status = 'live' ORDER BY path", [kind]
@@ -163,7 +164,8 @@ def view_sources(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     out["duplicates"] = [r[0] for r in con.execute(
         "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%' ORDER BY key"
     ).fetchall()]
-    return out
+    return {v: [p for p in ps if ("://" in p and remote) or ("://" not in p and os.path.exists(p))]
+            for v, ps in out.items()}
 
 
 def create_views(con: duckdb.DuckDBPyConnection, paths: dict[str, list[str]],

@@ -71,5 +71,3 @@ def publish_lineage(output: str, lineage_path: str, quiet: bool = False) -> str 
         return None
     log(f"lineage: mirrored {lineage_path} to {mirror}", quiet)
     return mirror
-
-

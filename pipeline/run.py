@@ -355,5 +355,3 @@ def summary_table(r: RunResult) -> str:
         lines.append(f"{'time':<10} {ph:<40} {s:>9,.1f}s")
     lines.append(f"output: {r.output}   lineage: {r.lineage_path}")
     return "\n".join(lines)
-
-

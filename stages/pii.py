@@ -94,15 +94,7 @@ def _is_phone_lookalike(val: str, text: str, s: int, e: int) -> bool:
     return is_phone_lookalike(val, phone_cued(text, s, e))
 
 
-DEFAULT_ENTITIES = [
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "IP_ADDRESS",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "US_SSN",
-    "URL_CREDENTIAL",
-]
+DEFAULT_ENTITIES = list(SUPPORTED_ENTITIES)
 
 _SECRET_ALT = "|".join(re.escape(n) for n in SECRET_PARAM_NAMES)
 # Candidate regexes, each with the entities whose recognizers a hit must run. RE2 (pyarrow)
@@ -314,7 +306,6 @@ class PiiScrubber:
                 return False
             if _is_phone_lookalike(val, text, s, e):
                 return False
-        return True
         return True
 
     def _windows(self, text: str) -> list[tuple[int, int, frozenset[str]]]:
