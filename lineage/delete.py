@@ -335,11 +335,7 @@ def _token_shard(bin_path: str) -> Iterator[IndexedDataset]:
         local = os.path.join(tmp, "shard")
         for ext in (".bin", ".idx"):
             Path(local + ext).write_bytes(storage.read_bytes(prefix + ext))
-        ds = IndexedDataset(local)
-        try:
-            yield ds
-        finally:
-            del ds
+        yield IndexedDataset(local)
 
 
 def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, str], sources: list[str],

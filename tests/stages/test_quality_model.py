@@ -75,7 +75,7 @@ def test_training_is_reproducible(corpora: dict[str, Path], trained: tuple[Path,
     out2 = corpora["dir"] / "quality2.bin"
     m2 = train_quality_model(str(corpora["pos"]), str(corpora["neg"]), str(out2), seed=1,
                              holdout=0.2, bucket=20_000)
-    assert m2["accuracy"] >= 0.85 and abs(m2["accuracy"] - trained[1]["accuracy"]) <= 0.1
+    assert m2["accuracy"] >= 0.9 and abs(m2["accuracy"] - trained[1]["accuracy"]) <= 0.04
     # Decisions on fresh documents agree: judged over many documents, because a single
     # borderline document can flip between fastText runs (seen here: 0.96 vs 0.01).
     spam = [_spam_doc(random.Random(100 + i)) for i in range(20)]
@@ -85,8 +85,8 @@ def test_training_is_reproducible(corpora: dict[str, Path], trained: tuple[Path,
     truth = np.array([False] * len(spam) + [True] * len(prose))
     a = QualityScorer(QualityModelConfig(path=str(trained[0]))).score(docs) > 0.5
     b = QualityScorer(QualityModelConfig(path=str(out2))).score(docs) > 0.5
-    assert (a == truth).mean() >= 0.8 and (b == truth).mean() >= 0.8
-    assert (a == b).mean() >= 0.8
+    assert (a == truth).mean() >= 0.9 and (b == truth).mean() >= 0.9
+    assert (a == b).mean() >= 0.9
 
 
 def test_input_matrix_is_fully_initialised(corpora: dict[str, Path], tmp_path: Path) -> None:
