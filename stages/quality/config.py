@@ -1,0 +1,81 @@
+"""The quality stage's configuration: the rule families, model, buckets, per-language overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stages.quality.bucket import BucketConfig
+from stages.quality.c4 import C4Config
+from stages.quality.fineweb import FineWebConfig
+from stages.quality.gopher import GopherQualityConfig, GopherRepetitionConfig
+from stages.quality_model import QualityModelConfig
+from stages.text_stats import DEFAULT_CHAR_UNIT_SCRIPTS
+from stages.url_filter import UrlFilterConfig
+
+LANG_SECTIONS = ("gopher_quality", "gopher_repetition", "c4", "fineweb", "bucket")
+
+
+class QualityConfig(BaseModel):
+    """Quality stage configuration (rule families, model, buckets, per-language overrides)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Run the quality stage at all.")
+    url: UrlFilterConfig = Field(default_factory=UrlFilterConfig, description="URL rules.")
+    gopher_repetition: GopherRepetitionConfig = Field(
+        default_factory=GopherRepetitionConfig, description="Gopher repetition rules."
+    )
+    gopher_quality: GopherQualityConfig = Field(
+        default_factory=GopherQualityConfig, description="Gopher quality rules."
+    )
+    c4: C4Config = Field(default_factory=C4Config, description="C4 line and document rules.")
+    fineweb: FineWebConfig = Field(default_factory=FineWebConfig, description="FineWeb rules.")
+    model: QualityModelConfig = Field(
+        default_factory=QualityModelConfig, description="Optional fastText quality classifier."
+    )
+    bucket: BucketConfig = Field(default_factory=BucketConfig, description="quality_bucket rules.")
+    char_unit_scripts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CHAR_UNIT_SCRIPTS),
+        description="Unicode scripts (RE2 names) written without spaces: each character counts "
+        "as one word (ours; keeps word-count rules meaningful for zh/ja/th).",
+    )
+    default_lang: str | None = Field(
+        default="en",
+        description="Language assumed when the batch has no `lang` column or it is null "
+        "(Gopher's rules are English-centred).",
+    )
+    per_language: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per language code, overrides deep-merged over the sections "
+        f"{', '.join(LANG_SECTIONS)}, e.g. {{zh: {{gopher_quality: {{min_words: 100}}}}}}.",
+    )
+
+    @field_validator("per_language")
+    @classmethod
+    def _check_sections(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for lang, over in v.items():
+            bad = set(over) - set(LANG_SECTIONS)
+            if bad:
+                raise ValueError(
+                    f"per_language.{lang}: cannot override {sorted(bad)}; allowed: {LANG_SECTIONS}"
+                )
+        return v
+
+    def for_language(self, lang: str | None) -> QualityConfig:
+        """This config with ``per_language[lang]`` deep-merged over it (validated)."""
+        over = self.per_language.get(lang or "")
+        if not over:
+            return self
+        return QualityConfig.model_validate(_deep_merge(self.model_dump(), over))
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
