@@ -13,9 +13,15 @@ Semantics (also in mixes/README.md):
   the manifest), so its token share is exact up to one sample.
 - Which source serves global sample i: a seeded shuffle of the multiset {s repeated n_s times}
   (like Megatron's BlendedDataset index arrays, but shuffled rather than greedy). The j-th
-  sample drawn from source s is its sample ``perm_{s,e}[j mod A]`` with epoch ``e = j // A``
-  and ``perm_{s,e}`` a seeded permutation of ``range(A)``: downsampled sources (n_s < A) use a
-  random subset of their samples, upsampled ones repeat every sample before any repeats twice.
+  sample drawn from source s is window ``perm_{s,e}[j mod A]`` of epoch ``e = j // A``, with
+  ``perm_{s,e}`` a seeded permutation of ``range(A)``: downsampled sources (n_s < A) use a
+  random subset of their windows, upsampled ones use every window of an epoch once.
+- Epochs re-cut the windows, as Megatron's GPTDataset does by shuffling its document index:
+  epoch 0 reads the source's documents in shard order; every later epoch e reads them in a
+  seeded permutation of the documents (seed, source, e), so an upsampled source's windows in
+  epoch 1 are not the windows of epoch 0 again. (A window can still coincide when a document
+  longer than a window happens to start at the same offset modulo seq_length in two epochs;
+  at seq_length >> document length that is rare.)
 - Everything is a pure function of (manifest, seed, i), so ``iter_from(k)`` after a restart
   yields exactly what the uninterrupted stream yielded from position k on.
 """
@@ -63,6 +69,8 @@ class _SourceStream:
         self.n_tokens = int(self.cum[-1])
         self.seq_length = seq_length
         self.available_samples = max(self.n_tokens - 1, 0) // seq_length
+        self._docs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._order: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
 
     def _read_shard(self, k: int, a: int, b: int) -> np.ndarray:
         ds, starts = self.datasets[k], self.starts[k]
@@ -82,9 +90,53 @@ class _SourceStream:
             a = end
         return np.concatenate(pieces).astype(np.int64, copy=False)
 
-    def sample(self, k: int) -> np.ndarray:
+    def sample(self, k: int, epoch: int = 0, seed: int = 0, source: int = 0) -> np.ndarray:
+        """Window k of `epoch`: epoch 0 in shard order, later epochs over shuffled documents."""
         start = k * self.seq_length
-        return self.read(start, start + self.seq_length + 1)
+        if epoch == 0:
+            return self.read(start, start + self.seq_length + 1)
+        return self._read_shuffled(self._epoch_order(epoch, seed, source), start,
+                                   start + self.seq_length + 1)
+
+    def _documents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(length, shard index, index in shard) of every document of the stream, in order."""
+        if self._docs is None:
+            lens = [np.asarray(ds.lengths, dtype=np.int64) for ds in self.datasets]
+            self._docs = (
+                np.concatenate(lens) if lens else np.empty(0, dtype=np.int64),
+                np.concatenate(
+                    [np.full(x.size, k, dtype=np.int32) for k, x in enumerate(lens)]
+                ) if lens else np.empty(0, dtype=np.int32),
+                np.concatenate([np.arange(x.size, dtype=np.int64) for x in lens])
+                if lens else np.empty(0, dtype=np.int64),
+            )
+        return self._docs
+
+    def _epoch_order(self, epoch: int, seed: int, source: int) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded document permutation of `epoch` and the token offset where each starts."""
+        if self._order is not None and self._order[0] == (epoch, seed):
+            return self._order[1]
+        lens, _, _ = self._documents()
+        order = np.random.default_rng([seed, 2, source, epoch]).permutation(lens.size)
+        starts = np.concatenate([[0], np.cumsum(lens[order])])
+        self._order = ((epoch, seed), (order, starts))
+        return order, starts
+
+    def _read_shuffled(self, epoch_order: tuple[np.ndarray, np.ndarray], a: int, b: int
+                       ) -> np.ndarray:
+        """Tokens [a, b) of the stream whose documents come in `epoch_order`."""
+        order, starts = epoch_order
+        _, shard, local = self._documents()
+        i = int(np.searchsorted(starts, a, side="right")) - 1
+        pieces = []
+        while a < b:
+            d = int(order[i])
+            doc = self.datasets[int(shard[d])][int(local[d])]
+            lo, hi = a - int(starts[i]), min(b, int(starts[i + 1])) - int(starts[i])
+            pieces.append(doc[lo:hi])
+            a += hi - lo
+            i += 1
+        return np.concatenate(pieces).astype(np.int64, copy=False)
 
 
 class MixLoader:
@@ -140,7 +192,7 @@ class MixLoader:
         return perm
 
     def locate(self, i: int) -> tuple[str, int, int]:
-        """(source, epoch, sample index within the source) of global sample i."""
+        """(source, epoch, window index within that epoch of the source) of global sample i."""
         if not 0 <= i < self.n_samples:
             raise IndexError(f"sample {i} out of range for {self.n_samples} samples")
         s = int(self._source_of[i])
@@ -153,8 +205,9 @@ class MixLoader:
         if not 0 <= i < self.n_samples:
             raise IndexError(f"sample {i} out of range for {self.n_samples} samples")
         s = int(self._source_of[i])
-        _, _, k = self.locate(i)
-        return MixSample(i, self.source_names[s], self.streams[s].sample(k))
+        _, epoch, k = self.locate(i)
+        tokens = self.streams[s].sample(k, epoch, self.seed, s)
+        return MixSample(i, self.source_names[s], tokens)
 
     def sources(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Source name of every sample in [start, stop) without reading tokens."""

@@ -352,18 +352,26 @@ def test_loader_full_stream_has_exact_proportions_and_valid_samples(built):
         # largest-remainder apportionment: exact to within one sample of weight share
         assert counts[src["name"]] == src["n_samples"]
         assert abs(counts[src["name"]] - n * src["share"]) < 1
-    # each sample is the window of its source's concatenated shards that locate() names
-    for s in samples[:50]:
-        name, _, k = loader.locate(s.index)
-        flat = np.concatenate(
-            [
-                np.concatenate(list(IndexedDataset(e["prefix"]))).astype(np.int64)
+    # each sample is the window that locate() names of its source's documents, concatenated
+    # in shard order (epoch 0) or in the epoch's seeded document permutation (later epochs)
+    L = built["seq_length"]
+    flats: dict[tuple[str, int], np.ndarray] = {}
+    for s in samples[::3]:
+        name, epoch, k = loader.locate(s.index)
+        if (name, epoch) not in flats:
+            docs = [
+                np.asarray(d, dtype=np.int64)
                 for e in built["shards"]
                 if e["source"] == name
+                for d in IndexedDataset(e["prefix"])
             ]
-        )
-        L = built["seq_length"]
-        assert np.array_equal(s.tokens, flat[k * L : k * L + L + 1])
+            if epoch:
+                src = loader.source_names.index(name)
+                perm = np.random.default_rng([loader.seed, 2, src, epoch]).permutation(len(docs))
+                docs = [docs[d] for d in perm]
+            flats[name, epoch] = np.concatenate(docs)
+        assert np.array_equal(s.tokens, flats[name, epoch][k * L : k * L + L + 1])
+    assert any(epoch for _, epoch in flats)  # later epochs were checked too
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
@@ -402,6 +410,57 @@ def test_loader_epochs_up_and_downsampling(built):
             assert src["epochs"] < 1.05 and len(set(ks)) == len(ks)
         else:
             assert set(ks) == set(range(a))
+
+
+def _windows_by_epoch(loader: MixLoader) -> dict[str, dict[int, list[bytes]]]:
+    out: dict[str, dict[int, list[bytes]]] = {}
+    for s in loader:
+        _, epoch, _ = loader.locate(s.index)
+        out.setdefault(s.source, {}).setdefault(epoch, []).append(s.tokens.tobytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def built64(tmp_path_factory, synth):
+    """The same mix at seq_length 64 (about one document per window, as at seq_length 4096
+    on web text): de is upsampled ~2x and fr ~3.4x."""
+    res, _ = _build(tmp_path_factory.mktemp("built64"), synth, _mix_yaml(), record=False)
+    return json.loads(res.manifest_path.read_text())
+
+
+@pytest.mark.parametrize("fixture", ["built", "built64"])
+def test_upsampled_epochs_reshuffle_documents_so_windows_differ(fixture, request):
+    """Like Megatron's GPTDataset: an extra epoch re-cuts windows over shuffled documents.
+
+    The old loader re-read the same windows in every epoch: every window of epoch 1+ repeated
+    one of epoch 0. Now no window repeats within an epoch and every later epoch differs from
+    the earlier ones. A later window can still equal an earlier one when it lies inside one
+    document that starts at the same offset modulo seq_length in both epochs; with about one
+    document per window (seq_length 64 here) that stays under 20% of the later windows.
+    """
+    built = request.getfixturevalue(fixture)
+    loader = MixLoader(built)
+    windows = _windows_by_epoch(loader)
+    upsampled = [s["name"] for s in built["sources"] if s["n_samples"] > s["available_samples"]]
+    assert len(upsampled) == 2, "the fixture must upsample de and fr"
+    for name in upsampled:
+        epochs = windows[name]
+        assert len(epochs) >= 3
+        seen: set[bytes] = set()
+        again = later = 0
+        for e in sorted(epochs):
+            block = epochs[e]
+            assert len(set(block)) == len(block), (name, e)  # no repeat within an epoch
+            if e:
+                assert not set(block) <= seen, (name, e)  # each epoch brings new windows
+                again += sum(w in seen for w in block)
+                later += len(block)
+            seen.update(block)
+        if fixture == "built64":
+            assert again <= 0.2 * later, (name, again, later)
+    # the per-epoch document order is seeded: another seed re-cuts epoch 1 differently
+    other = _windows_by_epoch(MixLoader(built, seed=built["seed"] + 1))
+    assert set(other[upsampled[0]][1]) != set(windows[upsampled[0]][1])
 
 
 @settings(max_examples=25, deadline=None)
