@@ -35,7 +35,7 @@ def run(vocab_size: int = 32000, repeat: int = 3, batch_size: int = 1024) -> dic
     table = pq.read_table(corpus)
     text_bytes = sum(len(t.encode("utf-8")) for t in table.column("text").to_pylist())
 
-    tok_path = CACHE_DIR / f"tokenize_bench_bpe{vocab_size}.json"
+    tok_path = CACHE_DIR / f"tokenize_bench_bpe{vocab_size}"  # a tokenizer directory
     t0 = time.perf_counter()
     train_stats = train_tokenizer([str(corpus)], vocab_size, str(tok_path), sample_docs=20000)
     train_s = time.perf_counter() - t0

@@ -5,7 +5,9 @@ For each source: budget = target_tokens * weight / sum(weights); epochs = budget
 (> 1 upsamples, < 1 downsamples). Every selected shard contributes epochs * its tokens, so its
 Megatron blend weight is that contribution / target_tokens. Everything the training side needs
 is in the manifest; the mix, its hash and its shards are recorded in lineage (`mixes`,
-`mix_components`) so "which shards fed mix X" is one SQL query.
+`mix_components`) so "which shards fed mix X" is one SQL query. When the mix has more shards
+than Megatron can blend (32,766 prefixes), a source's shards are grouped and each group of two
+or more is concatenated into one .bin/.idx (mixes/merge.py); weights stay per source.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from mixes.config import MixConfig, MixError, load_mix, resolve_tokenizer_hash, sha256_text
 
 MANIFEST_FORMAT = "ccpipe-mix-manifest/1"
+
+#: Megatron-LM's BlendedDataset asserts len(datasets) < 32767 (an int16 dataset index).
+MEGATRON_MAX_PREFIXES = 32766
 
 SHARD_COLUMNS = (
     "shard_id",
@@ -40,13 +46,33 @@ SHARD_COLUMNS = (
 )
 
 
-def read_token_shards(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Live token shards from lineage, one dict per shard, ordered by shard_id."""
+def resolve_shard_path(path: str, root: str | os.PathLike[str] | None) -> str:
+    """Where a lineage shard path is on disk: URIs and absolute paths as they are, relative
+    paths (lineage records them relative to the output root) joined to `root`.
+
+    The one place mixes turn lineage paths into files, so a moved or copied output (with its
+    lineage) builds mixes over its own shards.
+    """
+    if "://" in path or os.path.isabs(path) or root is None:
+        return path
+    return os.path.normpath(os.path.join(os.fspath(root), path))
+
+
+def read_token_shards(
+    con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """Live token shards from lineage, one dict per shard, ordered by shard_id.
+
+    `file` is the shard's `path` resolved against the output root `root`.
+    """
     rows = con.execute(
         f"SELECT {', '.join(SHARD_COLUMNS)} FROM shards "
         "WHERE kind = 'tokens' AND status = 'live' ORDER BY shard_id"
     ).fetchall()
-    return [dict(zip(SHARD_COLUMNS, r, strict=True)) for r in rows]
+    out = [dict(zip(SHARD_COLUMNS, r, strict=True)) for r in rows]
+    for s in out:
+        s["file"] = resolve_shard_path(s["path"], root)
+    return out
 
 
 def prefix_of(path: str) -> str:
@@ -96,6 +122,10 @@ class MixPlan:
     tokenizer_hash: str
     sources: list[SourcePlan]
     problems: list[str] = field(default_factory=list)
+    #: Megatron's BlendedDataset limit; more shards than this are merged per source.
+    max_prefixes: int = MEGATRON_MAX_PREFIXES
+    #: where merged .bin/.idx files go (build_mix sets `<out>/merged`)
+    merged_dir: Path = Path("merged")
 
     @property
     def n_samples(self) -> int:
@@ -127,7 +157,7 @@ class MixPlan:
                         "version": s["version"],
                         "sha256": s["sha256"],
                         "path": s["path"],
-                        "prefix": prefix_of(s["path"]),
+                        "prefix": prefix_of(s.get("file") or s["path"]),
                         "lang": s["lang"],
                         "quality_bucket": s["quality_bucket"],
                         "crawl_id": s["crawl_id"],
@@ -143,14 +173,47 @@ class MixPlan:
                 )
         return out
 
-    def megatron_blend(self) -> str:
+    def blend(self) -> list[dict[str, Any]]:
+        """The Megatron datasets: one per shard, or per merged group of a source's shards when
+        the mix has more than `max_prefixes` shards (see mixes/merge.py)."""
+        from mixes.merge import group_shards, merged_name, prefix_budgets
+
+        entries = self.shard_entries()
+        budgets = prefix_budgets([len(sp.shards) for sp in self.sources], self.max_prefixes)
+        out = []
+        for sp, budget in zip(self.sources, budgets, strict=True):
+            ents = [e for e in entries if e["source"] == sp.name]
+            for g in group_shards([e["n_tokens"] for e in ents], budget) if ents else []:
+                members = [ents[i] for i in g]
+                merged = len(members) > 1
+                out.append(
+                    {
+                        "source": sp.name,
+                        "prefix": str(self.merged_dir / merged_name(sp.name, members))
+                        if merged
+                        else members[0]["prefix"],
+                        "merged": merged,
+                        "shards": [m["shard_id"] for m in members],
+                        "member_prefixes": [m["prefix"] for m in members],
+                        "n_tokens": sum(m["n_tokens"] for m in members),
+                        "tokens_contributed": sum(m["tokens_contributed"] for m in members),
+                        "sampling_weight": sum(m["sampling_weight"] for m in members),
+                    }
+                )
+        return out
+
+    def megatron_blend(self, blend: list[dict[str, Any]] | None = None) -> str:
         """`--data-path` value: "w1 prefix1 w2 prefix2 ...", w proportional to contributed tokens."""
         return " ".join(
-            f"{e['sampling_weight']:.10g} {e['prefix']}" for e in self.shard_entries()
+            f"{b['sampling_weight']:.10g} {b['prefix']}" for b in (blend or self.blend())
         )
 
-    def manifest(self, lineage_path: str | None = None) -> dict[str, Any]:
+    def manifest(
+        self, lineage_path: str | None = None, blend: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         c = self.cfg
+        blend = blend if blend is not None else self.blend()
+        prefix_of_shard = {sid: b["prefix"] for b in blend for sid in b["shards"]}
         return {
             "format": MANIFEST_FORMAT,
             "name": c.name,
@@ -181,7 +244,18 @@ class MixPlan:
                 }
                 for sp in self.sources
             ],
-            "shards": self.shard_entries(),
+            "shards": [
+                dict(e, blend_prefix=prefix_of_shard.get(e["shard_id"]))
+                for e in self.shard_entries()
+            ],
+            "blend": {
+                "max_prefixes": self.max_prefixes,
+                "n_prefixes": len(blend),
+                "n_merged": sum(1 for b in blend if b["merged"]),
+                "prefixes": [
+                    {k: v for k, v in b.items() if k != "member_prefixes"} for b in blend
+                ],
+            },
         }
 
     def summary_table(self) -> str:
@@ -227,15 +301,35 @@ class MixPlan:
                 for i in range(len(cols))
             ).rstrip()
 
-        return "\n".join([head, fmt(cols), *(fmt(r) for r in rows)])
+        lines = [head, fmt(cols), *(fmt(r) for r in rows)]
+        n_shards = sum(len(sp.shards) for sp in self.sources)
+        if n_shards > self.max_prefixes and not self.problems:
+            blend = self.blend()
+            merged = [b for b in blend if b["merged"]]
+            lines.append(
+                f"blend: {len(blend):,} Megatron prefixes for {n_shards:,} shards (limit "
+                f"{self.max_prefixes:,}): {len(merged):,} merged files hold "
+                f"{sum(len(b['shards']) for b in merged):,} shards"
+            )
+        return "\n".join(lines)
 
 
 def compute_plan(
-    cfg: MixConfig, shards: list[dict[str, Any]], tokenizer_hash: str
+    cfg: MixConfig,
+    shards: list[dict[str, Any]],
+    tokenizer_hash: str,
+    max_prefixes: int = MEGATRON_MAX_PREFIXES,
 ) -> MixPlan:
     """Resolve `cfg` against the shard inventory; collects problems instead of raising."""
     wsum = sum(s.weight for s in cfg.sources)
-    plan = MixPlan(cfg=cfg, tokenizer_hash=tokenizer_hash, sources=[])
+    plan = MixPlan(
+        cfg=cfg, tokenizer_hash=tokenizer_hash, sources=[], max_prefixes=max_prefixes
+    )
+    if len(cfg.sources) > max_prefixes:
+        plan.problems.append(
+            f"{len(cfg.sources)} sources need at least as many Megatron prefixes; the limit "
+            f"is {max_prefixes}"
+        )
     owner: dict[str, str] = {}
     for src in cfg.sources:
         sel = [s for s in shards if src.select.matches(s)]
@@ -322,21 +416,31 @@ class BuildResult:
 
 
 def plan_from_lineage(
-    cfg: MixConfig, lineage_path: str | os.PathLike[str], base_dir: str | Path | None = None
+    cfg: MixConfig,
+    lineage_path: str | os.PathLike[str],
+    base_dir: str | Path | None = None,
+    *,
+    max_prefixes: int = MEGATRON_MAX_PREFIXES,
+    output_root: str | os.PathLike[str] | None = None,
 ) -> MixPlan:
-    """Read the published lineage snapshot (read-only) and resolve the mix against it."""
+    """Read the published lineage snapshot (read-only) and resolve the mix against it.
+
+    Relative shard paths resolve against `output_root` (default: the lineage file's
+    directory, i.e. `OUT` for `OUT/lineage.duckdb`).
+    """
     from lineage.store import open_reader
 
     tok = resolve_tokenizer_hash(cfg.tokenizer, base_dir)
+    root = Path(output_root) if output_root is not None else Path(lineage_path).resolve().parent
     try:
         con = open_reader(lineage_path)
     except FileNotFoundError as e:
         raise MixError(str(e)) from e
     try:
-        shards = read_token_shards(con)
+        shards = read_token_shards(con, root)
     finally:
         con.close()
-    return compute_plan(cfg, shards, tok)
+    return compute_plan(cfg, shards, tok, max_prefixes)
 
 
 def check(plan: MixPlan) -> None:
@@ -353,11 +457,32 @@ _EXTRA_COLUMNS = (
     "ALTER TABLE mixes ADD COLUMN IF NOT EXISTS n_shards INTEGER",
     "ALTER TABLE mix_components ADD COLUMN IF NOT EXISTS budget_tokens DOUBLE",
     "ALTER TABLE mix_components ADD COLUMN IF NOT EXISTS tokens_contributed DOUBLE",
+    "ALTER TABLE mix_components ADD COLUMN IF NOT EXISTS blend_prefix VARCHAR",
+)
+
+
+_COMPONENTS_SCHEMA = pa.schema(
+    [
+        ("mix_id", pa.string()),
+        ("source", pa.string()),
+        ("shard_id", pa.string()),
+        ("shard_version", pa.int32()),
+        ("n_tokens", pa.int64()),
+        ("weight", pa.float64()),
+        ("epochs", pa.float64()),
+        ("budget_tokens", pa.float64()),
+        ("tokens_contributed", pa.float64()),
+        ("blend_prefix", pa.string()),
+    ]
 )
 
 
 def record_mix(
-    lineage_path: str | os.PathLike[str], plan: MixPlan, config_yaml: str, manifest_path: str
+    lineage_path: str | os.PathLike[str],
+    plan: MixPlan,
+    config_yaml: str,
+    manifest_path: str,
+    blend: list[dict[str, Any]] | None = None,
 ) -> None:
     """Write the mix and one `mix_components` row per shard in one lineage transaction.
 
@@ -369,6 +494,8 @@ def record_mix(
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     entries = plan.shard_entries()
     budgets = {sp.name: sp.budget_tokens for sp in plan.sources}
+    blend = blend if blend is not None else plan.blend()
+    prefix_of_shard = {sid: b["prefix"] for b in blend for sid in b["shards"]}
     with store.transaction() as con:
         for ddl in _EXTRA_COLUMNS:  # older lineage files predate these columns
             con.execute(ddl)
@@ -394,9 +521,7 @@ def record_mix(
                 }
             ],
         )
-        store.insert_rows(
-            con,
-            "mix_components",
+        components = pa.Table.from_pylist(  # one columnar insert: 50k rows in well under 1 s
             [
                 {
                     "mix_id": plan.mix_id,
@@ -408,10 +533,19 @@ def record_mix(
                     "epochs": e["epochs"],
                     "budget_tokens": budgets[e["source"]],
                     "tokens_contributed": e["tokens_contributed"],
+                    "blend_prefix": prefix_of_shard.get(e["shard_id"]),
                 }
                 for e in entries
             ],
+            schema=_COMPONENTS_SCHEMA,
         )
+        con.register("_mix_components_new", components)
+        try:
+            con.execute(
+                "INSERT INTO mix_components BY NAME SELECT * FROM _mix_components_new"
+            )
+        finally:
+            con.unregister("_mix_components_new")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -426,23 +560,51 @@ def build_mix(
     out_dir: str | os.PathLike[str],
     *,
     record: bool = True,
+    max_prefixes: int = MEGATRON_MAX_PREFIXES,
+    output_root: str | os.PathLike[str] | None = None,
 ) -> BuildResult:
-    """Validate, resolve, write manifest/blend/summary to `out_dir`, record in lineage."""
+    """Validate, resolve, merge shards if over `max_prefixes`, write manifest/blend/summary
+    to `out_dir`, record in lineage."""
+    from mixes.merge import ensure_merged
+
     mix_path = Path(mix_path)
     cfg = load_mix(mix_path)
     lineage_path = Path(lineage_path).resolve()
-    plan = plan_from_lineage(cfg, lineage_path, base_dir=mix_path.resolve().parent)
+    plan = plan_from_lineage(
+        cfg,
+        lineage_path,
+        base_dir=mix_path.resolve().parent,
+        max_prefixes=max_prefixes,
+        output_root=output_root,
+    )
     check(plan)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    plan.merged_dir = out / "merged"
+    blend = plan.blend()
+    keep = set()
+    for b in blend:
+        if b["merged"]:
+            ensure_merged(b["member_prefixes"], b["prefix"], b["n_tokens"])
+            keep.update({Path(b["prefix"] + ".bin").name, Path(b["prefix"] + ".idx").name})
+    if plan.merged_dir.is_dir():  # merged files of earlier builds that this blend no longer uses
+        for f in plan.merged_dir.iterdir():
+            if f.name not in keep:
+                f.unlink()
     manifest_path = out / "manifest.json"
     blend_path = out / "megatron_blend.txt"
     summary_path = out / "summary.txt"
     _write_text_atomic(
-        manifest_path, json.dumps(plan.manifest(str(lineage_path)), indent=1) + "\n"
+        manifest_path, json.dumps(plan.manifest(str(lineage_path), blend), indent=1) + "\n"
     )
-    _write_text_atomic(blend_path, plan.megatron_blend() + "\n")
+    _write_text_atomic(blend_path, plan.megatron_blend(blend) + "\n")
     _write_text_atomic(summary_path, plan.summary_table() + "\n")
     if record:
-        record_mix(lineage_path, plan, mix_path.read_text(encoding="utf-8"), str(manifest_path))
+        record_mix(
+            lineage_path,
+            plan,
+            mix_path.read_text(encoding="utf-8"),
+            str(manifest_path),
+            blend,
+        )
     return BuildResult(plan, out, manifest_path, blend_path, summary_path, record)

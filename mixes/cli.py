@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from mixes.build import MEGATRON_MAX_PREFIXES
 from mixes.config import MixError, load_mix
 
 
@@ -29,11 +30,29 @@ def _parser() -> argparse.ArgumentParser:
         "--out", help="output directory (default: <lineage dir>/mixes/<mix name>)"
     )
     b.add_argument("--no-record", action="store_true", help="do not write the mix to lineage")
+    _common(b)
     b.add_argument("--json", action="store_true", help="print the manifest's source table as JSON")
     pl = sub.add_parser("plan", help="resolve and check a mix; print the summary, write nothing")
     pl.add_argument("mix")
     pl.add_argument("--lineage", required=True)
+    _common(pl)
     return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-prefixes",
+        type=int,
+        default=MEGATRON_MAX_PREFIXES,
+        help="most Megatron prefixes in the blend; above it each source's shards are merged "
+        f"into fewer .bin/.idx files (default {MEGATRON_MAX_PREFIXES}: Megatron's "
+        "BlendedDataset limit)",
+    )
+    p.add_argument(
+        "--output-root",
+        help="directory that relative shard paths in lineage are relative to "
+        "(default: the lineage file's directory)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,14 +63,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "plan":
             path = Path(args.mix)
             cfg = load_mix(path)
-            plan = plan_from_lineage(cfg, args.lineage, base_dir=path.resolve().parent)
+            plan = plan_from_lineage(
+                cfg,
+                args.lineage,
+                base_dir=path.resolve().parent,
+                max_prefixes=args.max_prefixes,
+                output_root=args.output_root,
+            )
             print(plan.summary_table())
             check(plan)
             return 0
         out = args.out
         if out is None:
             out = Path(args.lineage).resolve().parent / "mixes" / load_mix(args.mix).name
-        res = build_mix(args.mix, args.lineage, out, record=not args.no_record)
+        if args.max_prefixes < 1:
+            raise MixError("--max-prefixes must be at least 1")
+        res = build_mix(
+            args.mix,
+            args.lineage,
+            out,
+            record=not args.no_record,
+            max_prefixes=args.max_prefixes,
+            output_root=args.output_root,
+        )
     except MixError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -124,8 +124,9 @@ class MixConfig(BaseModel):
     description: str | None = Field(default=None, description="Free text for humans.")
     tokenizer: str = Field(
         description="The tokenizer the shards must have been tokenized with: a path to its "
-        "tokenizer.json (absolute, or relative to the YAML file's directory, then to the working "
-        "directory) or its sha256 (64 hex digits, as in lineage `shards.tokenizer_hash`).",
+        "directory or its tokenizer.json (absolute, or relative to the YAML file's directory, "
+        "then to the working directory) or the sha256 of its tokenizer.json (64 hex digits, as "
+        "in lineage `shards.tokenizer_hash`).",
     )
     target_tokens: int = Field(
         gt=0, description="Total tokens the mix delivers (the training run's token budget)."
@@ -210,7 +211,7 @@ def resolve_tokenizer_hash(tokenizer: str, base_dir: str | Path | None = None) -
         Path.cwd() / p,
     ]
     for c in candidates:
-        if c.is_file():
+        if c.is_file() or (c / "tokenizer.json").is_file():
             return tokenizer_hash(c)
     raise MixError(
         f"tokenizer {tokenizer!r} is neither a sha256 (64 hex digits) nor an existing file "

@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--input", required=True, action="append",
                     help="run output directory or parquet file(s) with a text column")
     tt.add_argument("--vocab-size", type=int, default=32000)
-    tt.add_argument("--out", required=True)
+    tt.add_argument("--out", required=True,
+                    help="tokenizer directory to write (tokenizer.json, tokenizer_config.json, "
+                         "special_tokens_map.json)")
     tt.add_argument("--sample-docs", type=int, default=20000)
     tt.add_argument("--seed", type=int, default=0)
 
@@ -112,7 +114,7 @@ def _cmd_tokenizer(args: argparse.Namespace) -> int:
     from stages.tokenize import train_tokenizer
 
     if args.tcommand != "train":
-        raise ConfigError("usage: python -m pipeline tokenizer train --input DIR --out FILE")
+        raise ConfigError("usage: python -m pipeline tokenizer train --input DIR --out TOKENIZER_DIR")
     stats = train_tokenizer(args.input, args.vocab_size, args.out,
                             sample_docs=args.sample_docs, seed=args.seed)
     print(json.dumps(stats, indent=1, default=str))

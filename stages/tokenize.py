@@ -2,14 +2,17 @@
 
 Byte-level BPE (GPT-2 style: ByteLevel pre-tokenizer over all 256 bytes + ByteLevel decoder) is
 lossless: every UTF-8 string encodes without unknown tokens and decodes back byte for byte, which
-the token-shard round-trip tests check. Tokenizers are files (``tokenizer.json``); nothing is
-downloaded. The stage appends ``n_tokens`` and ``tokens`` columns; the pipeline writes ``tokens``
+the token-shard round-trip tests check. A tokenizer is a training-ready directory
+(``tokenizer.json`` + ``tokenizer_config.json`` + ``special_tokens_map.json``, loadable by
+``transformers.AutoTokenizer`` and Megatron-LM's ``HuggingFaceTokenizer``); its identity is the
+sha256 of ``tokenizer.json``. Nothing is downloaded. The stage appends ``n_tokens`` and ``tokens`` columns; the pipeline writes ``tokens``
 into the Megatron ``.bin``/``.idx`` shard (stages/token_shards.py) and drops it from the Parquet.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterable, Sequence
@@ -24,16 +27,28 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-#: Tokenizer shipped with the package's sample crawl (trained by ``pipeline tokenizer train``).
-SAMPLE_TOKENIZER = Path(__file__).resolve().parents[1] / "pipeline" / "sample" / "tokenizer.json"
+#: Tokenizer directory shipped with the package's sample crawl (``pipeline tokenizer train``).
+SAMPLE_TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "pipeline" / "sample" / "tokenizer"
+#: Its ``tokenizer.json`` (the file whose sha256 lineage records).
+SAMPLE_TOKENIZER = SAMPLE_TOKENIZER_DIR / "tokenizer.json"
 
-DEFAULT_SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>")
+TOKENIZER_FILE = "tokenizer.json"
+DEFAULT_EOS_TOKEN = "<|endoftext|>"
+DEFAULT_PAD_TOKEN = "<|pad|>"
+DEFAULT_SPECIAL_TOKENS = (DEFAULT_EOS_TOKEN, DEFAULT_PAD_TOKEN)
+
+
+def tokenizer_file(path: str | os.PathLike) -> Path:
+    """The ``tokenizer.json`` of a tokenizer given as its directory or as that file."""
+    p = Path(path)
+    return p / TOKENIZER_FILE if p.is_dir() else p
 
 
 def tokenizer_hash(path: str | os.PathLike) -> str:
-    """sha256 of the tokenizer file's bytes: the identity lineage records for a run."""
+    """sha256 of the tokenizer.json bytes (of a file, or of a tokenizer directory's
+    tokenizer.json): the identity lineage records for a run."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(tokenizer_file(path), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -47,9 +62,10 @@ class TokenizeConfig(BaseModel):
     tokenizer_path: str | None = Field(
         default=None,
         description=(
-            "Path to a Hugging Face `tokenizers` tokenizer.json (train one with `python -m "
-            "pipeline tokenizer train`). None uses the tokenizer shipped with the package's "
-            "sample crawl (pipeline/sample/tokenizer.json). Never downloaded."
+            "Tokenizer directory (tokenizer.json + tokenizer_config.json + "
+            "special_tokens_map.json, as `python -m pipeline tokenizer train` writes) or a bare "
+            "Hugging Face `tokenizers` tokenizer.json. None uses the tokenizer shipped with the "
+            "package's sample crawl (pipeline/sample/tokenizer/). Never downloaded."
         ),
     )
     eos_token: str = Field(
@@ -83,7 +99,7 @@ class TokenizeConfig(BaseModel):
     )
 
     def resolved_tokenizer_path(self) -> Path:
-        """The tokenizer file to load; a clear error if it does not exist."""
+        """The tokenizer.json to load (of a directory or the file); a clear error if absent."""
         if self.tokenizer_path is None:
             if not SAMPLE_TOKENIZER.is_file():
                 raise FileNotFoundError(
@@ -92,9 +108,13 @@ class TokenizeConfig(BaseModel):
                     f"(train one with `python -m pipeline tokenizer train`)"
                 )
             return SAMPLE_TOKENIZER
-        p = Path(self.tokenizer_path)
+        p = tokenizer_file(self.tokenizer_path)
         if not p.is_file():
-            raise FileNotFoundError(f"TokenizeConfig.tokenizer_path: no such file {p}")
+            raise FileNotFoundError(
+                f"TokenizeConfig.tokenizer_path: no such file {p}"
+                + (f" (the directory {self.tokenizer_path} has no {TOKENIZER_FILE})"
+                   if Path(self.tokenizer_path).is_dir() else "")
+            )
         return p
 
 
@@ -281,6 +301,92 @@ def train_tokenizer_on_texts(
     return tok
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def tokenizer_dir_of(out: str | os.PathLike) -> Path:
+    """Directory a trained tokenizer goes to: `out` itself, or the directory of an `out`
+    that names a ``tokenizer.json`` (the older command line)."""
+    p = Path(out)
+    if p.name == TOKENIZER_FILE:
+        return p.parent
+    if p.suffix == ".json":
+        raise ValueError(
+            f"--out {out}: give the tokenizer's directory (it gets tokenizer.json, "
+            f"tokenizer_config.json and special_tokens_map.json), not a .json file"
+        )
+    return p
+
+
+def special_tokens_files(
+    tok: Tokenizer, eos_token: str, pad_token: str | None, bos_token: str | None = None
+) -> dict[str, dict]:
+    """``tokenizer_config.json`` and ``special_tokens_map.json`` for a `tokenizers` model.
+
+    What `transformers.AutoTokenizer` needs to build a ``PreTrainedTokenizerFast`` over our
+    tokenizer.json with ``eos_token_id`` set (Megatron-LM's ``_HuggingFaceTokenizer`` takes
+    its end-of-document id ``eod`` from ``eos_token_id``). No BOS is written unless asked
+    for: the pipeline separates documents with EOS only. Nothing is added around encoded
+    text (``add_bos_token``/``add_eos_token`` false): the shards append EOS themselves.
+    """
+    specials = {"eos_token": eos_token, "pad_token": pad_token, "bos_token": bos_token}
+    specials = {k: v for k, v in specials.items() if v is not None}
+    for name, content in specials.items():
+        if tok.token_to_id(content) is None:
+            raise ValueError(f"{name} {content!r} is not in the tokenizer's vocabulary")
+    added = {}
+    for tid in sorted({tok.token_to_id(c) for c in specials.values()}):
+        added[str(tid)] = {
+            "content": tok.id_to_token(tid),
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        **specials,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "added_tokens_decoder": added,
+    }
+    return {"tokenizer_config.json": config, "special_tokens_map.json": specials}
+
+
+def write_tokenizer_dir(
+    tok: Tokenizer,
+    out_dir: str | os.PathLike,
+    *,
+    eos_token: str = DEFAULT_EOS_TOKEN,
+    pad_token: str | None = DEFAULT_PAD_TOKEN,
+    bos_token: str | None = None,
+) -> dict[str, str]:
+    """Write a training-ready tokenizer directory; returns {file name: sha256}.
+
+    Every file is written with a fixed layout (sorted keys in the two config files) and
+    renamed into place, tokenizer.json last, so same tokenizer = same bytes.
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    files = {
+        name: (json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        for name, body in special_tokens_files(tok, eos_token, pad_token, bos_token).items()
+    }
+    files[TOKENIZER_FILE] = tok.to_str(pretty=True).encode("utf-8")
+    for name, data in files.items():
+        _write_atomic(d / name, data)
+    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
 def train_tokenizer(
     inputs: list[str],
     vocab_size: int,
@@ -290,32 +396,35 @@ def train_tokenizer(
     seed: int = 0,
     special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
 ) -> dict:
-    """Train a byte-level BPE on a seeded sample of Parquet ``text`` and write ``out``.
+    """Train a byte-level BPE on a seeded sample of Parquet ``text``; write the directory
+    ``out`` (tokenizer.json, tokenizer_config.json, special_tokens_map.json).
 
-    Same inputs + seed give a byte-identical tokenizer.json (the sample is chosen by row index
-    from footer counts, the trainer breaks ties deterministically, and the JSON is written with
-    a fixed layout), so the file's sha256 identifies the tokenizer in lineage.
+    `out` may also name ``DIR/tokenizer.json`` (the directory is DIR). The first special
+    token is EOS, the second (if any) PAD. Same inputs + seed give byte-identical files (the
+    sample is chosen by row index from footer counts, the trainer breaks ties
+    deterministically, and the JSON is written with a fixed layout), so tokenizer.json's
+    sha256 identifies the tokenizer in lineage.
     """
+    out_dir = tokenizer_dir_of(out)
+    if not special_tokens:
+        raise ValueError("at least one special token (the end-of-document token) is needed")
     texts, stats = sample_texts(inputs, sample_docs, seed)
     if not texts:
         raise ValueError(f"no non-empty `text` values in {inputs}")
     tok = train_tokenizer_on_texts(texts, vocab_size, special_tokens)
-    data = tok.to_str(pretty=True).encode("utf-8")
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    hashes = write_tokenizer_dir(
+        tok,
+        out_dir,
+        eos_token=special_tokens[0],
+        pad_token=special_tokens[1] if len(special_tokens) > 1 else None,
+    )
     return {
         **stats,
         "chars_sampled": sum(len(t) for t in texts),
         "vocab_size": tok.get_vocab_size(with_added_tokens=True),
         "requested_vocab_size": vocab_size,
         "seed": seed,
-        "path": str(out_path),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "dir": str(out_dir),
+        "path": str(out_dir / TOKENIZER_FILE),
+        "sha256": hashes[TOKENIZER_FILE],
     }

@@ -86,7 +86,7 @@ def test_output_layout_and_token_shards(sample_run, con):
         "WHERE kind = 'text' AND status = 'live'").fetchall()
     assert len(text) >= 4
     tok = Tokenizer.from_file(str(Path(__file__).resolve().parents[2]
-                                  / "pipeline" / "sample" / "tokenizer.json"))
+                                  / "pipeline" / "sample" / "tokenizer" / "tokenizer.json"))
     langs = set()
     for _shard_id, path, lang, bucket, n_docs, n_tokens in text:
         p = Path(path)
@@ -159,7 +159,7 @@ def test_planted_pii_found_nowhere(sample_run, con):
     out = Path(sample_run.output)
     haystacks = []
     tok = Tokenizer.from_file(str(Path(__file__).resolve().parents[2]
-                                  / "pipeline" / "sample" / "tokenizer.json"))
+                                  / "pipeline" / "sample" / "tokenizer" / "tokenizer.json"))
     for p in sorted(out.rglob("*")):
         if not p.is_file():
             continue

@@ -1,0 +1,151 @@
+"""Keep a Megatron blend under its dataset limit by merging a source's token shards.
+
+Megatron-LM's ``BlendedDataset`` asserts ``len(datasets) < 32767`` (its dataset index is an
+int16 array), and ``--data-path`` makes one dataset per prefix. A run over thousands of WARCs
+can have more token shards than that, so ``mixes build`` groups each source's shards and
+concatenates every group of two or more into one ``.bin``/``.idx`` pair:
+
+- Groups never cross sources. All shards of a source have the same epochs, so a merged prefix
+  gets exactly the summed blend weight of its members and the blend's token shares are
+  unchanged.
+- The prefix budget is split over sources in proportion to their shard counts (at least one
+  each). Within a source, shards keep their lineage order (shard_id); a shard at least the
+  source's average group size stays alone (no copy), runs of smaller neighbours are packed
+  into groups up to that size. Large shards are therefore never copied; small tails are.
+- A merged file is named by the hash of its members' (shard_id, version, sha256), so
+  rebuilding a mix (or another mix with the same groups) reuses it instead of copying again,
+  and a rewritten shard (new version) gives a new name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixes.build import MEGATRON_MAX_PREFIXES, largest_remainder
+from stages.token_shards import IndexedDataset, build_index_bytes
+
+__all__ = ["MEGATRON_MAX_PREFIXES", "ensure_merged", "group_shards", "merge_indexed_datasets",
+           "merged_name", "prefix_budgets"]
+
+
+def prefix_budgets(shard_counts: Sequence[int], max_prefixes: int) -> list[int]:
+    """Prefixes each source may use: all its shards if everything fits, else a proportional
+    share (at least 1, at most its shard count) of `max_prefixes`."""
+    n = len(shard_counts)
+    if sum(shard_counts) <= max_prefixes:
+        return list(shard_counts)
+    if n > max_prefixes:
+        raise ValueError(f"{n} sources need at least {n} prefixes; the limit is {max_prefixes}")
+    extra = largest_remainder(max_prefixes - n, [max(c, 1) for c in shard_counts])
+    return [min(c, 1 + e) for c, e in zip(shard_counts, extra, strict=True)]
+
+
+def group_shards(sizes: Sequence[int], budget: int) -> list[list[int]]:
+    """Split shard indices 0..n-1 (in order) into at most `budget` contiguous groups.
+
+    Shards of at least the target size (total / budget) stay alone; smaller neighbours are
+    packed into groups up to the target (next fit). If that makes too many groups the target
+    grows by 25% and packing repeats; at a target above the total everything is one group.
+    """
+    n = len(sizes)
+    if budget < 1:
+        raise ValueError("budget must be >= 1")
+    if n <= budget:
+        return [[i] for i in range(n)]
+    target = max(sum(sizes) / budget, 1.0)
+    while True:
+        groups: list[list[int]] = []
+        cur: list[int] = []
+        cur_size = 0
+        for i, size in enumerate(sizes):
+            if size >= target:
+                if cur:
+                    groups.append(cur)
+                    cur, cur_size = [], 0
+                groups.append([i])
+                continue
+            if cur and cur_size + size > target:
+                groups.append(cur)
+                cur, cur_size = [], 0
+            cur.append(i)
+            cur_size += size
+        if cur:
+            groups.append(cur)
+        if len(groups) <= budget:
+            return groups
+        target *= 1.25
+
+
+def merged_name(source: str, members: Sequence[dict[str, Any]]) -> str:
+    """Content-addressed file name (without extension) of a merged group."""
+    h = hashlib.sha256()
+    for e in members:
+        h.update(f"{e['shard_id']}\t{e['version']}\t{e['sha256']}\n".encode())
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source)
+    return f"{safe}-{h.hexdigest()[:20]}"
+
+
+def merge_indexed_datasets(prefixes: Sequence[str], out_prefix: str | os.PathLike[str]) -> dict:
+    """Concatenate Megatron indexed datasets into one (documents in the given order).
+
+    The .bin files are streamed byte for byte; the .idx is rebuilt from the concatenated
+    sequence lengths. Both are written to temporary names and renamed (.bin first, then .idx),
+    so an existing .idx always sits next to its complete .bin.
+    """
+    out_prefix = str(out_prefix)
+    datasets = [IndexedDataset(p) for p in prefixes]
+    dtypes = {ds.dtype.name for ds in datasets}
+    if len(dtypes) != 1:
+        raise ValueError(f"cannot merge token shards of different dtypes {sorted(dtypes)}")
+    dtype = datasets[0].dtype
+    lengths = np.concatenate([np.asarray(ds.lengths, dtype=np.int64) for ds in datasets])
+    Path(out_prefix).parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp_bin = f"{out_prefix}.bin.tmp-{tag}"
+    tmp_idx = f"{out_prefix}.idx.tmp-{tag}"
+    try:
+        with open(tmp_bin, "wb") as out:
+            for p in prefixes:
+                with open(f"{p}.bin", "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+            out.flush()
+            os.fsync(out.fileno())
+        with open(tmp_idx, "wb") as out:
+            out.write(build_index_bytes(lengths, dtype))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_bin, f"{out_prefix}.bin")
+        os.replace(tmp_idx, f"{out_prefix}.idx")
+    finally:
+        for t in (tmp_bin, tmp_idx):
+            if os.path.exists(t):
+                os.unlink(t)
+    return {"n_docs": int(lengths.size), "n_tokens": int(lengths.sum()), "dtype": dtype.name}
+
+
+def ensure_merged(prefixes: Sequence[str], out_prefix: str | os.PathLike[str], n_tokens: int
+                  ) -> bool:
+    """Merge unless a valid merged file with the expected token count is already there.
+
+    Returns True when it wrote the files.
+    """
+    try:
+        if IndexedDataset(out_prefix).n_tokens == n_tokens:
+            return False
+    except (FileNotFoundError, ValueError):
+        pass
+    info = merge_indexed_datasets(prefixes, out_prefix)
+    if info["n_tokens"] != n_tokens:
+        raise ValueError(
+            f"{out_prefix}: merged {info['n_tokens']} tokens but lineage says {n_tokens}; "
+            f"a member shard changed on disk"
+        )
+    return True
