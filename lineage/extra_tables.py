@@ -24,7 +24,8 @@ DDL: list[str] = [
         weight       DOUBLE,                -- Megatron blend weight (share of the mix's tokens)
         epochs       DOUBLE,                -- passes over this shard (its source's epochs)
         budget_tokens DOUBLE,               -- the source's token budget
-        tokens_contributed DOUBLE           -- epochs * n_tokens
+        tokens_contributed DOUBLE,          -- epochs * n_tokens
+        blend_prefix VARCHAR                -- Megatron prefix holding it (merged file or itself)
     )""",
     """CREATE TABLE IF NOT EXISTS deletions (
         deletion_id  VARCHAR,
