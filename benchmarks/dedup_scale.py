@@ -104,7 +104,7 @@ def main() -> None:
         from pipeline.dedup_phase import run_dedup_phase
         from stages.minhash import DedupConfig
 
-        ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
         d = tempfile.mkdtemp()
         sub = t.slice(0, args.ray)
         paths = []

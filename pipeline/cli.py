@@ -11,9 +11,11 @@ import json
 import sys
 from collections.abc import Sequence
 
+from core.output_lock import OutputLockedError
 from pipeline.config import ConfigError, list_profiles, load_config
 
 EXIT_USAGE = 2
+EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: another process writes this output; try again later
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="override a config field, e.g. langid.threshold=0.5")
     r.add_argument("--workers", type=int, help="actor-pool size (execution.num_workers)")
+    r.add_argument("--address", help="Ray cluster to join (execution.ray_address; default: "
+                   "RAY_ADDRESS, set inside `ray job submit`, else an embedded local Ray)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    r.add_argument("--wait", action="store_true",
+                   help="wait for another writer of the same output to finish instead of "
+                        f"exiting with status {EXIT_LOCKED}")
 
     c = sub.add_parser("config", help="print the effective config (YAML) and its hash")
     c.add_argument("--config", "-c")
@@ -75,8 +82,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"execution.num_workers={args.workers}")
     if args.quiet:
         overrides.append("execution.progress=false")
+    if args.address:
+        overrides.append("execution.ray_address=" + json.dumps(args.address))
     cfg = load_config(args.config, overrides, profile=args.profile)
-    result = run_pipeline(cfg)
+    result = run_pipeline(cfg, wait_for_lock=args.wait)
     if args.json:
         print(json.dumps(result.__dict__, default=str, indent=1))
     else:
@@ -148,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    except OutputLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except (FileNotFoundError, ValueError) as exc:
         if args.command == "run":
             raise

@@ -39,11 +39,20 @@ CHUNK_SCHEMA = pa.schema(
 )
 
 
+def ray_address(address: str | None = None) -> str:
+    """Which Ray to use: an explicit address (--address / execution.ray_address), else
+    RAY_ADDRESS (set by `ray job submit` inside a job), else "local": an embedded Ray started
+    for this process. Never None: `ray.init()` without an address would join whatever cluster
+    `/tmp/ray/ray_current_cluster` or a running `gcs_server` names (another user's, or a dead
+    one that hangs the driver)."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to a cluster (config or RAY_ADDRESS) or start an embedded local Ray."""
+    """Connect to the cluster `ray_address` names, or start an embedded local Ray."""
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = ray_address(address)
     env: dict[str, Any] | None = {
         "env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}
     }
@@ -51,10 +60,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         env = None  # inside `ray job submit`: the job's runtime_env (jobs/runtime_env.yaml) rules
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="ray")
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    if address:
+    if address != "local":
         ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
     else:
         ray.init(
+            address="local",
             num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=False,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from core.output_lock import hold_output_lock
 from lineage.schema import stage_of
 from lineage.store import LineageStore
 from lineage.writer import (
@@ -80,8 +81,10 @@ def _inputs(cfg: PipelineConfig) -> list[InputFile]:
     return resolve_inputs(paths, cfg.input.listing_prefix)
 
 
-def run_pipeline(cfg: PipelineConfig, kind: str = "run") -> RunResult:
-    """Run (or resume) the pipeline for `cfg`. Raises ConfigError for user errors."""
+def run_pipeline(cfg: PipelineConfig, kind: str = "run", wait_for_lock: bool = False,
+                 lock_timeout_s: float | None = None) -> RunResult:
+    """Run (or resume) the pipeline for `cfg`. Raises ConfigError for user errors and
+    OutputLockedError when another writer holds the output (unless `wait_for_lock`)."""
     if not cfg.output.dir:
         raise ConfigError("config error: output.dir: required (use --output DIR)")
     if not storage.is_remote(cfg.output.dir):
@@ -89,6 +92,13 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run") -> RunResult:
         cfg.output.dir = os.path.abspath(cfg.output.dir)
     t0 = time.perf_counter()
     files = _inputs(cfg)
+    with hold_output_lock(cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock,
+                          timeout_s=lock_timeout_s):
+        return _run_locked(cfg, files, kind, t0)
+
+
+def _run_locked(cfg: PipelineConfig, files: list[InputFile], kind: str, t0: float) -> RunResult:
+    assert cfg.output.dir
     _check_output(cfg)
     layout = Layout(cfg.output.dir, cfg.config_hash)
     quiet = not cfg.execution.progress

@@ -1,4 +1,4 @@
-"""Shared fixtures: one embedded Ray per test session, paths to shipped and shared data."""
+"""Shared fixtures: one embedded Ray per test session, paths to shipped and real data."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.real_data import shared_data_dir, skip_reason
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -16,10 +17,11 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (real WARCs etc.); tests that need it skip visibly when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    """Real WARCs etc. from $CCPIPE_SHARED_DATA; tests that need them skip visibly without."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(skip_reason())
+    return path
 
 
 @pytest.fixture(scope="session")

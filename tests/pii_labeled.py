@@ -1,7 +1,7 @@
 """Deterministic labeled PII set (Faker, several locales) + look-alikes + span-level scoring.
 
 Why: PII recall/precision must be measured, not assumed. Values are embedded in real sentences
-(`../shared/data/langid/<lang>.txt` when present, else a built-in neutral list) with exact
+(`$CCPIPE_SHARED_DATA/langid/<lang>.txt` when present, else a built-in neutral list) with exact
 character spans. Look-alike documents (dates, versions, prices, ISBNs, ...) carry no spans: any
 detection in them is a false positive. Importable by tests and `benchmarks/pii_quality.py`.
 """
@@ -13,12 +13,13 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import phonenumbers
 from faker import Faker
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+from tests.real_data import shared_data_dir  # noqa: E402
+
+SHARED = shared_data_dir()
 LANGID_DIR = SHARED / "langid"
 PRESIDIO_SYNTH = SHARED / "pii" / "presidio-research-synthetic" / "synth_dataset_v2.json"
 

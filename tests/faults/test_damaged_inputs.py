@@ -1,4 +1,4 @@
-"""The real damaged WARCs of /work/shared/data/warc/damaged go through the FULL pipeline in
+"""The real damaged WARCs of $CCPIPE_SHARED_DATA/warc/damaged go through the FULL pipeline in
 one run, listed together with a good file and a file that does not exist: the run succeeds,
 every damaged file's defects are counted in lineage (stage_stats / input_files, with
 reasons), and conservation holds per file."""

@@ -1,7 +1,7 @@
 """Bad-input fuzzing: mutated real WARC bytes never crash the reader or phase-1 processing.
 
 Seeds are real files: the first records of the shipped sample (always) and the small real
-WARCs of /work/shared/data/warc (when present). Mutations: truncation, bit flips, garbage
+WARCs of $CCPIPE_SHARED_DATA/warc (when present). Mutations: truncation, bit flips, garbage
 (random bytes or a fake gzip header) inserted, and record-level edits made inside a gzip
 member (decompress, edit, recompress): corrupted WARC header lines, wrong Content-Length, a
 lying HTTP charset. Asserted: `read_warc` never raises and conserves counts per chunk; the
@@ -19,7 +19,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from faultkit import REPO, gzip_members
+from faultkit import gzip_members
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +28,9 @@ from pipeline.phase1 import ChunkProcessor, read_file_chunks
 from pipeline.sample import sample_paths
 from pipeline.work import Layout
 from stages.warc_reader import read_warc
+from tests.real_data import shared_data_dir
 
-SHARED_WARC = REPO.parent / "shared" / "data" / "warc"
+SHARED_WARC = shared_data_dir() / "warc"
 SHARED_SEEDS = ["cc/jwarc_cc.warc.gz", "cc/whirlwind_CC-MAIN-2024-22.warc.gz",
                 "cc/bennokr-wdps_CommonCrawl-sample_CC-MAIN-2014-35.warc",
                 "cc/resiliparse_warcfile_CC-MAIN-2020-34.warc.gz"]

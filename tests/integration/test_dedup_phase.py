@@ -31,7 +31,7 @@ def ray_ctx(request):
     except pytest.FixtureLookupError:
         pass
     started = not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     yield None
     if started:
         ray.shutdown()

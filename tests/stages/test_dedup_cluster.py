@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -12,8 +10,9 @@ from hypothesis import strategies as st
 
 from stages.dedup_cluster import dedup_local, star_edges
 from stages.minhash import DedupConfig, SignatureStage
+from tests.real_data import shared_data_dir, skip_reason
 
-LANGID = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "langid"
+LANGID = shared_data_dir() / "langid"
 BASE = (
     "the committee met on tuesday to discuss the budget for the new library and after a long "
     "debate the members agreed to postpone the vote until more information about costs could "
@@ -77,7 +76,7 @@ def test_same_doc_id_is_not_its_own_duplicate() -> None:
 
 def test_near_dups_found_at_09_not_at_03() -> None:
     if not LANGID.is_dir():
-        pytest.skip(f"shared langid data not found at {LANGID.resolve()}")
+        pytest.skip(skip_reason())
     from benchmarks.dedup_accuracy import exact_jaccard, load_sentences, make_pairs
 
     rng = np.random.default_rng(11)

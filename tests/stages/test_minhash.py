@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -21,13 +19,14 @@ from stages.minhash import (
     word_hashes,
 )
 from stages.minhash import _words_flat as words_flat
+from tests.real_data import shared_data_dir, skip_reason
 
-LANGID = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "langid"
+LANGID = shared_data_dir() / "langid"
 
 
 def _sentences() -> list[str]:
     if not LANGID.is_dir():
-        pytest.skip(f"shared langid data not found at {LANGID.resolve()}")
+        pytest.skip(skip_reason())
     out = []
     for lang in ("en", "de", "zh", "ja", "ru", "ar"):
         p = LANGID / f"{lang}.txt"
@@ -137,7 +136,7 @@ def test_candidate_rate_matches_s_curve() -> None:
     """300 pairs per level; measured candidate rate within 4 binomial std of theory
     (expected rate = mean over pairs of 1-(1-J^r)^b with each pair's EXACT Jaccard)."""
     if not LANGID.is_dir():
-        pytest.skip(f"shared langid data not found at {LANGID.resolve()}")
+        pytest.skip(skip_reason())
     from benchmarks.dedup_accuracy import s_curve_table
 
     rows = s_curve_table(DedupConfig(), (0.6, 0.75, 0.85), pairs=300, seed=3)

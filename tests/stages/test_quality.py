@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from stages.quality import RULE_ORDER, SIGNAL_COLUMNS, QualityConfig, QualityFilter
 from stages.text_stats import TextStats
 from stages.url_filter import UrlFilter, UrlFilterConfig
+from tests.real_data import shared_data_dir, skip_reason
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = shared_data_dir()
 
 # 24 distinct, ordinary sentences (no repeated lines or long repeated n-grams).
 SENTENCES = [
@@ -289,7 +290,7 @@ def test_c4_removes_lines_and_records_it() -> None:
 def _langid_doc(lang: str, n: int, sep: str) -> str:
     path = DATA / "langid" / f"{lang}.txt"
     if not path.exists():
-        pytest.skip(f"real sample data absent: {path}")
+        pytest.skip(skip_reason())
     lines = [x.strip() for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     return sep.join(lines[:n])
 
@@ -372,7 +373,7 @@ def test_no_rule_raises_on_arbitrary_unicode(texts: list[str], langs: list[str |
 def test_real_pages_from_shared_warc() -> None:
     path = DATA / "warc" / "other" / "dolma_sample-0000.warc.gz"
     if not path.exists():
-        pytest.skip(f"real sample data absent: {path}")
+        pytest.skip(skip_reason())
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 

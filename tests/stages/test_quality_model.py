@@ -12,8 +12,9 @@ import pytest
 
 from stages.quality import QualityConfig, QualityFilter
 from stages.quality_model import QualityModelConfig, QualityScorer, train_quality_model
+from tests.real_data import shared_data_dir, skip_reason
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = shared_data_dir()
 
 _SPAM = [
     "click here", "buy now", "best price", "free shipping", "limited offer", "cheap",
@@ -39,7 +40,7 @@ def _spam_doc(rng: random.Random) -> str:
 def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     en = DATA / "langid" / "en.txt"
     if not en.exists():
-        pytest.skip(f"real sample data absent: {en}")
+        pytest.skip(skip_reason())
     sents = [s.strip() for s in en.read_text(encoding="utf-8").splitlines() if s.strip()]
     rng = random.Random(0)
     pos_docs = [" ".join(sents[i : i + 4]) for i in range(0, len(sents) - 3, 4)]

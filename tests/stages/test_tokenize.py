@@ -23,8 +23,9 @@ from stages.tokenize import (
     tokenizer_hash,
     train_tokenizer,
 )
+from tests.real_data import shared_data_dir, skip_reason
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = shared_data_dir()
 
 BUILTIN_TEXT = [
     "The quick brown fox jumps over the lazy dog. The dog sleeps in the sun.",
@@ -94,7 +95,7 @@ def test_builtin_roundtrip_lossless(builtin_tokenizer, tmp_path):
 def test_langid_sentences_roundtrip(tmp_path):
     langid = DATA / "langid"
     if not langid.is_dir():
-        pytest.skip(f"real data not available: {langid}")
+        pytest.skip(skip_reason())
     texts = []
     for f in sorted(langid.glob("*.txt")):
         texts += f.read_text(encoding="utf-8").splitlines()[:40]

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stages.warc_reader import DOC_SCHEMA, ReadChunk, ReadConfig, fetch_record, read_warc
+from tests.real_data import shared_data_dir, skip_reason
 
 LIBS = ["fastwarc", "warcio"]
 
@@ -275,7 +276,7 @@ def test_not_warc_gzip(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- fuzzing with real bytes
 
-_FUZZ_SRC = SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+_FUZZ_SRC = SHARED = shared_data_dir()
 _FUZZ_FILE = _FUZZ_SRC / "warc" / "cc" / "resiliparse_warcfile_CC-MAIN-2020-34.warc.gz"
 
 
@@ -307,7 +308,7 @@ _ops = st.lists(
 )
 
 
-@pytest.mark.skipif(not _FUZZ_FILE.is_file(), reason=f"shared data absent: {_FUZZ_FILE}")
+@pytest.mark.skipif(not _FUZZ_FILE.is_file(), reason=skip_reason())
 @settings(
     max_examples=25,
     deadline=None,

@@ -1,0 +1,1 @@
+"""Code shared by every layer (pipeline, stages, lineage): no Ray, no DuckDB."""
