@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.run import run_pipeline, summary_table
+    from pipeline.run import funnel, run_pipeline, summary_table
 
     overrides = list(args.overrides)
     if args.inputs:
@@ -87,7 +87,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides, profile=args.profile)
     result = run_pipeline(cfg, wait_for_lock=args.wait)
     if args.json:
-        print(json.dumps(result.__dict__, default=str, indent=1))
+        print(json.dumps({**result.__dict__, **funnel(result)}, default=str, indent=1))
     else:
         print(summary_table(result))
     return 0 if result.status == "succeeded" else 1
