@@ -2,9 +2,10 @@
 
 Each stage owns its config model (in `stages/`); this module composes them, validates the whole
 thing with pydantic (unknown keys and wrong types are errors that name the field), and hashes
-the canonical form. `config_hash` covers only what changes output bytes: inputs, output
-location and execution knobs (worker counts, progress) are excluded so that the same data
-processed on a laptop or on a cluster gets the same shard names and bytes.
+the canonical form. `config_hash` covers only the fields marked ``Output[...]`` (they change
+output bytes); ``Execution[...]`` fields (inputs, locations, chunk/batch sizes, partitions,
+workers, progress) are excluded so that the same data processed on a laptop or on a cluster,
+fast or slow, gets the same shard names and bytes (see core/config_effects.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.config_effects import Execution, Output, output_dump
 from stages.extract import ExtractConfig
 from stages.langid import LangIdConfig
 from stages.minhash import DedupConfig
@@ -33,18 +35,18 @@ class ConfigError(ValueError):
 class InputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    paths: list[str] = Field(
+    paths: Execution[list[str]] = Field(
         default_factory=list,
         description="Input WARC files, globs, directories, listing files (warc.paths[.gz]) or "
         "s3:// / gs:// URIs and prefixes. Empty = the sample crawl shipped with the package.",
     )
-    listing_prefix: str | None = Field(
+    listing_prefix: Execution[str | None] = Field(
         default=None,
         description="Prefix joined to relative entries of a listing file (e.g. "
         "'s3://commoncrawl/' for CommonCrawl's warc.paths.gz). Default: the listing's own "
         "directory.",
     )
-    crawl_id: str | None = Field(
+    crawl_id: Output[str | None] = Field(
         default=None,
         description="Crawl id for files without a warcinfo isPartOf; default is derived from "
         "the path (a CC-MAIN-YYYY-WW substring, else the file name).",
@@ -54,26 +56,26 @@ class InputConfig(BaseModel):
 class OutputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dir: str | None = Field(
+    dir: Execution[str | None] = Field(
         default=None, description="Output root (local path or s3:// URI). Set by --output."
     )
-    lineage_path: str | None = Field(
+    lineage_path: Execution[str | None] = Field(
         default=None,
         description="DuckDB lineage database. Default <output>/lineage.duckdb for local outputs, "
         "./lineage.duckdb for object-store outputs.",
     )
-    write_rejected: bool = Field(
+    write_rejected: Output[bool] = Field(
         default=True,
         description="Write dropped documents (reason, measured value, PII-scrubbed text prefix) to "
         "<output>/_rejected/<lang>/<quality_bucket>/ for auditing.",
     )
-    rejected_text_chars: int = Field(
+    rejected_text_chars: Output[int] = Field(
         default=2000, ge=0, description="Characters of text kept per rejected document."
     )
-    row_group_docs: int = Field(
+    row_group_docs: Output[int] = Field(
         default=2000, ge=1, description="Rows per Parquet row group in text shards."
     )
-    keep_work: bool = Field(
+    keep_work: Execution[bool] = Field(
         default=False,
         description="Keep the run's staging directory (<output>/_work/<run_key>) after success. "
         "Staging holds unscrubbed text, so it is deleted by default.",
@@ -81,19 +83,19 @@ class OutputConfig(BaseModel):
 
 
 class ExecutionConfig(BaseModel):
-    """How the run executes; not part of config_hash (does not change output bytes)."""
+    """How the run executes; every field is execution-only (not part of config_hash)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    num_workers: int | None = Field(
+    num_workers: Execution[int | None] = Field(
         default=None, ge=1, description="Actor-pool size per phase; default = cluster CPUs."
     )
-    ray_address: str | None = Field(
+    ray_address: Execution[str | None] = Field(
         default=None,
         description="Ray cluster address; default: RAY_ADDRESS or an embedded local Ray.",
     )
-    progress: bool = Field(default=True, description="Print progress lines while running.")
-    dedup_local_max_docs: int = Field(
+    progress: Execution[bool] = Field(default=True, description="Print progress lines while running.")
+    dedup_local_max_docs: Execution[int] = Field(
         default=200_000,
         ge=0,
         description="Phase 2 clusters in the driver when this run plus the released index hold "
@@ -117,21 +119,56 @@ class PipelineConfig(BaseModel):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     def hashed_part(self) -> dict[str, Any]:
-        """The part of the config that determines output bytes."""
-        data = self.model_dump(mode="json")
-        for key in ("input", "execution"):
-            data.pop(key)
-        data["output"] = {
-            k: v for k, v in data["output"].items() if k in ("rejected_text_chars", "row_group_docs")
-        }
-        return data
+        """The output-affecting fields (``Output[...]``), as recorded in lineage ``config_json``."""
+        return output_dump(self)
 
     def canonical_json(self) -> str:
         return json.dumps(self.hashed_part(), sort_keys=True, separators=(",", ":"))
 
     @property
     def config_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        """sha256 of the output-affecting fields, in the v1-compatible form (see _v1_form)."""
+        form = json.dumps(_v1_form(self.hashed_part()), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(form.encode()).hexdigest()[:16]
+
+
+# Hash compatibility with outputs made before fields were split by effect ("v1"). v1 hashed a
+# few execution-only fields and left a few output-affecting fields out. To keep every existing
+# output's hash (its bytes did not change): the v1-hashed execution fields enter the hash as
+# these frozen constants (whatever the run uses), and the v1-unhashed output fields enter it
+# only when they differ from their v1 default. Never edit these two tables; new fields need
+# no entry (an execution field is simply not hashed, an output field simply is).
+_V1_EXECUTION_CONSTANTS: tuple[tuple[str, Any], ...] = (
+    ("read.library", "fastwarc"),
+    ("read.chunk_records", 1000),
+    ("read.chunk_bytes", 67108864),
+    ("extract.timeout_s", 10.0),
+    ("dedup.chunk_shingles", 4096),
+    ("dedup.num_partitions", 0),
+    ("pii.prefilter", True),
+    ("tokenize.batch_size", 1024),
+)
+_V1_UNHASHED_OUTPUT_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("input.crawl_id", None),
+    ("output.write_rejected", True),
+)
+_V1_SECTIONS_OMITTED = ("input", "execution")
+
+
+def _v1_form(hashed: dict[str, Any]) -> dict[str, Any]:
+    """The hashed dict in v1's shape (see the tables above)."""
+    form = json.loads(json.dumps(hashed))  # deep copy
+    for dotted, value in _V1_EXECUTION_CONSTANTS:
+        section, key = dotted.split(".")
+        form.setdefault(section, {})[key] = value
+    for dotted, v1_default in _V1_UNHASHED_OUTPUT_DEFAULTS:
+        section, key = dotted.split(".")
+        if form.get(section, {}).get(key, v1_default) == v1_default:
+            form.get(section, {}).pop(key, None)
+    for section in _V1_SECTIONS_OMITTED:
+        if not form.get(section):
+            form.pop(section, None)
+    return form
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

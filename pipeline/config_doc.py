@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core.config_effects import field_effect
 from pipeline.config import PipelineConfig
 
 BEGIN = "<!-- config-reference:begin -->"
@@ -41,12 +42,13 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             rows.extend(_rows(sub, key + "."))
             continue
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{key}` | `{_default(field)}` | {desc} |")
+        effect = field_effect(field) or "?"
+        rows.append(f"| `{key}` | `{_default(field)}` | {effect} | {desc} |")
     return rows
 
 
 def reference_markdown() -> str:
-    lines = [BEGIN, "| key | default | meaning |", "|---|---|---|"]
+    lines = [BEGIN, "| key | default | effect | meaning |", "|---|---|---|---|"]
     lines += _rows(PipelineConfig, "")
     lines.append(END)
     return "\n".join(lines)

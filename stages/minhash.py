@@ -50,6 +50,8 @@ import pyarrow.compute as pc
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.config_effects import Execution, Output
+
 __all__ = [
     "DedupConfig",
     "SignatureStage",
@@ -88,47 +90,47 @@ class DedupConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(True, description="Run exact + near-duplicate removal.")
-    lowercase: bool = Field(
+    enabled: Output[bool] = Field(True, description="Run exact + near-duplicate removal.")
+    lowercase: Output[bool] = Field(
         True, description="Lower-case before hashing (FineWeb/datatrove `simplify_text` does)."
     )
-    unicode_nfkc: bool = Field(
+    unicode_nfkc: Output[bool] = Field(
         True,
         description="Unicode NFKC normalization before hashing, so compatibility forms "
         "(full-width letters, ligatures) compare equal.",
     )
-    collapse_whitespace: bool = Field(
+    collapse_whitespace: Output[bool] = Field(
         True, description="Collapse whitespace runs to one space and trim (datatrove default)."
     )
-    strip_punctuation: bool = Field(
+    strip_punctuation: Output[bool] = Field(
         True,
         description="Replace Unicode punctuation and symbols (\\p{P}, \\p{S}) with spaces "
         "(datatrove `remove_punctuation=True`).",
     )
-    digits: Literal["keep", "zero", "strip"] = Field(
+    digits: Output[Literal["keep", "zero", "strip"]] = Field(
         "zero",
         description="Digits: keep, map every digit to '0' (datatrove `norm_numbers=True`, so "
         "pages differing only in dates/counters match) or strip them.",
     )
-    ngram: int = Field(
+    ngram: Output[int] = Field(
         5, ge=1, le=32, description="Word n-gram shingle size (FineWeb: 5-word shingles)."
     )
-    bands: int = Field(14, ge=1, description="LSH bands (FineWeb: 14 bands x 8 rows = 112).")
-    rows: int = Field(8, ge=1, description="MinHash values per band (FineWeb: 8).")
-    seed: int = Field(
+    bands: Output[int] = Field(14, ge=1, description="LSH bands (FineWeb: 14 bands x 8 rows = 112).")
+    rows: Output[int] = Field(8, ge=1, description="MinHash values per band (FineWeb: 8).")
+    seed: Output[int] = Field(
         1,
         ge=0,
         lt=2**32,
         description="Permutation seed, same semantics as datasketch.MinHash(seed=...) "
         "(numpy RandomState; datasketch default 1).",
     )
-    hash_bits: Literal[32, 64] = Field(
+    hash_bits: Output[Literal[32, 64]] = Field(
         64,
         description="Width of shingle hashes and permutations: 64 = datasketch scheme "
         "'affine64' (FineWeb uses 64-bit hashes); 32 = 'affine32', faster, fine below ~1e8 "
         "shingles per document.",
     )
-    threshold: float = Field(
+    threshold: Output[float] = Field(
         0.8,
         gt=0,
         le=1,
@@ -136,13 +138,13 @@ class DedupConfig(BaseModel):
         "LSH candidate probability is 1-(1-s^rows)^bands: 14x8 gives 0.92 at s=0.8, 0.57 at 0.7, "
         "0.03 at 0.5 (FineWeb, ANCHORS.md). No exact-Jaccard verification is done (as FineWeb).",
     )
-    chunk_shingles: int = Field(
+    chunk_shingles: Execution[int] = Field(
         4096,
         ge=64,
         description="Shingles per permutation block (block = chunk x num_perm words): sized so "
         "the block stays in CPU cache; affects speed only.",
     )
-    num_partitions: int = Field(
+    num_partitions: Execution[int] = Field(
         0,
         ge=0,
         description="Phase 2: hash partitions for the band-key shuffle; 0 = 4 x available CPUs.",

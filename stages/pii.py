@@ -85,6 +85,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Execution, Output
 from stages.pii_names import SECRET_PARAM_NAMES, SUPPORTED_ENTITIES
 
 
@@ -140,8 +141,8 @@ class PiiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(True, description="Run PII scrubbing at all (phase 3, before tokenize).")
-    entities: list[str] = Field(
+    enabled: Output[bool] = Field(True, description="Run PII scrubbing at all (phase 3, before tokenize).")
+    entities: Output[list[str]] = Field(
         default_factory=lambda: list(DEFAULT_ENTITIES),
         description=(
             "Entities to scrub, a subset of "
@@ -149,7 +150,7 @@ class PiiConfig(BaseModel):
             + ". Default: all; chosen pattern/checksum recognizers only (see stages/pii_engine)."
         ),
     )
-    languages: list[str] = Field(
+    languages: Output[list[str]] = Field(
         default_factory=lambda: ["en"],
         description=(
             "spaCy languages the analyzer registers (blank pipelines). Recognizers are pattern"
@@ -157,7 +158,7 @@ class PiiConfig(BaseModel):
             " pipeline, any other uses the first."
         ),
     )
-    score_threshold: float = Field(
+    score_threshold: Output[float] = Field(
         0.3,
         ge=0.0,
         le=1.0,
@@ -167,7 +168,7 @@ class PiiConfig(BaseModel):
             " patterns (0.05: any 9-digit run). Scores are Presidio 2.2 recognizer constants."
         ),
     )
-    policy: Literal["dummy", "placeholder", "hash"] = Field(
+    policy: Output[Literal["dummy", "placeholder", "hash"]] = Field(
         "dummy",
         description=(
             "Replacement: dummy = realistic same-shape values (FineWeb: email@example.com,"
@@ -175,14 +176,14 @@ class PiiConfig(BaseModel):
             " <ENTITY:keyed-blake2b>. All deterministic."
         ),
     )
-    hash_key: str = Field(
+    hash_key: Output[str] = Field(
         "ccpipe-pii-v1",
         description=(
             "Key for the keyed hash that makes dummy/hash replacements deterministic. Set a"
             " secret for policy=hash: low-entropy values (phones, SSNs) are enumerable."
         ),
     )
-    phone_regions: list[str] = Field(
+    phone_regions: Output[list[str]] = Field(
         default_factory=lambda: ["US", "GB", "DE", "FR", "IT", "ES", "NL", "PL", "BR", "IN"],
         description=(
             "python-phonenumbers regions for national-format numbers (+CC numbers match"
@@ -190,21 +191,21 @@ class PiiConfig(BaseModel):
             " largest languages of the corpus."
         ),
     )
-    ip_public_only: bool = Field(
+    ip_public_only: Output[bool] = Field(
         True,
         description=(
             "Scrub only globally routable IPs; private/loopback/documentation ones are not"
             " personal (FineWeb scrubs public IPv4 only)."
         ),
     )
-    prefilter: bool = Field(
+    prefilter: Execution[bool] = Field(
         True,
         description=(
             "Send only documents matching the combined candidate regex (one RE2 pass over the"
             " batch) to Presidio. Off = analyze every document whole (for benchmarks)."
         ),
     )
-    window_chars: int = Field(
+    window_chars: Output[int] = Field(
         96,
         ge=0,
         description=(
@@ -213,7 +214,7 @@ class PiiConfig(BaseModel):
             " 96 > longest IBAN (42 chars spaced); context words for scores fit in it."
         ),
     )
-    text_column: str = Field("text", description="Column holding the document text.")
+    text_column: Output[str] = Field("text", description="Column holding the document text.")
 
 
 def _luhn_ok(digits: str) -> bool:

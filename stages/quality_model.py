@@ -31,6 +31,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Output
+
 __all__ = [
     "HQ_LABEL",
     "LQ_LABEL",
@@ -51,19 +53,19 @@ class QualityModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(
+    path: Output[str | None] = Field(
         default=None,
         description="Path of a fastText model trained by `train_quality_model` (labels "
         "__label__hq/__label__lq, as DCLM's classifier). None = no model: quality_score is "
         "null and quality_bucket comes from the heuristic signals.",
     )
-    max_chars: int = Field(
+    max_chars: Output[int] = Field(
         default=10_000,
         ge=100,
         description="Characters of each document given to the model (prefix; whitespace "
         "collapsed, lower-cased). Our choice: bounds scoring cost on huge pages.",
     )
-    min_score: float | None = Field(
+    min_score: Output[float | None] = Field(
         default=None,
         ge=0.0,
         le=1.0,

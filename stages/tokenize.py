@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from core.config_effects import Execution, Output
+
 #: Tokenizer directory shipped with the package's sample crawl (``pipeline tokenizer train``).
 SAMPLE_TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "pipeline" / "sample" / "tokenizer"
 #: Its ``tokenizer.json`` (the file whose sha256 lineage records).
@@ -59,7 +61,7 @@ class TokenizeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tokenizer_path: str | None = Field(
+    tokenizer_path: Output[str | None] = Field(
         default=None,
         description=(
             "Tokenizer directory (tokenizer.json + tokenizer_config.json + "
@@ -68,7 +70,7 @@ class TokenizeConfig(BaseModel):
             "package's sample crawl (pipeline/sample/tokenizer/). Never downloaded."
         ),
     )
-    eos_token: str = Field(
+    eos_token: Output[str] = Field(
         default="<|endoftext|>",
         description=(
             "End-of-document token appended to every document so that documents packed into "
@@ -76,11 +78,11 @@ class TokenizeConfig(BaseModel):
             "Must be in the tokenizer's vocabulary."
         ),
     )
-    add_eos: bool = Field(
+    add_eos: Output[bool] = Field(
         default=True,
         description="Append `eos_token` to every document (counted in `n_tokens`).",
     )
-    batch_size: int = Field(
+    batch_size: Execution[int] = Field(
         default=1024,
         ge=1,
         description=(
@@ -89,7 +91,7 @@ class TokenizeConfig(BaseModel):
             "TOKENIZERS_PARALLELISM=false disables it)."
         ),
     )
-    encode_special_tokens: bool = Field(
+    encode_special_tokens: Output[bool] = Field(
         default=True,
         description=(
             "Encode special-token strings that occur in document text (e.g. a literal "

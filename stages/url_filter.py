@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Output
+
 __all__ = ["DEFAULT_BLOCKLIST", "UrlFilterConfig", "UrlFilter", "load_blocklist"]
 
 DEFAULT_BLOCKLIST = "package:stages/data/url_blocklist.txt"
@@ -30,19 +32,19 @@ class UrlFilterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(default=True, description="Apply the URL rules at all.")
-    blocklist_path: str | None = Field(
+    enabled: Output[bool] = Field(default=True, description="Apply the URL rules at all.")
+    blocklist_path: Output[str | None] = Field(
         default=DEFAULT_BLOCKLIST,
         description="Domain/URL blocklist file: one domain (blocks it and all subdomains) or "
         "URL prefix (contains '/', compared without scheme and 'www.') per line, '#' comments. "
         "Default: the small example list shipped in stages/data/url_blocklist.txt "
         "(FineWeb used the UT1 'adult' list; point this at it for real runs). None = off.",
     )
-    extra_blocked_domains: list[str] = Field(
+    extra_blocked_domains: Output[list[str]] = Field(
         default_factory=list,
         description="Domains/URL prefixes blocked in addition to the file (same syntax).",
     )
-    banned_substrings: list[str] = Field(
+    banned_substrings: Output[list[str]] = Field(
         default_factory=lambda: ["porn", "hentai", "xxx"],
         description="Case-insensitive substrings that drop a URL wherever they occur "
         "(FineWeb/datatrove URLFilter 'banned subwords' idea; this short default is ours). "

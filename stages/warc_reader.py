@@ -33,6 +33,7 @@ from typing import BinaryIO, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Execution, Output
 from stages.warc_backend import (
     _SCAN_BLOCK,
     _CountingRaw,
@@ -79,7 +80,7 @@ class ReadConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    library: Literal["fastwarc", "warcio"] = Field(
+    library: Execution[Literal["fastwarc", "warcio"]] = Field(
         "fastwarc",
         description=(
             "WARC parsing library. Both pass the same damaged-file tests (this reader does the "
@@ -89,7 +90,7 @@ class ReadConfig(BaseModel):
             "seekable stream and falls back to warcio on forward-only ones."
         ),
     )
-    max_record_bytes: int = Field(
+    max_record_bytes: Output[int] = Field(
         16 * 1024 * 1024,
         gt=0,
         description=(
@@ -98,12 +99,12 @@ class ReadConfig(BaseModel):
             "(5 MiB since 2024), so only non-CC crawls hit this."
         ),
     )
-    chunk_records: int = Field(
+    chunk_records: Execution[int] = Field(
         1000,
         gt=0,
         description="A chunk closes after this many records consumed (all types, not only docs).",
     )
-    chunk_bytes: int = Field(
+    chunk_bytes: Execution[int] = Field(
         64 * 1024 * 1024,
         gt=0,
         description=(
@@ -111,14 +112,14 @@ class ReadConfig(BaseModel):
             "one chunk to about this size (64 MiB)."
         ),
     )
-    html_content_types: list[str] = Field(
+    html_content_types: Output[list[str]] = Field(
         default_factory=lambda: ["text/html", "application/xhtml+xml"],
         description=(
             "HTTP Content-Type values (lower-case, without parameters) kept as documents. A "
             "response without Content-Type is kept only if its body starts like HTML."
         ),
     )
-    accept_status: list[int] = Field(
+    accept_status: Output[list[int]] = Field(
         default_factory=lambda: [200],
         description="HTTP status codes kept; others are read.non_200 (FineWeb keeps 200 only).",
     )

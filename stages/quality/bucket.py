@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Output
 from stages.quality.rules import param
 
 if TYPE_CHECKING:
@@ -25,13 +26,13 @@ class BucketConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    high_min_score: float = Field(
+    high_min_score: Output[float] = Field(
         default=0.8, description="With a model: P(hq) >= this -> 'high' (ours)."
     )
-    mid_min_score: float = Field(
+    mid_min_score: Output[float] = Field(
         default=0.5, description="With a model: P(hq) >= this -> 'mid', below -> 'low' (ours)."
     )
-    soft_min: dict[str, float] = Field(
+    soft_min: Output[dict[str, float]] = Field(
         default_factory=lambda: {
             "q_word_count": 200,
             "q_line_punct_ratio": 0.5,
@@ -40,7 +41,7 @@ class BucketConfig(BaseModel):
         description="Without a model: a signal below its value counts one soft signal (ours: "
         "roughly halfway between the hard threshold and typical clean prose).",
     )
-    soft_max: dict[str, float] = Field(
+    soft_max: Output[dict[str, float]] = Field(
         default_factory=lambda: {
             "q_symbol_word_ratio": 0.05,
             "q_short_line_ratio": 0.4,
@@ -51,8 +52,8 @@ class BucketConfig(BaseModel):
         },
         description="Without a model: a signal above its value counts one soft signal (ours).",
     )
-    high_max_soft: int = Field(default=0, description="<= this many soft signals -> 'high'.")
-    mid_max_soft: int = Field(default=2, description="<= this many -> 'mid', more -> 'low'.")
+    high_max_soft: Output[int] = Field(default=0, description="<= this many soft signals -> 'high'.")
+    mid_max_soft: Output[int] = Field(default=2, description="<= this many -> 'mid', more -> 'low'.")
 
 
 def soft_signals(s: dict[str, np.ndarray], cfgs: list[QualityConfig], gi: np.ndarray) -> np.ndarray:

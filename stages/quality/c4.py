@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Output
 from stages.quality.rules import ANCHOR, Batch, Rule, alt, flag, mask_by_group, param, section
 from stages.text_stats import per_doc_sum
 
@@ -37,40 +38,40 @@ class C4Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(default=True, description="Apply the c4 family (lines and docs).")
-    remove_lines: bool = Field(
+    enabled: Output[bool] = Field(default=True, description="Apply the c4 family (lines and docs).")
+    remove_lines: Output[bool] = Field(
         default=True,
         description="Remove failing lines from `text` before all other rules (FineWeb's C4 "
         "filter modifies text). False = lines are only counted (q_c4_lines_removed).",
     )
-    line_max_word_length: int | None = Field(
+    line_max_word_length: Output[int | None] = Field(
         default=1000, description=f"Remove lines with a word longer than this (C4 1000; {ANCHOR})."
     )
-    line_min_words: int | None = Field(
+    line_min_words: Output[int | None] = Field(
         default=3, description=f"Remove lines with fewer words (C4 3; {ANCHOR})."
     )
-    line_drop_javascript: bool = Field(
+    line_drop_javascript: Output[bool] = Field(
         default=True, description=f"Remove lines containing 'javascript' (C4; {ANCHOR})."
     )
-    line_drop_policy: bool = Field(
+    line_drop_policy: Output[bool] = Field(
         default=True, description=f"Remove lines containing policy_substrings (C4; {ANCHOR})."
     )
-    policy_substrings: list[str] = Field(
+    policy_substrings: Output[list[str]] = Field(
         default_factory=lambda: list(POLICY_SUBSTRINGS),
         description="Case-insensitive policy/cookie phrases (C4's list).",
     )
-    line_require_terminal_punct: bool = Field(
+    line_require_terminal_punct: Output[bool] = Field(
         default=False,
         description=f"Remove lines not ending in terminal punctuation (C4 on; FineWeb turned "
         f"it off: default off; {ANCHOR}).",
     )
-    drop_lorem_ipsum: bool = Field(
+    drop_lorem_ipsum: Output[bool] = Field(
         default=True, description=f"Drop docs containing 'lorem ipsum' (C4; {ANCHOR})."
     )
-    drop_curly_bracket: bool = Field(
+    drop_curly_bracket: Output[bool] = Field(
         default=True, description=f"Drop docs containing '{{' (C4; {ANCHOR})."
     )
-    min_sentences: int | None = Field(
+    min_sentences: Output[int | None] = Field(
         default=5, description=f"Drop docs with fewer sentences (C4 5; {ANCHOR})."
     )
 

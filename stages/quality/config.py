@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.config_effects import Output
 from stages.quality.bucket import BucketConfig
 from stages.quality.c4 import C4Config
 from stages.quality.fineweb import FineWebConfig
@@ -22,7 +23,7 @@ class QualityConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(default=True, description="Run the quality stage at all.")
+    enabled: Output[bool] = Field(default=True, description="Run the quality stage at all.")
     url: UrlFilterConfig = Field(default_factory=UrlFilterConfig, description="URL rules.")
     gopher_repetition: GopherRepetitionConfig = Field(
         default_factory=GopherRepetitionConfig, description="Gopher repetition rules."
@@ -36,17 +37,17 @@ class QualityConfig(BaseModel):
         default_factory=QualityModelConfig, description="Optional fastText quality classifier."
     )
     bucket: BucketConfig = Field(default_factory=BucketConfig, description="quality_bucket rules.")
-    char_unit_scripts: list[str] = Field(
+    char_unit_scripts: Output[list[str]] = Field(
         default_factory=lambda: list(DEFAULT_CHAR_UNIT_SCRIPTS),
         description="Unicode scripts (RE2 names) written without spaces: each character counts "
         "as one word (ours; keeps word-count rules meaningful for zh/ja/th).",
     )
-    default_lang: str | None = Field(
+    default_lang: Output[str | None] = Field(
         default="en",
         description="Language assumed when the batch has no `lang` column or it is null "
         "(Gopher's rules are English-centred).",
     )
-    per_language: dict[str, dict[str, Any]] = Field(
+    per_language: Output[dict[str, dict[str, Any]]] = Field(
         default_factory=dict,
         description="Per language code, overrides deep-merged over the sections "
         f"{', '.join(LANG_SECTIONS)}, e.g. {{zh: {{gopher_quality: {{min_words: 100}}}}}}.",

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.config_effects import Output
 from stages.quality.rules import ANCHOR, Batch, Rule, alt, div, mask_by_group, param, section
 from stages.text_stats import per_doc_sum
 
@@ -45,30 +46,30 @@ class FineWebConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(default=True, description="Apply the fineweb family.")
-    min_line_punct_ratio: float | None = Field(
+    enabled: Output[bool] = Field(default=True, description="Apply the fineweb family.")
+    min_line_punct_ratio: Output[float | None] = Field(
         default=0.12,
         description=f"Min fraction of lines ending in terminal punctuation (FineWeb 0.12; "
         f"{ANCHOR}).",
     )
-    terminal_punctuation: list[str] = Field(
+    terminal_punctuation: Output[list[str]] = Field(
         default_factory=lambda: list(TERMINAL_PUNCTUATION),
         description="Line endings counted as terminal punctuation (multilingual, as "
         "datatrove's TERMINAL_PUNCTUATION idea; list ours).",
     )
-    max_short_line_ratio: float | None = Field(
+    max_short_line_ratio: Output[float | None] = Field(
         default=0.67,
         description=f"Drop if the fraction of short lines is >= this (FineWeb 0.67; {ANCHOR}).",
     )
-    short_line_length: int = Field(
+    short_line_length: Output[int] = Field(
         default=30, description="A line of at most this many chars is short (FineWeb 30)."
     )
-    max_dup_line_char_ratio: float | None = Field(
+    max_dup_line_char_ratio: Output[float | None] = Field(
         default=0.01,
         description=f"Drop if chars in duplicated lines / non-newline chars >= this (FineWeb "
         f"0.01; {ANCHOR}).",
     )
-    max_newline_word_ratio: float | None = Field(
+    max_newline_word_ratio: Output[float | None] = Field(
         default=0.3,
         description=f"Max line breaks per word (FineWeb 0.3; {ANCHOR}); line breaks counted "
         "as non-empty lines - 1.",

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.config_effects import Output
 from stages.quality.rules import ANCHOR, Batch, Rule, alt, div, mask_by_group, param, section
 from stages.text_stats import per_doc_sum
 
@@ -43,51 +44,51 @@ class GopherQualityConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(default=True, description="Apply the gopher_quality family.")
-    min_words: int | None = Field(
+    enabled: Output[bool] = Field(default=True, description="Apply the gopher_quality family.")
+    min_words: Output[int | None] = Field(
         default=50, description=f"Drop docs with fewer words (Gopher/FineWeb 50; {ANCHOR})."
     )
-    max_words: int | None = Field(
+    max_words: Output[int | None] = Field(
         default=100_000, description=f"Drop docs with more words (Gopher 100,000; {ANCHOR})."
     )
-    min_mean_word_length: float | None = Field(
+    min_mean_word_length: Output[float | None] = Field(
         default=3.0, description=f"Min mean word length in chars (Gopher 3; {ANCHOR})."
     )
-    max_mean_word_length: float | None = Field(
+    max_mean_word_length: Output[float | None] = Field(
         default=10.0, description=f"Max mean word length in chars (Gopher 10; {ANCHOR})."
     )
-    max_char_unit_fraction: float = Field(
+    max_char_unit_fraction: Output[float] = Field(
         default=0.5,
         description="Skip the mean-word-length rule when more than this fraction of words are "
         "single CJK/Thai/... characters (ours: the rule is meaningless for those scripts).",
     )
-    max_symbol_word_ratio: float | None = Field(
+    max_symbol_word_ratio: Output[float | None] = Field(
         default=0.1,
         description=f"Max ratio of '#' or of ellipses ('...', '…') to words, each (Gopher 0.1; "
         f"{ANCHOR}).",
     )
-    max_bullet_lines_ratio: float | None = Field(
+    max_bullet_lines_ratio: Output[float | None] = Field(
         default=0.9,
         description=f"Max fraction of lines starting with a bullet (Gopher 0.9; {ANCHOR}).",
     )
-    bullet_chars: list[str] = Field(
+    bullet_chars: Output[list[str]] = Field(
         default_factory=lambda: list(DEFAULT_BULLETS),
         description="Line prefixes counted as bullets (datatrove uses • and -; rest ours).",
     )
-    max_ellipsis_lines_ratio: float | None = Field(
+    max_ellipsis_lines_ratio: Output[float | None] = Field(
         default=0.3,
         description=f"Max fraction of lines ending in an ellipsis (Gopher 0.3; {ANCHOR}).",
     )
-    min_alpha_words_ratio: float | None = Field(
+    min_alpha_words_ratio: Output[float | None] = Field(
         default=0.8,
         description=f"Min fraction of words containing a letter (Gopher 0.8; {ANCHOR}).",
     )
-    min_stop_words: int | None = Field(
+    min_stop_words: Output[int | None] = Field(
         default=2,
         description=f"Min number of stop-word occurrences (Gopher 2; {ANCHOR}); applied only "
         "to docs whose lang has a list in stop_words.",
     )
-    stop_words: dict[str, list[str]] = Field(
+    stop_words: Output[dict[str, list[str]]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_STOP_WORDS},
         description="Stop-word list per language code. 'en' is Gopher's {the, be, to, of, and, "
         "that, have, with}; de/fr/es/it/nl/pt are our lists of frequent function words "
@@ -101,27 +102,27 @@ class GopherRepetitionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(default=True, description="Apply the gopher_repetition family.")
-    max_dup_para_fraction: float | None = Field(
+    enabled: Output[bool] = Field(default=True, description="Apply the gopher_repetition family.")
+    max_dup_para_fraction: Output[float | None] = Field(
         default=0.3, description=f"Max fraction of duplicated paragraphs (Gopher 0.30; {ANCHOR})."
     )
-    max_dup_para_char_fraction: float | None = Field(
+    max_dup_para_char_fraction: Output[float | None] = Field(
         default=0.2,
         description=f"Max fraction of chars in duplicated paragraphs (Gopher 0.20; {ANCHOR}).",
     )
-    max_dup_line_fraction: float | None = Field(
+    max_dup_line_fraction: Output[float | None] = Field(
         default=0.3, description=f"Max fraction of duplicated lines (Gopher 0.30; {ANCHOR})."
     )
-    max_dup_line_char_fraction: float | None = Field(
+    max_dup_line_char_fraction: Output[float | None] = Field(
         default=0.2,
         description=f"Max fraction of chars in duplicated lines (Gopher 0.20; {ANCHOR}).",
     )
-    max_top_ngram_char_fraction: dict[int, float] = Field(
+    max_top_ngram_char_fraction: Output[dict[int, float]] = Field(
         default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16},
         description=f"n -> max fraction of chars in the most frequent word n-gram (Gopher "
         f"0.20/0.18/0.16 for n=2/3/4; {ANCHOR}). Counted only if it occurs at least twice.",
     )
-    max_dup_ngram_char_fraction: dict[int, float] = Field(
+    max_dup_ngram_char_fraction: Output[dict[int, float]] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
         description=f"n -> max fraction of chars covered by repeated word n-grams (Gopher "
         f"0.15..0.10 for n=5..10; {ANCHOR}).",
