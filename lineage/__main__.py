@@ -2,6 +2,7 @@
 
 import sys
 
+from core.cli_io import run_cli
 from lineage.cli import main
 
-sys.exit(main())
+sys.exit(run_cli(main))

@@ -11,7 +11,7 @@ one. Files are read lazily, column by column, only when a query touches a view.
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import duckdb
 
@@ -50,8 +50,9 @@ def attach_remote_views(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.register_filesystem(_wrapper_for(scheme, uri))
         create_views(con, sources, temporary=True)
     except Exception as exc:  # noqa: BLE001 - degrade to local views, loudly
-        print(f"lineage: shards on {', '.join(sorted(remote))} are not readable here "
-              f"({type(exc).__name__}: {exc}); documents/rejections/duplicates cover local "
-              "shards only", file=sys.stderr)
+        logging.getLogger(__name__).warning(
+            "lineage: shards on %s are not readable here (%s: %s); documents/rejections/"
+            "duplicates cover local shards only", ", ".join(sorted(remote)),
+            type(exc).__name__, exc)
         return []
     return sorted(remote)

@@ -1,7 +1,9 @@
 """`python -m pipeline` / `ccpipe`: run the pipeline and its helper commands.
 
-User errors (bad config, missing input, bad arguments) exit with status 2 and a one-line
-message naming the problem; no traceback.
+Exit status: 0 success; 1 the run failed; 2 user error (bad config, missing input, bad
+arguments, no input is a WARC file), with a one-line message naming the problem and no
+traceback; 3 partial: the WARC inputs were processed, some inputs were not WARC (listed on
+stderr and in the summary); 75 another process writes the output (see --wait); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from core.output_lock import OutputLockedError
 from pipeline.config import ConfigError, list_profiles, load_config
 
 EXIT_USAGE = 2
+EXIT_PARTIAL = 3  # the run succeeded for the WARC inputs; some inputs were not WARC (listed)
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: another process writes this output; try again later
 
 
@@ -90,7 +93,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({**result.__dict__, **funnel(result)}, default=str, indent=1))
     else:
         print(summary_table(result))
-    return 0 if result.status == "succeeded" else 1
+    if result.status != "succeeded":
+        return 1
+    if result.bad_inputs:
+        for uri in result.bad_inputs:
+            print(f"not WARC, skipped: {uri}", file=sys.stderr)
+        print(f"partial: {len(result.bad_inputs)} inputs were not WARC files and were skipped "
+              f"(exit status {EXIT_PARTIAL})", file=sys.stderr)
+        return EXIT_PARTIAL
+    return 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -152,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    from pipeline.progress import setup_cli_logging
+
+    setup_cli_logging(quiet=getattr(args, "quiet", False))
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -170,5 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> int:
+    """Console-script entry point (`ccpipe`): main() with a quiet exit on a closed pipe."""
+    from core.cli_io import run_cli
+
+    return run_cli(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

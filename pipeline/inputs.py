@@ -3,6 +3,12 @@
 A name the user typed that does not exist is a config error (exit 2). An entry of a listing
 file that turns out to be missing is not: the reader counts it as `file.missing` for that file
 and the run goes on, because nightly listings routinely name files that are not there yet.
+
+Input that is not WARC (a PDF, a text file that is no listing, a directory without WARC files)
+is found here for local files (the first bytes are read) and by the reader (`file.not_warc`)
+for object-store files. When every input is bad the run stops before it starts, with one line
+naming the file (exit 2); otherwise the good files are processed and the bad ones are listed
+(the CLI's "partial" exit status 3).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import hashlib
 import os
 import posixpath
 import re
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
 from pipeline import storage
 from pipeline.config import ConfigError
@@ -41,6 +48,41 @@ def file_key(uri: str) -> str:
     return f"{base}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
 
 
+@dataclass
+class Resolution:
+    """Input files to process, and inputs that are not WARC: (what the user named, why)."""
+
+    files: list[InputFile]
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+
+class NotWarcError(ConfigError):
+    """Every input is something other than a WARC file."""
+
+
+def sniff_not_warc(path: str) -> str | None:
+    """Why a local file is not WARC (None if its first bytes start a WARC record, or it is
+    empty: the reader counts an empty file as `file.empty`). The same test as the reader's."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+    except OSError:
+        return None  # unreadable/missing: the reader counts it with its precise reason
+    if not head:
+        return None
+    if head[:2] == b"\x1f\x8b":
+        try:
+            first = zlib.decompressobj(wbits=31).decompress(head, 4096)
+        except zlib.error:
+            first = b""
+        if first.lstrip(b"\r\n").startswith(b"WARC/"):
+            return None
+        return "gzip file that does not contain a WARC record"
+    if head.lstrip(b"\r\n").startswith(b"WARC/"):
+        return None
+    return f"not a WARC file (starts {head[:8]!r})"
+
+
 def check_uri(uri: str, field: str) -> None:
     """Reject URI query options (`s3://b/k?endpoint_override=...`): pyarrow would honour them
     for that one URI, but URIs derived from it (listed files, output names) would silently
@@ -57,10 +99,19 @@ def _is_listing(name: str) -> bool:
     return name.endswith(LISTING_SUFFIXES) and not name.endswith(WARC_SUFFIXES)
 
 
+class _NotAListing(ValueError):
+    pass
+
+
 def _read_listing(uri: str, prefix: str | None) -> list[str]:
     data = storage.read_bytes(uri)
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _NotAListing(f"not a listing of WARC files (bad gzip: {exc})") from None
+    if b"\0" in data[:65536]:
+        raise _NotAListing("not a WARC file nor a listing of WARC files (binary)")
     base = prefix
     if base is None:
         base = uri.rsplit("/", 1)[0] + "/" if "/" in uri else ""
@@ -77,10 +128,13 @@ def _read_listing(uri: str, prefix: str | None) -> list[str]:
             # Absolute, so that file keys (and so resume) do not depend on the cwd, and
             # workers whose cwd differs from the driver's find the file.
             out.append(os.path.abspath(os.path.join(base, line)))
+    if out and not any(e.rstrip("/").endswith(WARC_SUFFIXES) for e in out):
+        raise _NotAListing("not a WARC file nor a listing of WARC files (no entry ends in "
+                           + "/".join(WARC_SUFFIXES) + ")")
     return out
 
 
-def _expand_one(item: str, prefix: str | None) -> list[str]:
+def _expand_one(item: str, prefix: str | None, bad: list[tuple[str, str]]) -> list[str]:
     has_glob = any(c in item for c in "*?[")
     if has_glob:
         if storage.is_remote(item):
@@ -97,21 +151,46 @@ def _expand_one(item: str, prefix: str | None) -> list[str]:
     if fs_files == [item] or (len(fs_files) == 1 and not storage.is_remote(item)
                               and os.path.isfile(item)):
         if _is_listing(item):
-            return _read_listing(item, prefix)
+            try:
+                return _read_listing(item, prefix)
+            except _NotAListing as exc:
+                bad.append((item, str(exc)))
+                return []
         return [item if storage.is_remote(item) else os.path.abspath(item)]
-    return [f for f in fs_files if f.endswith(WARC_SUFFIXES)]
+    warcs = [f for f in fs_files if f.endswith(WARC_SUFFIXES)]
+    if not warcs:
+        bad.append((item, "directory holds no WARC files (" + ", ".join(WARC_SUFFIXES) + ")"))
+    return warcs
+
+
+def resolve_inputs_report(paths: list[str], listing_prefix: str | None = None) -> Resolution:
+    """Expand inputs, set aside local files that are not WARC, deduplicate, sort and key.
+
+    Raises ConfigError for a name that does not exist, and NotWarcError when nothing usable
+    is left (the message names the bad input).
+    """
+    uris: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for item in paths:
+        check_uri(item, "input.paths")
+        uris.extend(_expand_one(item, listing_prefix, bad))
+    seen: dict[str, InputFile] = {}
+    for u in uris:
+        if u in seen:
+            continue
+        why = None if storage.is_remote(u) else sniff_not_warc(u)
+        if why:
+            bad.append((u, why))
+        else:
+            seen[u] = InputFile(uri=u, file_key=file_key(u))
+    if not seen:
+        if bad:
+            more = f" (and {len(bad) - 1} more inputs like it)" if len(bad) > 1 else ""
+            raise NotWarcError(f"error: input.paths: {bad[0][0]}: {bad[0][1]}{more}")
+        raise ConfigError("config error: input.paths: no input files found")
+    return Resolution(sorted(seen.values(), key=lambda f: f.uri), sorted(set(bad)))
 
 
 def resolve_inputs(paths: list[str], listing_prefix: str | None = None) -> list[InputFile]:
-    """Expand inputs, deduplicate, sort (deterministic order) and key them."""
-    uris: list[str] = []
-    for item in paths:
-        check_uri(item, "input.paths")
-        uris.extend(_expand_one(item, listing_prefix))
-    seen: dict[str, InputFile] = {}
-    for u in uris:
-        if u not in seen:
-            seen[u] = InputFile(uri=u, file_key=file_key(u))
-    if not seen:
-        raise ConfigError("config error: input.paths: no input files found")
-    return sorted(seen.values(), key=lambda f: f.uri)
+    """The WARC input files of `paths` (see resolve_inputs_report for the bad ones)."""
+    return resolve_inputs_report(paths, listing_prefix).files

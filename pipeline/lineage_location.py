@@ -12,8 +12,8 @@ it from that mirror, so "skip what is committed" survives the loss of the driver
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import sys
 from pathlib import Path
 
 from pipeline import storage
@@ -21,9 +21,12 @@ from pipeline import storage
 MIRROR_NAME = "_lineage/lineage.duckdb"
 
 
+_log = logging.getLogger("ccpipe.lineage_location")
+
+
 def log(msg: str, quiet: bool = False) -> None:
     if not quiet:
-        print(msg, file=sys.stderr, flush=True)
+        _log.info("%s", msg)
 
 
 def default_lineage_path(output: str) -> str:

@@ -10,8 +10,8 @@ either nothing, or complete files without a commit (rewritten identically next t
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -31,12 +31,14 @@ from lineage.writer import (
 )
 from pipeline import faults, storage
 from pipeline.config import ConfigError, PipelineConfig
-from pipeline.inputs import InputFile, resolve_inputs
+from pipeline.inputs import InputFile, Resolution, resolve_inputs_report
 from pipeline.lineage_location import default_lineage_path, publish_lineage, restore_lineage
 from pipeline.phase1 import merge_file_summaries
 from pipeline.progress import Progress
 from pipeline.version import code_version
 from pipeline.work import Layout, read_json, run_key, write_json_atomic
+
+log = logging.getLogger("ccpipe.run")
 
 
 @dataclass
@@ -72,16 +74,16 @@ def lineage_path_for(cfg: PipelineConfig) -> str:
 
 def _log(cfg: PipelineConfig, msg: str) -> None:
     if cfg.execution.progress:
-        print(msg, file=sys.stderr, flush=True)
+        log.info("%s", msg)
 
 
-def _inputs(cfg: PipelineConfig) -> list[InputFile]:
+def _inputs(cfg: PipelineConfig) -> Resolution:
     paths = cfg.input.paths
     if not paths:
         from pipeline.sample import sample_paths
 
         paths = sample_paths()
-    return resolve_inputs(paths, cfg.input.listing_prefix)
+    return resolve_inputs_report(paths, cfg.input.listing_prefix)
 
 
 def run_pipeline(cfg: PipelineConfig, kind: str = "run", wait_for_lock: bool = False,
@@ -94,26 +96,27 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run", wait_for_lock: bool = F
         cfg = cfg.model_copy(deep=True)
         cfg.output.dir = os.path.abspath(cfg.output.dir)
     t0 = time.perf_counter()
-    files = _inputs(cfg)
+    resolution = _inputs(cfg)
     with hold_output_lock(cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock,
                           timeout_s=lock_timeout_s):
-        return _run_locked(cfg, files, kind, t0)
+        return _run_locked(cfg, resolution, kind, t0)
 
 
-def _run_locked(cfg: PipelineConfig, files: list[InputFile], kind: str, t0: float) -> RunResult:
+def _run_locked(cfg: PipelineConfig, resolution: Resolution, kind: str, t0: float) -> RunResult:
+    files = resolution.files
     assert cfg.output.dir
     _check_output(cfg)
     layout = Layout(cfg.output.dir, cfg.config_hash)
     quiet = not cfg.execution.progress
     restore_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
     try:
-        return _run(cfg, files, layout, kind, t0)
+        return _run(cfg, files, layout, kind, t0, [u for u, _ in resolution.bad])
     finally:
         publish_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
 
 
 def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
-         t0: float) -> RunResult:
+         t0: float, bad_inputs: list[str]) -> RunResult:
     assert cfg.output.dir
     store = LineageStore(lineage_path_for(cfg))
     done_keys = committed_file_keys(store, cfg.config_hash)
@@ -121,7 +124,8 @@ def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
     skipped = len(files) - len(todo)
     rkey = run_key(cfg.config_hash, [f.uri for f in files])
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    result = RunResult(run_id, cfg.output.dir, str(store.path), len(files), skipped, len(todo))
+    result = RunResult(run_id, cfg.output.dir, str(store.path), len(files), skipped, len(todo),
+                       bad_inputs=sorted(bad_inputs))
     if skipped:
         _log(cfg, f"skipping {skipped} of {len(files)} input files already committed "
                   f"with config {cfg.config_hash}")
@@ -131,7 +135,10 @@ def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
               n_inputs=len(files))
     try:
         if todo:
-            _process(cfg, todo, layout, rkey, run_id, store, result)
+            try:
+                _process(cfg, todo, layout, rkey, run_id, store, result)
+            finally:
+                Progress.close_all()
         else:
             _log(cfg, "nothing to do: every input is committed")
     except BaseException as exc:
@@ -148,6 +155,7 @@ def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
     finish_run(store, run_id, "succeeded", _summary(result))
     if todo and not cfg.output.keep_work:
         storage.delete_tree(layout.work_dir(rkey))
+        _remove_if_empty(storage.join(cfg.output.dir, "_work"))
     return result
 
 
@@ -198,6 +206,7 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
              run_id: str, store: LineageStore, result: RunResult) -> None:
     from pipeline import plan
 
+    _log(cfg, f"starting Ray ({plan.ray_address(cfg.execution.ray_address)})")
     plan.ensure_ray(cfg.execution.ray_address)
     workers = cfg.execution.num_workers or plan.cluster_cpus()
     storage.makedirs(layout.work_dir(rkey))
@@ -214,25 +223,32 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
             pending.append({"uri": f.uri, "file_key": f.file_key})
     if len(pending) < len(todo):
         _log(cfg, f"phase 1: reusing staged work of {len(todo) - len(pending)} files")
-    prog = Progress("phase 1: extract+filter", len(pending), cfg.execution.progress)
     chunks: dict[str, dict[int, dict]] = defaultdict(dict)
     last: dict[str, int] = {}
     blocked = _blocklist(store)
     if pending:
-        for s in plan.run_phase1(pending, cfg, layout, rkey, workers, blocked):
-            key = s["file_key"]
-            chunks[key][s["chunk_index"]] = s
-            if s["is_last"]:
-                last[key] = s["chunk_index"]
-            file_done = key in last and len(chunks[key]) == last[key] + 1
-            if file_done:
-                merged = merge_file_summaries([chunks[key][i] for i in range(last[key] + 1)])
-                write_json_atomic(layout.file_done(rkey, key), merged)
-                p1[key] = merged
-            prog.update(files=int(file_done), docs=s["records_read"])
-            faults.point("phase1.chunk_done")
-        prog.done()
+        sizes = {f["file_key"]: _local_size(f["uri"]) for f in pending}
+        prog = Progress("phase 1 (read, extract, filter)", len(pending), cfg.execution.progress,
+                        total_bytes=sum(sizes.values()))
+        try:
+            for s in plan.run_phase1(pending, cfg, layout, rkey, workers, blocked):
+                key = s["file_key"]
+                chunks[key][s["chunk_index"]] = s
+                if s["is_last"]:
+                    last[key] = s["chunk_index"]
+                file_done = key in last and len(chunks[key]) == last[key] + 1
+                if file_done:
+                    merged = merge_file_summaries([chunks[key][i] for i in range(last[key] + 1)])
+                    write_json_atomic(layout.file_done(rkey, key), merged)
+                    p1[key] = merged
+                prog.update(files=int(file_done), records=s["records_read"],
+                            docs=s.get("docs_in", 0), file_bytes=sizes[key] if file_done else 0)
+                faults.point("phase1.chunk_done")
+        finally:
+            prog.close()
     faults.point("phase1.done")
+    result.bad_inputs = sorted({*result.bad_inputs, *(
+        v["source_uri"] for v in p1.values() if v.get("counts", {}).get("file.not_warc"))})
     missing = [f.uri for f in todo if f.file_key not in p1]
     if missing:
         raise RuntimeError(f"phase 1 did not complete for {len(missing)} files: {missing[:3]}")
@@ -273,7 +289,8 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     t = time.perf_counter()
     items = [{"file_key": f.file_key, "source_uri": f.uri,
               "n_chunks": p1[f.file_key]["n_chunks"]} for f in todo]
-    prog = Progress("phase 3: dedup+pii+tokens", len(items), cfg.execution.progress)
+    prog = Progress("phase 3 (dedup, PII, tokens, shards)", len(items), cfg.execution.progress,
+                    total_bytes=sum(_local_size(f.uri) for f in todo))
     totals: Counter[str] = Counter()
     cv = code_version()
     for res in plan.run_phase3(items, cfg, layout, rkey, workers):
@@ -288,10 +305,30 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
         result.docs_kept += res["docs_kept"]
         result.tokens += res["n_tokens"]
         faults.point("phase3.committed")
-        prog.update(files=1, docs=summary["records_read"])
+        prog.update(files=1, records=summary["records_read"], docs=summary["docs_kept"],
+                    file_bytes=_local_size(summary["source_uri"]))
     prog.done()
     result.counts = dict(sorted(totals.items()))
     result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
+
+
+def _remove_if_empty(uri: str) -> None:
+    """No empty directories left behind (object stores have none)."""
+    if not storage.is_remote(uri):
+        try:
+            os.rmdir(uri)
+        except OSError:
+            pass  # not empty (another run's staging) or already gone
+
+
+def _local_size(uri: str) -> int:
+    """Size of a local input file (0 for object-store files: no request just for progress)."""
+    if storage.is_remote(uri):
+        return 0
+    try:
+        return os.path.getsize(uri)
+    except OSError:
+        return 0
 
 
 def _blocklist(store: LineageStore) -> tuple[list[str], list[str]]:

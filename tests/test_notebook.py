@@ -121,3 +121,20 @@ def test_notebook_warns_and_refuses_to_write_an_over_epoch_mix(sample_run, tmp_p
         _execute(nb, monkeypatch, lin, out_yaml)
     assert "epochs > max_epochs" in _text(nb)
     assert not out_yaml.exists()
+
+
+@pytest.mark.parametrize("start_dir", ["notebooks", "."])
+def test_notebook_default_paths_are_repository_relative(start_dir, monkeypatch):
+    """Without MIX_LINEAGE/MIX_OUT the notebook finds README command 1's `out/` from the
+    repository root, whichever directory the kernel starts in."""
+    monkeypatch.delenv("MIX_LINEAGE", raising=False)
+    monkeypatch.delenv("MIX_OUT", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells = [c for c in nb.cells if c.cell_type == "code"][:1]  # the setup cell only
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120, startup_timeout=90,
+                                     resources={"metadata": {"path": str(REPO / start_dir)}})
+    client.execute()
+    text = _text(nb)
+    assert f"lineage: {REPO / 'out' / 'lineage.duckdb'}" in text, text
+    assert f"written to: {REPO / 'mix_tuned.yaml'}" in text, text
