@@ -13,7 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+from benchmarks.data import missing, real_data_dir
+
+DATA = real_data_dir()
 WARC = DATA / "extraction" / "trafilatura-eval.warc.gz"
 CACHE = Path(tempfile.gettempdir()) / "ccpipe_bench_cache" / "trafilatura_eval_text.parquet"
 
@@ -23,7 +25,7 @@ def corpus_path() -> Path:
     if CACHE.exists():
         return CACHE
     if not WARC.exists():
-        raise FileNotFoundError(f"{WARC} not found: the benchmark needs the shared real data")
+        raise FileNotFoundError(missing(WARC))
     from fastwarc.warc import ArchiveIterator, WarcRecordType
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding

@@ -1,6 +1,6 @@
 """MinHash-LSH accuracy against exact word-5-gram Jaccard, on real sentences.
 
-Pairs: a base document of real sentences (/work/shared/data/langid/<lang>.txt, several
+Pairs: a base document of real sentences ($CCPIPE_SHARED_DATA/langid/<lang>.txt, several
 languages) and a copy in which ``k`` words at positions >= ngram apart are replaced by fresh
 random letter tokens: each replacement removes ``ngram`` shingles and adds ``ngram`` new ones,
 so J = (S - n k) / (S + n k) for S distinct shingles; k is chosen for a target J and the EXACT
@@ -16,11 +16,11 @@ S-curve 1-(1-s^r)^b averaged over the pairs' exact Jaccard, and precision/recall
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.data import missing, real_data_dir
 from stages.minhash import (
     DedupConfig,
     SignatureStage,
@@ -32,7 +32,7 @@ from stages.minhash import (
 )
 from stages.minhash import _words_flat as words_flat
 
-LANGID = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "langid"
+LANGID = real_data_dir() / "langid"
 LANGS = ("en", "de", "fr", "es", "nl", "pl", "it", "pt")
 
 
@@ -44,7 +44,7 @@ def load_sentences(langs: tuple[str, ...] = LANGS) -> list[str]:
         if p.exists():
             out.extend(s for s in p.read_text(encoding="utf-8").splitlines() if s.strip())
     if not out:
-        raise FileNotFoundError(f"no sentences under {LANGID}")
+        raise FileNotFoundError(missing(LANGID))
     return out
 
 

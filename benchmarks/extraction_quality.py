@@ -1,6 +1,6 @@
 """Snippet precision/recall and docs/s of the Extractor settings on trafilatura-eval.
 
-Corpus: /work/shared/data/extraction/trafilatura-eval.warc.gz (989 real pages, German-heavy)
+Corpus: $CCPIPE_SHARED_DATA/extraction/trafilatura-eval.warc.gz (989 real pages, German-heavy)
 with ``trafilatura-eval.snippets.json``: per URL, snippets a correct main-text extraction must
 contain (``with``) and must not contain (``without``). Counting as trafilatura's own evaluation
 does: a found ``with`` snippet is a true positive, a missing one a false negative, a found
@@ -16,14 +16,14 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
+from benchmarks.data import real_data_dir
 from stages.extract import ExtractConfig, Extractor
 from stages.warc_reader import ReadConfig, read_warc
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "extraction"
+DATA = real_data_dir() / "extraction"
 WARC = DATA / "trafilatura-eval.warc.gz"
 SNIPPETS = DATA / "trafilatura-eval.snippets.json"
 

@@ -1,6 +1,6 @@
 """MinHash signatures/s INCLUDING shingling: our vectorized SignatureStage vs datasketch 2.x.
 
-Corpus: main text of the 989 real pages in /work/shared/data/extraction/trafilatura-eval.warc.gz
+Corpus: main text of the 989 real pages in $CCPIPE_SHARED_DATA/extraction/trafilatura-eval.warc.gz
 (extracted once with resiliparse, cached as Parquet in the temp dir). One core: numpy/BLAS
 threads pinned to 1 before numpy is imported. 112 permutations (14 x 8), word 5-grams.
 

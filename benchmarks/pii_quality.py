@@ -2,7 +2,7 @@
 
 Prints: precision/recall per entity on the Faker labeled set (tests/pii_labeled.py), the
 false-positive rate per look-alike class, precision/recall on presidio-research's synthetic set
-(when ../shared/data is present), and docs/s of `PiiScrubber` on real extracted pages
+(when $CCPIPE_SHARED_DATA holds them), and docs/s of `PiiScrubber` on real extracted pages
 (trafilatura-eval.warc.gz extracted once with resiliparse into a cache) with the prefilter and
 windowing off/on.
 

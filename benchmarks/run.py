@@ -45,11 +45,13 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.data import real_data_dir
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one core per process, as in Ray
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent / ".." / "shared" / "data"
+DATA = real_data_dir()
 EVAL_WARC = DATA / "extraction" / "trafilatura-eval.warc.gz"
 PEER_VENV = HERE / ".venv-datatrove"
 PEER_SCRIPT = HERE / "datatrove_peer.py"

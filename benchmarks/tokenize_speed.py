@@ -1,6 +1,6 @@
 """Throughput of the Tokenize stage and the Megatron shard writer on real extracted pages.
 
-Corpus: main text of the 989 real pages in /work/shared/data/extraction/trafilatura-eval.warc.gz
+Corpus: main text of the 989 real pages in $CCPIPE_SHARED_DATA/extraction/trafilatura-eval.warc.gz
 (German-heavy; en, es, fr, pl), extracted once with resiliparse and cached as Parquet in the temp
 dir. A byte-level BPE (default vocab 32000) is trained on that corpus with ``train_tokenizer``
 (cached per vocab size), then the stage tokenizes the whole corpus as one batch.

@@ -65,6 +65,14 @@ def test_mixed_good_and_bad_inputs_process_the_good_and_exit_partial(tmp_path):
     assert "partial" in r.stderr.splitlines()[-1]
     assert "succeeded" in r.stdout.splitlines()[0]
     assert str(pdf) in r.stdout  # the summary lists the bad input too
+    # progress on a non-TTY stderr: log lines per phase with counts, rate and ETA
+    for phase in ("phase 1 (read, extract, filter): files 1/1", "phase 3 (dedup, PII, tokens"):
+        assert phase in r.stderr, r.stderr[-3000:]
+    assert "docs/s" in r.stderr and "ETA " in r.stderr
+    # stdout is the summary only: no Ray banner, no log lines
+    assert "Ray" not in r.stdout and " INFO " not in r.stdout
+    assert not (tmp_path / "out" / "_work").exists()
+    assert [d for d in (tmp_path / "out").rglob("*") if d.is_dir() and not any(d.iterdir())] == []
     import duckdb
 
     con = duckdb.connect(str(tmp_path / "out" / "lineage.duckdb"), read_only=True)

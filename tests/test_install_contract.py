@@ -84,3 +84,23 @@ def test_ci_uses_the_stock_pip_and_fails_on_no_tests():
     assert pytest_lines and all("|| true" not in ln and "--suppress" not in ln
                                 for ln in pytest_lines)
     assert "pip install --quiet -e ." in code, "CI runs README command 1 on runtime deps only"
+
+
+def test_nothing_outside_tests_points_at_the_shared_data():
+    """A clean clone has no ../shared: docs and runtime code never send anyone there."""
+    import subprocess
+
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    offenders = []
+    for name in names:
+        if name.startswith("tests/") or not (ROOT / name).is_file():
+            continue
+        try:
+            text = (ROOT / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        if re.search(r"\.\./shared\b|/work/shared\b|parents\[\d\]\s*/\s*\"\.\.\"\s*/\s*\"shared\"",
+                     text):
+            offenders.append(name)
+    assert offenders == []

@@ -944,6 +944,69 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict:
     return manifest
 
 
+def _members(data: bytes) -> list[bytes]:
+    """The gzip members (one WARC record each) of a per-record-gzip WARC."""
+    out, pos = [], 0
+    while pos < len(data):
+        d = zlib.decompressobj(wbits=31)
+        d.decompress(data[pos:])
+        end = len(data) - len(d.unused_data)
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def damaged_warcs(out_dir: Path, source: Path | None = None, n_records: int = 60) -> dict[str, Path]:
+    """WARC files broken on purpose, one defect each, made from the shipped sample.
+
+    The same defects as a crawler meets in the wild (and as the real damaged files of the
+    test data have), so that every reader/pipeline test of them also runs on a clean clone:
+    truncated-member (cut inside a gzip member), bad-content-length (a non-numeric
+    Content-Length), junk-between-members (text between two gzip members), binary-payload (a
+    text/html response of random bytes), empty (zero bytes), not-a-warc (an HTML page under a
+    WARC name). Deterministic bytes.
+    """
+    source = source or Path(__file__).resolve().parent / FILE_NAMES[0]
+    members = _members(source.read_bytes())[:n_records]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = {}
+    whole = b"".join(members)
+    cut = len(b"".join(members[: len(members) * 6 // 10])) + len(members[len(members) * 6 // 10]) // 2
+    files["truncated-member.warc.gz"] = whole[:cut]
+    bad = list(members)
+    for i in range(1, len(bad)):
+        rec = gzip.decompress(bad[i])
+        if b"WARC-Type: response" in rec[:2000]:
+            rec = re.sub(rb"Content-Length: \d+", b"Content-Length: x" + b"9" * 5, rec, count=1)
+            bad[i] = _gz(rec)
+            break
+    files["bad-content-length.warc.gz"] = b"".join(bad)
+    mid = len(members) // 2
+    files["junk-between-members.warc.gz"] = (b"".join(members[:mid]) + b"<junk> not gzip " * 40
+                                             + b"".join(members[mid:]))
+    payload = random.Random(7).randbytes(20_000)
+    http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
+            + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Date: 2026-11-16T06:00:00Z\r\n"
+            f"WARC-Record-ID: <urn:uuid:{uuid.uuid5(NAMESPACE, 'binary-payload')}>\r\n"
+            "WARC-Target-URI: http://binary.example.com/page.html\r\n"
+            "Content-Type: application/http; msgtype=response\r\n"
+            f"Content-Length: {len(http)}\r\n\r\n").encode()
+    files["binary-payload.warc.gz"] = whole + _gz(head + http + b"\r\n\r\n")
+    files["empty.warc.gz"] = b""
+    files["not-a-warc.warc.gz"] = b"<!DOCTYPE html><html><head><title>Saved page</title></head>" \
+        b"<body><p>This page was saved from a browser, not crawled.</p></body></html>\n"
+    paths = {}
+    for name, data in files.items():
+        (out_dir / name).write_bytes(data)
+        paths[name] = out_dir / name
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,

@@ -21,7 +21,7 @@ from stages.text_stats import Segments, TextStats
 if TYPE_CHECKING:
     from stages.quality.config import QualityConfig
 
-ANCHOR = "docs: ../shared/ANCHORS.md"
+ANCHOR = "sources: docs/quality_thresholds.md"
 
 Getter = Callable[["QualityConfig", "str | None"], "float | None"]
 

@@ -13,7 +13,6 @@ pytestmark = pytest.mark.ray
 # defect -> drop reasons that must appear in that file's stage_stats
 EXPECTED = {
     "empty.warc.gz": {"file.empty"},
-    "not-a-warc.warc.gz": {"file.not_warc"},
     "binary-payload.warc.gz": {"extract.binary"},
     "missing-00000.warc.gz": {"file.missing"},
 }
@@ -25,10 +24,23 @@ RECORD_DEFECTS = {"truncated-member.warc.gz", "bad-content-length.warc.gz",
 
 
 def test_damaged_files_in_one_full_run(shared_data, small_inputs, ray_session, tmp_path):
+    """The real damaged files of the test data ($CCPIPE_SHARED_DATA/warc/damaged)."""
+    damaged = sorted((shared_data / "warc" / "damaged").glob("*.warc.gz"))
+    _damaged_run(damaged, small_inputs, tmp_path)
+
+
+def test_generated_damaged_files_in_one_full_run(small_inputs, ray_session, tmp_path):
+    """The same defects made by pipeline/sample/generate.py: runs on a clean clone."""
+    from pipeline.sample.generate import damaged_warcs
+
+    damaged = sorted(damaged_warcs(tmp_path / "damaged").values())
+    _damaged_run(damaged, small_inputs, tmp_path)
+
+
+def _damaged_run(damaged: list, small_inputs: list[str], tmp_path) -> None:
     from lineage.store import open_reader
     from pipeline.run import run_pipeline
 
-    damaged = sorted((shared_data / "warc" / "damaged").glob("*.warc.gz"))
     assert len(damaged) >= 6
     missing = tmp_path / "crawl" / "missing-00000.warc.gz"
     listing = tmp_path / "warc.paths"
@@ -36,7 +48,9 @@ def test_damaged_files_in_one_full_run(shared_data, small_inputs, ray_session, t
     out = tmp_path / "out"
     result = run_pipeline(small_cfg([str(listing)], out))
     assert result.status == "succeeded"
-    assert result.files_total == len(damaged) + 2
+    # a local file that is not WARC is set aside before the run and reported (CLI exit 3)
+    assert [u.rsplit("/", 1)[-1] for u in result.bad_inputs] == ["not-a-warc.warc.gz"]
+    assert result.files_total == len(damaged) + 1
     check_lineage(out)
     assert not leftovers(out)
     con = open_reader(out / "lineage.duckdb")
@@ -51,12 +65,12 @@ def test_damaged_files_in_one_full_run(shared_data, small_inputs, ray_session, t
             reasons.setdefault(uri.rsplit("/", 1)[-1], {})[reason] = n
     finally:
         con.close()
-    assert set(files) == {p.name for p in damaged} | {"sample-00000.warc.gz",
-                                                       "missing-00000.warc.gz"}
+    assert set(files) == {p.name for p in damaged if p.name != "not-a-warc.warc.gz"} | {
+        "sample-00000.warc.gz", "missing-00000.warc.gz"}
     report = {name: (files[name][1:], reasons.get(name)) for name in files}
     for name, want in EXPECTED.items():
         assert want <= set(reasons.get(name, {})), (name, report[name])
-    for name in ("empty.warc.gz", "not-a-warc.warc.gz", "missing-00000.warc.gz"):
+    for name in ("empty.warc.gz", "missing-00000.warc.gz"):
         assert files[name][1] == "error" and files[name][2] == 0, report[name]
     for name in RECORD_DEFECTS:
         uri, status, read, kept, error = files[name]
