@@ -25,6 +25,8 @@ from pipeline import storage
 from pipeline.config import ConfigError, list_profiles
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_PARTIAL = 3  # some inputs were not WARC (listed); the others were processed
+EXIT_LOCKED = 75  # another process writes the output (core/output_lock.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"output={cfg.output.dir} lineage={cfg.output.lineage_path} "
         f"config_hash={cfg.config_hash}")
 
+    from core.output_lock import OutputLockedError
     from pipeline.run import run_pipeline, summary_table
 
     _restore(cfg.output.dir, cfg.output.lineage_path, args.quiet)
@@ -74,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    except OutputLockedError as exc:
+        print(f"jobs.run: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except Exception as exc:  # noqa: BLE001 - traceback for the job log, then one line
         traceback.print_exc()
         print(f"jobs.run: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -84,7 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result.__dict__, default=str, indent=1))
     else:
         print(summary_table(result), flush=True)
-    return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+    if result.status != "succeeded":
+        return EXIT_FAILED
+    if result.bad_inputs:  # the same "partial" status as `python -m pipeline run`
+        for uri in result.bad_inputs:
+            print(f"not WARC, skipped: {uri}", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 if __name__ == "__main__":
