@@ -440,7 +440,20 @@ def plan_from_lineage(
         shards = read_token_shards(con, root)
     finally:
         con.close()
-    return compute_plan(cfg, shards, tok, max_prefixes)
+    plan = compute_plan(cfg, shards, tok, max_prefixes)
+    missing = [
+        s["file"]
+        for sp in plan.sources
+        for s in sp.shards
+        if "://" not in s["file"]
+        and not (os.path.exists(s["file"]) and os.path.exists(prefix_of(s["file"]) + ".idx"))
+    ]
+    if missing:
+        plan.problems.append(
+            f"{len(missing)} selected token shard(s) not found, e.g. {', '.join(missing[:3])}; "
+            f"relative lineage paths resolve against --output-root (now {root})"
+        )
+    return plan
 
 
 def check(plan: MixPlan) -> None:
@@ -495,18 +508,19 @@ def record_mix(
     entries = plan.shard_entries()
     budgets = {sp.name: sp.budget_tokens for sp in plan.sources}
     blend = blend if blend is not None else plan.blend()
+    mix_id = plan.mix_id  # hashes every shard: compute once, not per row
     prefix_of_shard = {sid: b["prefix"] for b in blend for sid in b["shards"]}
     with store.transaction() as con:
         for ddl in _EXTRA_COLUMNS:  # older lineage files predate these columns
             con.execute(ddl)
-        con.execute("DELETE FROM mix_components WHERE mix_id = ?", [plan.mix_id])
-        con.execute("DELETE FROM mixes WHERE mix_id = ?", [plan.mix_id])
+        con.execute("DELETE FROM mix_components WHERE mix_id = ?", [mix_id])
+        con.execute("DELETE FROM mixes WHERE mix_id = ?", [mix_id])
         store.insert_rows(
             con,
             "mixes",
             [
                 {
-                    "mix_id": plan.mix_id,
+                    "mix_id": mix_id,
                     "name": plan.cfg.name,
                     "mix_hash": plan.mix_hash,
                     "config_yaml": config_yaml,
@@ -524,7 +538,7 @@ def record_mix(
         components = pa.Table.from_pylist(  # one columnar insert: 50k rows in well under 1 s
             [
                 {
-                    "mix_id": plan.mix_id,
+                    "mix_id": mix_id,
                     "source": e["source"],
                     "shard_id": e["shard_id"],
                     "shard_version": e["version"],

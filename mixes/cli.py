@@ -1,7 +1,7 @@
 """`python -m mixes build|plan MIX.yaml --lineage DB [--out DIR]`.
 
 Exit status: 0 success, 2 a refused mix (bad YAML, unknown key, empty source, tokenizer
-mismatch, budget over max_epochs, missing lineage), 1 anything unexpected.
+mismatch, budget over max_epochs, missing shard files, missing lineage), 1 anything unexpected.
 """
 
 from __future__ import annotations

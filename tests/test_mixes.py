@@ -683,6 +683,26 @@ def test_blend_over_the_prefix_limit_merges_shards_per_source(tmp_path, capsys):
     assert len((out / "megatron_blend.txt").read_text().split()) == 600
 
 
+def test_relative_shard_paths_resolve_against_the_output_root(tmp_path, capsys):
+    """Lineage records shard paths relative to the output root: a lineage file kept elsewhere
+    needs --output-root, and a wrong root is a refusal naming it, not a blend of missing files."""
+    lin = _register_tiny_shards(tmp_path / "run", 12, ("en",))
+    elsewhere = _copy_lineage(lin.parent, tmp_path / "elsewhere")
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(_mix_yaml(target_tokens=40, seq_length=4, sources=[
+        {"name": "en", "select": {"lang": "en"}, "weight": 1, "max_epochs": 10}]))
+    out = tmp_path / "mix"
+    args = ["build", str(mix), "--lineage", str(elsewhere), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "12 selected token shard(s) not found" in err and str(tmp_path / "elsewhere") in err
+    assert main([*args, "--output-root", str(tmp_path / "run")]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(e["prefix"].startswith(str(tmp_path / "run")) for e in manifest["shards"])
+    assert all(not Path(e["path"]).is_absolute() for e in manifest["shards"])
+    assert len(MixLoader(out / "manifest.json")) == 10
+
+
 @pytest.mark.slow
 def test_blend_at_10k_warc_scale_stays_under_megatron_limit(tmp_path, capsys):
     """50,000 tiny token shards (a 10k-WARC run at ~5 token shards per WARC) with Megatron's
