@@ -579,7 +579,7 @@ def build_mix(
 ) -> BuildResult:
     """Validate, resolve, merge shards if over `max_prefixes`, write manifest/blend/summary
     to `out_dir`, record in lineage."""
-    from mixes.merge import ensure_merged
+    from mixes.merge import ensure_merged_all
 
     mix_path = Path(mix_path)
     cfg = load_mix(mix_path)
@@ -596,11 +596,9 @@ def build_mix(
     out.mkdir(parents=True, exist_ok=True)
     plan.merged_dir = out / "merged"
     blend = plan.blend()
-    keep = set()
-    for b in blend:
-        if b["merged"]:
-            ensure_merged(b["member_prefixes"], b["prefix"], b["n_tokens"])
-            keep.update({Path(b["prefix"] + ".bin").name, Path(b["prefix"] + ".idx").name})
+    merged = [b for b in blend if b["merged"]]
+    ensure_merged_all([(b["member_prefixes"], b["prefix"], b["n_tokens"]) for b in merged])
+    keep = {Path(b["prefix"] + ext).name for b in merged for ext in (".bin", ".idx")}
     if plan.merged_dir.is_dir():  # merged files of earlier builds that this blend no longer uses
         for f in plan.merged_dir.iterdir():
             if f.name not in keep:

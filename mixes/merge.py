@@ -32,8 +32,8 @@ import numpy as np
 from mixes.build import MEGATRON_MAX_PREFIXES, largest_remainder
 from stages.token_shards import IndexedDataset, build_index_bytes
 
-__all__ = ["MEGATRON_MAX_PREFIXES", "ensure_merged", "group_shards", "merge_indexed_datasets",
-           "merged_name", "prefix_budgets"]
+__all__ = ["MEGATRON_MAX_PREFIXES", "ensure_merged_all", "group_shards",
+           "merge_indexed_datasets", "merged_name", "prefix_budgets"]
 
 
 def prefix_budgets(shard_counts: Sequence[int], max_prefixes: int) -> list[int]:
@@ -93,14 +93,8 @@ def merged_name(source: str, members: Sequence[dict[str, Any]]) -> str:
     return f"{safe}-{h.hexdigest()[:20]}"
 
 
-def merge_indexed_datasets(prefixes: Sequence[str], out_prefix: str | os.PathLike[str]) -> dict:
-    """Concatenate Megatron indexed datasets into one (documents in the given order).
-
-    The .bin files are streamed byte for byte; the .idx is rebuilt from the concatenated
-    sequence lengths. Both are written to temporary names and renamed (.bin first, then .idx),
-    so an existing .idx always sits next to its complete .bin.
-    """
-    out_prefix = str(out_prefix)
+def _write_merged_tmp(prefixes: Sequence[str], out_prefix: str) -> tuple[str, str, int]:
+    """Write the merged .bin and .idx under temporary names; (tmp_bin, tmp_idx, n_tokens)."""
     datasets = [IndexedDataset(p) for p in prefixes]
     dtypes = {ds.dtype.name for ds in datasets}
     if len(dtypes) != 1:
@@ -116,36 +110,60 @@ def merge_indexed_datasets(prefixes: Sequence[str], out_prefix: str | os.PathLik
             for p in prefixes:
                 with open(f"{p}.bin", "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 22)
-            out.flush()
-            os.fsync(out.fileno())
         with open(tmp_idx, "wb") as out:
             out.write(build_index_bytes(lengths, dtype))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_bin, f"{out_prefix}.bin")
-        os.replace(tmp_idx, f"{out_prefix}.idx")
-    finally:
+    except BaseException:
         for t in (tmp_bin, tmp_idx):
             if os.path.exists(t):
                 os.unlink(t)
-    return {"n_docs": int(lengths.size), "n_tokens": int(lengths.sum()), "dtype": dtype.name}
+        raise
+    return tmp_bin, tmp_idx, int(lengths.sum())
 
 
-def ensure_merged(prefixes: Sequence[str], out_prefix: str | os.PathLike[str], n_tokens: int
-                  ) -> bool:
-    """Merge unless a valid merged file with the expected token count is already there.
+def merge_indexed_datasets(prefixes: Sequence[str], out_prefix: str | os.PathLike[str]) -> dict:
+    """Concatenate Megatron indexed datasets into one (documents in the given order).
 
-    Returns True when it wrote the files.
+    The .bin files are streamed byte for byte; the .idx is rebuilt from the concatenated
+    sequence lengths (the result equals writing all documents as one shard).
     """
+    ensure_merged_all([(list(prefixes), str(out_prefix), None)])
+    ds = IndexedDataset(out_prefix)
+    return {"n_docs": len(ds), "n_tokens": ds.n_tokens, "dtype": ds.dtype.name}
+
+
+def ensure_merged_all(jobs: Sequence[tuple[Sequence[str], str, int | None]]) -> int:
+    """Write every merged file `(member prefixes, out prefix, expected tokens)` that is not
+    already there with the expected token count; returns how many were written.
+
+    All new files are written under temporary names, flushed to disk with one `os.sync()`
+    (one flush instead of two fsyncs per file: 17k merges at 10k-WARC scale), then renamed
+    into place, .bin before .idx, so an existing .idx always sits next to its complete .bin
+    and a crash leaves only temporary files, never a visible partial merge.
+    """
+    pending: list[tuple[str, str, str]] = []
     try:
-        if IndexedDataset(out_prefix).n_tokens == n_tokens:
-            return False
-    except (FileNotFoundError, ValueError):
-        pass
-    info = merge_indexed_datasets(prefixes, out_prefix)
-    if info["n_tokens"] != n_tokens:
-        raise ValueError(
-            f"{out_prefix}: merged {info['n_tokens']} tokens but lineage says {n_tokens}; "
-            f"a member shard changed on disk"
-        )
-    return True
+        for prefixes, out_prefix, n_tokens in jobs:
+            if n_tokens is not None:
+                try:
+                    if IndexedDataset(out_prefix).n_tokens == n_tokens:
+                        continue
+                except (FileNotFoundError, ValueError):
+                    pass
+            tmp_bin, tmp_idx, got = _write_merged_tmp(prefixes, out_prefix)
+            pending.append((tmp_bin, tmp_idx, out_prefix))
+            if n_tokens is not None and got != n_tokens:
+                raise ValueError(
+                    f"{out_prefix}: merged {got} tokens but lineage says {n_tokens}; "
+                    f"a member shard changed on disk"
+                )
+        if pending:
+            os.sync()
+        for tmp_bin, tmp_idx, out_prefix in pending:
+            os.replace(tmp_bin, f"{out_prefix}.bin")
+            os.replace(tmp_idx, f"{out_prefix}.idx")
+    finally:
+        for tmp_bin, tmp_idx, _ in pending:
+            for t in (tmp_bin, tmp_idx):
+                if os.path.exists(t):
+                    os.unlink(t)
+    return len(pending)
