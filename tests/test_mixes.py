@@ -687,7 +687,9 @@ def test_relative_shard_paths_resolve_against_the_output_root(tmp_path, capsys):
     """Lineage records shard paths relative to the output root: a lineage file kept elsewhere
     needs --output-root, and a wrong root is a refusal naming it, not a blend of missing files."""
     lin = _register_tiny_shards(tmp_path / "run", 12, ("en",))
-    elsewhere = _copy_lineage(lin.parent, tmp_path / "elsewhere")
+    elsewhere = tmp_path / "elsewhere" / "lineage.duckdb"  # a bare copy: no recorded root
+    elsewhere.parent.mkdir()
+    shutil.copyfile(lin, elsewhere)
     mix = tmp_path / "mix.yaml"
     mix.write_text(_mix_yaml(target_tokens=40, seq_length=4, sources=[
         {"name": "en", "select": {"lang": "en"}, "weight": 1, "max_epochs": 10}]))
