@@ -18,6 +18,7 @@ from tests.pii_labeled import (  # noqa: E402
     build_lookalikes,
     score,
 )
+from tests.real_data import skip_reason  # noqa: E402
 
 PLANTED = [
     "john.doe+news@mail.uni-heidelberg.de",
@@ -236,7 +237,8 @@ _WHOLE = PiiScrubber(PiiConfig(window_chars=0, prefilter=False))
 
 def test_presidio_research_synthetic(scrubber: PiiScrubber) -> None:
     if not PRESIDIO_SYNTH.exists():
-        pytest.skip(f"presidio-research synthetic set absent at {PRESIDIO_SYNTH}")
+        pytest.skip(f"presidio-research synthetic set absent at {PRESIDIO_SYNTH}: "
+                    f"{skip_reason()}")
     data = json.loads(PRESIDIO_SYNTH.read_text(encoding="utf-8"))
     ents = {"EMAIL_ADDRESS", "IP_ADDRESS", "IBAN_CODE", "US_SSN", "CREDIT_CARD"}
     samples = [
