@@ -36,14 +36,26 @@ def _spam_doc(rng: random.Random) -> str:
     return " | ".join(parts)
 
 
-@pytest.fixture(scope="module")
-def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    en = DATA / "langid" / "en.txt"
-    if not en.exists():
-        pytest.skip(skip_reason())
-    sents = [s.strip() for s in en.read_text(encoding="utf-8").splitlines() if s.strip()]
+@pytest.fixture(scope="module", params=["real", "generated"])
+def corpora(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Prose = real English sentences ($CCPIPE_SHARED_DATA/langid/en.txt) or, on a clean
+    clone too, the sample generator's original prose in 8 Latin-script languages."""
+    if request.param == "real":
+        en = DATA / "langid" / "en.txt"
+        if not en.exists():
+            pytest.skip(skip_reason())
+        sents = [s.strip() for s in en.read_text(encoding="utf-8").splitlines() if s.strip()]
+        per_doc = 4
+    else:
+        from tests.stages.test_generated_text_twins import generated_sentences
+
+        sents = [s for lang in ("en", "de", "fr", "es", "it", "pt", "nl", "pl")
+                 for s in generated_sentences(lang)]
+        per_doc = 3
     rng = random.Random(0)
-    pos_docs = [" ".join(sents[i : i + 4]) for i in range(0, len(sents) - 3, 4)]
+    pos_docs = [" ".join(sents[i : i + per_doc])
+                for i in range(0, len(sents) - per_doc + 1, per_doc)]
     neg_docs = [_spam_doc(rng) for _ in range(len(pos_docs))]
     d = tmp_path_factory.mktemp("qm")
     pos = d / "pos.txt"
@@ -51,7 +63,7 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     neg_dir = d / "neg"
     neg_dir.mkdir()
     pq.write_table(pa.table({"text": neg_docs}), neg_dir / "part-0.parquet")  # Parquet input
-    return {"pos": pos, "neg": neg_dir, "dir": d}
+    return {"pos": pos, "neg": neg_dir, "dir": d, "prose": sents}
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +92,7 @@ def test_training_is_reproducible(corpora: dict[str, Path], trained: tuple[Path,
     # Decisions on fresh documents agree: judged over many documents, because a single
     # borderline document can flip between fastText runs (seen here: 0.96 vs 0.01).
     spam = [_spam_doc(random.Random(100 + i)) for i in range(20)]
-    prose = [x for x in (DATA / "langid" / "en.txt").read_text(encoding="utf-8").splitlines()
-             if len(x.split()) >= 8][-20:]
+    prose = [x for x in corpora["prose"] if len(x.split()) >= 8][-20:]
     docs = pa.array(spam + prose)
     truth = np.array([False] * len(spam) + [True] * len(prose))
     a = QualityScorer(QualityModelConfig(path=str(trained[0]))).score(docs) > 0.5
@@ -107,7 +118,7 @@ def test_input_matrix_is_fully_initialised(corpora: dict[str, Path], tmp_path: P
         assert float((m == 0).mean()) < 1e-3  # uniform(-1/dim, 1/dim) init is never exactly 0
 
 
-def test_scorer_and_filter_buckets(trained: tuple[Path, dict]) -> None:
+def test_scorer_and_filter_buckets(corpora: dict, trained: tuple[Path, dict]) -> None:
     path, _ = trained
     scorer = QualityScorer(QualityModelConfig(path=str(path)))
     good = ("The committee published its annual report on Tuesday. It describes how the city "
@@ -116,8 +127,7 @@ def test_scorer_and_filter_buckets(trained: tuple[Path, dict]) -> None:
     s = scorer.score(pa.array([good, bad]))
     assert s[0] > 0.5 > s[1]
 
-    prose = (DATA / "langid" / "en.txt").read_text(encoding="utf-8").splitlines()
-    doc = "\n".join(x for x in prose[:30] if len(x.split()) >= 3)
+    doc = "\n".join(x for x in corpora["prose"][:30] if len(x.split()) >= 3)
     cfg = QualityConfig(model={"path": str(path), "min_score": 0.5},
                         fineweb={"max_dup_line_char_ratio": None})
     out = QualityFilter(cfg)(pa.table({"text": [doc, doc], "lang": ["en", "en"]}))
