@@ -112,3 +112,43 @@ def test_binary_payload_is_dropped_on_generated_file(tmp_path) -> None:
     out = Extractor(ExtractConfig())(table)
     reasons = dict(zip(out["url"].to_pylist(), out["drop_reason"].to_pylist(), strict=True))
     assert reasons["http://binary.example.com/page.html"] == "extract.binary"
+
+
+# ------------------------------------------------------------ extraction on the sample pages
+@pytest.fixture(scope="module")
+def sample_pages():
+    """The first 60 content pages of the shipped sample, with their composed article text."""
+    from pipeline.sample import sample_paths
+    from pipeline.sample.generate import build_pages
+    from stages.warc_reader import ReadConfig, read_warc
+
+    text = {p.url: p.article_text for p in build_pages()[0]
+            if p.kind == "content"}
+    table = pa.concat_tables([c.docs for c in read_warc(sample_paths()[0], ReadConfig())])
+    keep = [i for i, u in enumerate(table["url"].to_pylist()) if u in text][:60]
+    return table.take(keep), text
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.split())
+
+
+@pytest.mark.parametrize("name,floor", [("trafilatura", 0.88), ("resiliparse", 0.85)])
+def test_main_text_recall_and_boilerplate_on_sample_pages(sample_pages, name, floor) -> None:
+    from stages.extract import ExtractConfig, Extractor
+
+    table, text = sample_pages
+    out = Extractor(ExtractConfig(extractor=name, with_title=True))(table)
+    assert out.num_rows == table.num_rows and "title" in out.column_names
+    hit = total = boiler = 0
+    cookie = _norm(corpus.EN["cookie"])
+    for url, got in zip(out["url"].to_pylist(), out["text"].to_pylist(), strict=True):
+        body = _norm(got or "")
+        for para in text[url].split("\n\n"):
+            total += 1
+            hit += _norm(para) in body
+        boiler += cookie in body
+    assert hit / total >= floor, (hit, total)
+    assert boiler <= 0.1 * out.num_rows
+    again = Extractor(ExtractConfig(extractor=name, with_title=True))(table)
+    assert again["text"].to_pylist() == out["text"].to_pylist()  # deterministic
