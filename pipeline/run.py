@@ -9,6 +9,7 @@ either nothing, or complete files without a commit (rewritten identically next t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from core.output_lock import hold_output_lock
+from core.output_lock import LOCK_NAME, hold_output_lock
 from lineage.schema import stage_of
 from lineage.store import LineageStore
 from lineage.writer import (
@@ -97,9 +98,33 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run", wait_for_lock: bool = F
         cfg.output.dir = os.path.abspath(cfg.output.dir)
     t0 = time.perf_counter()
     resolution = _inputs(cfg)
+    new_output = not storage.is_remote(cfg.output.dir) and not os.path.exists(cfg.output.dir)
     with hold_output_lock(cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock,
                           timeout_s=lock_timeout_s):
-        return _run_locked(cfg, resolution, kind, t0)
+        try:
+            return _run_locked(cfg, resolution, kind, t0)
+        except BaseException:
+            if new_output:
+                _remove_unstarted_output(cfg.output.dir)
+            raise
+
+
+def _remove_unstarted_output(out: str) -> None:
+    """A run that created its output and failed before staging anything (bad model path,
+    Ray that does not start, ...) leaves no directory that looks like output. With staged
+    work (`_work/`) everything stays: the same command resumes from it."""
+    if os.path.exists(os.path.join(out, "_work")):
+        return
+    import shutil
+
+    for name in os.listdir(out):
+        if name != LOCK_NAME:  # the lock file goes when the lock is released
+            path = os.path.join(out, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
 
 def _run_locked(cfg: PipelineConfig, resolution: Resolution, kind: str, t0: float) -> RunResult:

@@ -79,3 +79,12 @@ def test_mixed_good_and_bad_inputs_process_the_good_and_exit_partial(tmp_path):
     files = con.execute("SELECT source_uri, status FROM input_files").fetchall()
     assert files == [(str(good), "committed")]
     assert con.execute("SELECT count(*) FROM documents").fetchone()[0] > 0
+
+
+def test_failed_run_on_a_new_output_leaves_nothing(tmp_path):
+    """A run that fails before staging anything leaves no directory that looks like output."""
+    out = tmp_path / "out"
+    r = _cli(["run", "--output", str(out), "--set", "langid.model_path=/nonexistent/lid.bin"],
+             tmp_path, timeout=120)
+    assert r.returncode == 2 and "nonexistent" in r.stderr, r.stderr
+    assert not out.exists(), sorted(p.name for p in out.rglob("*"))
