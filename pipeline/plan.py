@@ -71,6 +71,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
             runtime_env=env,
             logging_level=logging.WARNING,
         )
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # ray.init reconfigures it
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.verbose_progress = False

@@ -7,6 +7,7 @@ dependencies alone (`pip install -e .`), before the test extra is installed.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,10 +19,14 @@ RAY_NOISE = ["Started a local Ray instance", "View the dashboard", "ray.init(", 
 def check(run_dir: Path) -> list[str]:
     """Problems found (empty = command 1 worked as the README promises)."""
     problems = []
-    stdout = (run_dir / "stdout.txt").read_text(encoding="utf-8")
+    lines = (run_dir / "stdout.txt").read_text(encoding="utf-8").splitlines()
     out = run_dir / "out"
-    if "succeeded" not in stdout.splitlines()[0] if stdout else True:
-        problems.append(f"first stdout line does not say succeeded: {stdout[:200]!r}")
+    # the run's stdout starts at its summary (pip's output may come first in command 1)
+    start = next((i for i, ln in enumerate(lines) if re.match(r"run \S+: ", ln)), None)
+    if start is None or "succeeded" not in lines[start]:
+        problems.append(f"no 'run <id>: succeeded' summary line on stdout: {lines[-5:]!r}")
+        start = 0
+    stdout = "\n".join(lines[start:])
     for word in SUMMARY_WORDS:
         if word not in stdout:
             problems.append(f"summary lacks {word!r}")
