@@ -4,8 +4,12 @@ with the stock pip exactly as the README says, and a failing or empty pytest fai
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (tomli is in the test extra there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIRS = ["core", "pipeline", "stages", "lineage", "mixes", "jobs"]
