@@ -6,7 +6,7 @@
 What it measures (README.md beside this file explains each number):
 
 * **stages** (per profile, one process, one core): the stage classes of ``stages/`` run on the
-  same batches in sequence (read -> extract -> langid -> quality -> signatures -> PII ->
+  same batches in sequence (read -> extract -> lang -> quality -> signatures -> PII ->
   tokenize; each stage sees what the previous one kept), models loaded once, a warm-up batch
   excluded. Wall (perf_counter) and CPU (process_time) seconds, docs/s and MB/s of HTML.
 * **trafilatura alone**: a bare ``trafilatura.extract`` loop over the same pages (the
@@ -36,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,9 @@ EVAL_WARC = DATA / "extraction" / "trafilatura-eval.warc.gz"
 PEER_VENV = HERE / ".venv-datatrove"
 PEER_SCRIPT = HERE / "datatrove_peer.py"
 PROFILES = ("quality", "fast")
-STAGES = ("read", "extract", "langid", "quality", "signatures", "pii", "tokenize")
+# The stage rows of a profile: reading, then the default chain (stage names as in
+# stages/registry.py), then the phase-3 stages.
+STAGES = ("read", "extract", "lang", "quality", "signatures", "pii", "tokenize")
 DOCS_10TB = 300_000_000  # ~300 M HTML responses per 10 TB of CommonCrawl WARC
 CLUSTER_CORES = 1000
 
@@ -276,51 +277,44 @@ def read_batches(paths: list[str], read_cfg: Any) -> tuple[list[pa.Table], Stage
     return batches, st, records
 
 
-def build_stages(cfg: Any) -> list[tuple[str, Callable[[pa.Table], pa.Table]]]:
-    """The stage objects of one config, each loading its models once."""
-    from stages.extract import Extractor
-    from stages.langid import LanguageIdentifier
-    from stages.minhash import SignatureStage
-    from stages.pii import PiiScrubber
-    from stages.quality import QualityFilter
-    from stages.tokenize import Tokenize
+def build_stages(cfg: Any) -> list[Any]:
+    """The configured phase-1 chain plus the phase-3 PII and tokenize stages, set up."""
+    from pipeline.phase1 import build_chain
+    from stages.builtin import PiiStage, TokenizeStage
 
-    return [
-        ("extract", Extractor(cfg.extract)),
-        ("langid", LanguageIdentifier(cfg.langid)),
-        ("quality", QualityFilter(cfg.quality)),
-        ("signatures", SignatureStage(cfg.dedup)),
-        ("pii", PiiScrubber(cfg.pii)),
-        ("tokenize", Tokenize(cfg.tokenize)),
-    ]
+    stages = [*build_chain(cfg), PiiStage(cfg.pii), TokenizeStage(cfg.tokenize)]
+    for stage in stages:
+        stage.setup()
+    return stages
 
 
-def run_chain(
+def run_batch(
     batch: pa.Table,
-    stages: list[tuple[str, Callable[[pa.Table], pa.Table]]],
+    stages: list[Any],
     acc: dict[str, StageTime] | None,
     extracted: list[pa.Table] | None = None,
 ) -> None:
-    """One batch through the stages, each seeing only the rows the previous ones kept."""
-    from pipeline.phase1 import split_dropped
+    """One batch through the chain runner (stages.contract.run_chain), adding up timings."""
+    from stages.contract import run_chain
 
-    kept = batch
-    for name, stage in stages:
-        if kept.num_rows == 0:
-            break
-        n_in, b_in = kept.num_rows, html_bytes(kept)
-        with Timer() as t:
-            out = stage(kept)
-        if name == "extract" and extracted is not None:
+    html_in: dict[str, int] = {}
+
+    def observe(name: str, table: pa.Table, res: Any) -> None:
+        html_in[name] = html_bytes(table)
+        if name in ("extract", "trafilatura", "resiliparse") and extracted is not None:
+            out = pa.concat_tables([res.kept, res.dropped], promote_options="permissive")
             extracted.append(out.select(["url", "text", "drop_reason"]))
-        kept, _ = split_dropped(out)
-        if acc is not None:
-            s = acc[name]
-            s.docs_in += n_in
-            s.html_bytes_in += b_in
-            s.docs_out += kept.num_rows
-            s.wall_s += t.wall
-            s.cpu_s += t.cpu
+
+    chain = run_chain(batch, stages, observe)
+    if acc is None:
+        return
+    for name, st in chain.stats.items():
+        s = acc[name]
+        s.docs_in += st.docs_in
+        s.html_bytes_in += html_in[name]
+        s.docs_out += st.docs_out
+        s.wall_s += st.wall_s
+        s.cpu_s += st.cpu_s
 
 
 def time_stages(cfg: Any, batches: list[pa.Table], read: StageTime) -> tuple[dict, pa.Table]:
@@ -331,11 +325,11 @@ def time_stages(cfg: Any, batches: list[pa.Table], read: StageTime) -> tuple[dic
         with Timer() as load:
             stages = build_stages(cfg)
         # warm-up (first calls compile regexes, fill caches): excluded from the timing
-        run_chain(batches[0].slice(0, 16), stages, None)
-        acc = {name: StageTime() for name, _ in stages}
+        run_batch(batches[0].slice(0, 16), stages, None)
+        acc = {stage.name: StageTime() for stage in stages}
         extracted: list[pa.Table] = []
         for b in batches:
-            run_chain(b, stages, acc, extracted)
+            run_batch(b, stages, acc, extracted)
     rows = {"read": read.row(), **{k: v.row() for k, v in acc.items()}}
     docs = read.docs_in
     wall = sum(r["wall_s"] for r in rows.values())

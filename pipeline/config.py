@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.config_effects import Execution, Output, output_dump
 from stages.extract import ExtractConfig
@@ -24,8 +24,9 @@ from stages.langid import LangIdConfig
 from stages.minhash import DedupConfig
 from stages.pii import PiiConfig
 from stages.quality import QualityConfig
+from stages.registry import DEFAULT_STAGES, REGISTRY, stage_class
 from stages.tokenize import TokenizeConfig
-from stages.warc_reader import ReadConfig
+from stages.warc_reader import DOC_SCHEMA, ReadConfig
 
 
 class ConfigError(ValueError):
@@ -104,9 +105,32 @@ class ExecutionConfig(BaseModel):
     )
 
 
+class StageEntry(BaseModel):
+    """One stage of the phase-1 chain: a registered name and (for plug-in stages) its params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="A name registered in stages/registry.py.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The stage's settings, validated by its Params model (built-in stages take "
+        "theirs from their config section instead, e.g. `quality:`).",
+    )
+
+
+# Columns phase 2 and phase 3 need from the phase-1 chain.
+_CHAIN_MUST_ADD = ("text", "text_hash", "minhash_bands")
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    stages: Output[list[StageEntry]] = Field(
+        default_factory=lambda: [StageEntry(name=n) for n in DEFAULT_STAGES],
+        description="Phase-1 chain, in order: registered stage names (stages/registry.py), or "
+        "{name, params} for stages configured inline. Default: extract, lang, quality, "
+        "signatures. See docs/adding-a-filter.md.",
+    )
     input: InputConfig = Field(default_factory=InputConfig)
     read: ReadConfig = Field(default_factory=ReadConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
@@ -117,6 +141,50 @@ class PipelineConfig(BaseModel):
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stage_names(cls, v: Any) -> Any:
+        """A bare name is shorthand for {name: NAME}."""
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("stages")
+    @classmethod
+    def _check_stages(cls, v: list[StageEntry]) -> list[StageEntry]:
+        """Registered names, valid params, and every column a stage reads made before it."""
+        available = set(DOC_SCHEMA.names)
+        for i, entry in enumerate(v):
+            where = f"stages.{i}"
+            if entry.name not in REGISTRY:
+                raise ValueError(
+                    f"{where}.name: unknown stage {entry.name!r}; known: {sorted(REGISTRY)}"
+                )
+            klass = stage_class(entry.name)
+            if klass.section is not None and entry.params:
+                raise ValueError(
+                    f"{where}.params: stage {entry.name!r} is configured in the "
+                    f"`{klass.section}:` section, not inline"
+                )
+            if klass.section is None:
+                try:
+                    params = klass.Params.model_validate(entry.params)
+                except ValidationError as exc:
+                    e = exc.errors()[0]
+                    loc = ".".join(str(p) for p in e["loc"])
+                    raise ValueError(f"{where}.params.{loc}: {e['msg']}") from None
+                entry.params = params.model_dump(mode="json")
+            missing = [c for c in klass.reads if c not in available]
+            if missing:
+                raise ValueError(
+                    f"{where} ({entry.name}): reads {missing}, which no earlier stage adds"
+                )
+            available.update(klass.adds)
+        lacking = [c for c in _CHAIN_MUST_ADD if c not in available]
+        if lacking:
+            raise ValueError(f"the chain must produce {lacking} (end it with 'signatures')")
+        return v
 
     def hashed_part(self) -> dict[str, Any]:
         """The output-affecting fields (``Output[...]``), as recorded in lineage ``config_json``."""
@@ -151,6 +219,15 @@ _V1_EXECUTION_CONSTANTS: tuple[tuple[str, Any], ...] = (
 _V1_UNHASHED_OUTPUT_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("input.crawl_id", None),
     ("output.write_rejected", True),
+    (
+        "stages",
+        [
+            {"name": "extract", "params": {}},
+            {"name": "lang", "params": {}},
+            {"name": "quality", "params": {}},
+            {"name": "signatures", "params": {}},
+        ],
+    ),
 )
 _V1_SECTIONS_OMITTED = ("input", "execution")
 
@@ -162,9 +239,12 @@ def _v1_form(hashed: dict[str, Any]) -> dict[str, Any]:
         section, key = dotted.split(".")
         form.setdefault(section, {})[key] = value
     for dotted, v1_default in _V1_UNHASHED_OUTPUT_DEFAULTS:
-        section, key = dotted.split(".")
-        if form.get(section, {}).get(key, v1_default) == v1_default:
-            form.get(section, {}).pop(key, None)
+        *parents, key = dotted.split(".")
+        node = form
+        for part in parents:
+            node = node.get(part, {})
+        if node.get(key, v1_default) == v1_default:
+            node.pop(key, None)
     for section in _V1_SECTIONS_OMITTED:
         if not form.get(section):
             form.pop(section, None)

@@ -28,7 +28,9 @@ def _default(field: Any) -> str:
         value = field.default
     if isinstance(value, BaseModel):
         return ""
-    text = json.dumps(value, default=str)
+    text = json.dumps(
+        value, default=lambda o: o.model_dump() if isinstance(o, BaseModel) else str(o)
+    )
     return text if len(text) <= 60 else text[:57] + "..."
 
 

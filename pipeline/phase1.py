@@ -22,10 +22,8 @@ from lineage.blocklist import blocked_mask
 from pipeline import storage
 from pipeline.config import PipelineConfig
 from pipeline.work import Layout, read_json, write_json_atomic
-from stages.extract import Extractor
-from stages.langid import LanguageIdentifier
-from stages.minhash import SignatureStage
-from stages.quality import QualityFilter
+from stages.contract import TableStage, run_chain
+from stages.registry import stage_class
 from stages.warc_reader import DOC_SCHEMA, read_warc
 
 # Columns every rejected (audit) row carries, whatever stage dropped it: the reader's
@@ -89,12 +87,17 @@ def _chunk_row(uri: str, file_key: str, chunk: Any, is_last: bool) -> dict[str, 
     }
 
 
-def split_dropped(table: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """(kept rows, dropped rows) by the `drop_reason` contract column."""
-    if "drop_reason" not in table.column_names or table.num_rows == 0:
-        return table, table.slice(0, 0)
-    dropped = pc.is_valid(table.column("drop_reason"))
-    return table.filter(pc.invert(dropped)), table.filter(dropped)
+def build_chain(cfg: PipelineConfig) -> list[TableStage]:
+    """The configured phase-1 stages (``cfg.stages``), each with its settings, not yet set up."""
+    chain = []
+    for entry in cfg.stages:
+        klass = stage_class(entry.name)
+        if klass.section is not None:
+            params = getattr(cfg, klass.section)
+        else:
+            params = klass.Params.model_validate(entry.params)
+        chain.append(klass(params))
+    return chain
 
 
 def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
@@ -125,12 +128,9 @@ class ChunkProcessor:
         self.rkey = rkey
         self.blocked_urls = frozenset(blocked_urls or [])
         self.blocked_domains = frozenset(blocked_domains or [])
-        self.stages = [
-            ("extract", Extractor(cfg.extract)),
-            ("lang", LanguageIdentifier(cfg.langid)),
-            ("quality", QualityFilter(cfg.quality)),
-            ("signatures", SignatureStage(cfg.dedup)),
-        ]
+        self.stages = build_chain(cfg)
+        for stage in self.stages:
+            stage.setup()  # once per worker (actor), before the first chunk
 
     def process(self, row: dict[str, Any]) -> dict[str, Any]:
         prefix = self.layout.chunk_prefix(self.rkey, row["file_key"], row["chunk_index"])
@@ -141,7 +141,6 @@ class ChunkProcessor:
         docs = ipc_to_table(row["records_ipc"])
         counts: Counter[str] = Counter(json.loads(row["counts_json"]))
         rejected = []
-        seconds: dict[str, float] = {}
         kept = docs
         if (self.blocked_urls or self.blocked_domains) and docs.num_rows:
             gone = blocked_mask(docs.column("url"), self.blocked_urls, self.blocked_domains)
@@ -149,16 +148,12 @@ class ChunkProcessor:
             if n_gone:
                 counts["url.deleted"] += n_gone
                 kept = docs.filter(pc.invert(gone))  # never written anywhere, not even audit
-        for name, stage in self.stages:
-            if kept.num_rows == 0:
-                break
-            ts = time.perf_counter()
-            out = stage(kept)
-            seconds[name] = time.perf_counter() - ts
-            kept, dropped = split_dropped(out)
-            if dropped.num_rows:
-                counts.update(dropped.column("drop_reason").to_pylist())
-                rejected.append(to_rejected(dropped, name, self.cfg.output.rejected_text_chars))
+        chain = run_chain(kept, self.stages)
+        kept = chain.kept
+        seconds = {name: st.wall_s for name, st in chain.stats.items()}
+        for name, dropped in chain.dropped:
+            counts.update(dropped.column("drop_reason").to_pylist())
+            rejected.append(to_rejected(dropped, name, self.cfg.output.rejected_text_chars))
         kept = kept.drop_columns([c for c in _NOT_STAGED if c in kept.column_names])
         if kept.num_rows:  # an empty chunk has no staged docs (and no signature columns)
             storage.write_parquet_atomic(prefix + ".kept.parquet", kept)

@@ -47,6 +47,7 @@ EXECUTION_CHANGES: dict[str, Any] = {
 
 # Output-affecting fields whose changed value cannot be derived from the type alone.
 OUTPUT_CHANGES: dict[str, Any] = {
+    "stages": ["extract", "lang", "quality", "digit_ratio", "signatures"],
     "quality.per_language": {"de": {"gopher_quality": {"min_words": 10}}},
     "quality.bucket.soft_min": {"q_word_count": 100},
     "quality.bucket.soft_max": {"q_short_line_ratio": 0.3},
