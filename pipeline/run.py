@@ -99,14 +99,19 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run", wait_for_lock: bool = F
     t0 = time.perf_counter()
     resolution = _inputs(cfg)
     new_output = not storage.is_remote(cfg.output.dir) and not os.path.exists(cfg.output.dir)
-    with hold_output_lock(cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock,
-                          timeout_s=lock_timeout_s):
-        try:
-            return _run_locked(cfg, resolution, kind, t0)
-        except BaseException:
-            if new_output:
-                _remove_unstarted_output(cfg.output.dir)
-            raise
+    _check_output(cfg)  # a user error (exit 2) before the lock needs the directory
+    try:
+        with hold_output_lock(cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock,
+                              timeout_s=lock_timeout_s):
+            try:
+                return _run_locked(cfg, resolution, kind, t0)
+            except BaseException:
+                if new_output:
+                    _remove_unstarted_output(cfg.output.dir)
+                raise
+    finally:
+        if new_output:
+            _remove_if_empty(cfg.output.dir)
 
 
 def _remove_unstarted_output(out: str) -> None:
@@ -130,7 +135,6 @@ def _remove_unstarted_output(out: str) -> None:
 def _run_locked(cfg: PipelineConfig, resolution: Resolution, kind: str, t0: float) -> RunResult:
     files = resolution.files
     assert cfg.output.dir
-    _check_output(cfg)
     layout = Layout(cfg.output.dir, cfg.config_hash)
     quiet = not cfg.execution.progress
     restore_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
