@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,83 @@ from stages.warc_reader import DOC_SCHEMA, ReadConfig
 
 class ConfigError(ValueError):
     """A user error in the configuration; the CLI prints it and exits with status 2."""
+
+
+# Hostile-config limits (issue 19): a YAML alias bomb expands exponentially when anything walks
+# the loaded structure (validation errors repr it: 4.6 GB measured); a config never needs more
+# than a handful of aliases or more than a few MB of text.
+MAX_YAML_NODES = 100_000
+MAX_YAML_BYTES = 4 * 1024 * 1024
+# Integers beyond int64 overflow Arrow/Parquet writers much later, mid-run; non-finite floats
+# compare false with every bound. Both are refused for every field, present and future.
+_INT_LIMIT = 2**63 - 1
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """Nodes the document would have with every alias expanded, computed without expanding."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise ConfigError("config error: recursive YAML alias")
+        active.add(key)
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(key)
+        memo[key] = n
+        if n > MAX_YAML_NODES:
+            raise OverflowError
+        return n
+
+    return size(root)
+
+
+def safe_yaml_load(text: str, what: str) -> Any:
+    """`yaml.safe_load` that refuses alias bombs and oversized documents with a ConfigError."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"config error: {what}: too large ({len(text):,} characters > "
+                          f"{MAX_YAML_BYTES:,})")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            try:
+                _expanded_nodes(root)
+            except (OverflowError, RecursionError):
+                raise ConfigError(
+                    f"config error: {what}: YAML aliases expand to more than "
+                    f"{MAX_YAML_NODES:,} values (alias expansion is limited; write values out)"
+                ) from None
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config error: {what} is not valid YAML: {exc}") from exc
+
+
+def _check_numbers(node: Any, loc: str = "") -> None:
+    """Refuse ints outside int64 and NaN/inf anywhere in the raw config data."""
+    if isinstance(node, bool):
+        return
+    if isinstance(node, int) and abs(node) > _INT_LIMIT:
+        raise ConfigError(f"config error: {loc or '<root>'}: number out of range "
+                          f"(|value| > 2**63-1, got {str(node)[:40]})")
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"config error: {loc or '<root>'}: number must be finite (got {node})")
+    if isinstance(node, str) and not loc.endswith("]") and node.strip().lower() in ("nan", "inf", "+inf", "-inf",
+                                                          "infinity", "-infinity", "+infinity"):
+        raise ConfigError(f"config error: {loc or '<root>'}: number must be finite "
+                          f"(got {node!r})")
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_numbers(v, f"{loc}.{k}" if loc else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_numbers(v, f"{loc}[{i}]")
 
 
 class InputConfig(BaseModel):
@@ -71,10 +150,12 @@ class OutputConfig(BaseModel):
         "<output>/_rejected/<lang>/<quality_bucket>/ for auditing.",
     )
     rejected_text_chars: Output[int] = Field(
-        default=2000, ge=0, description="Characters of text kept per rejected document."
+        default=2000, ge=0, le=1_000_000,
+        description="Characters of text kept per rejected document (at most 1,000,000).",
     )
     row_group_docs: Output[int] = Field(
-        default=2000, ge=1, description="Rows per Parquet row group in text shards."
+        default=2000, ge=1, le=10_000_000,
+        description="Rows per Parquet row group in text shards (at most 10,000,000).",
     )
     keep_work: Execution[bool] = Field(
         default=False,
@@ -271,8 +352,10 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set {item!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = safe_yaml_load(raw, f"--set {key}") if raw.strip() else ""
+    except ConfigError as exc:
+        if "alias" in str(exc) or "too large" in str(exc):  # hostile, not just "not YAML"
+            raise
         value = raw
     return key, value
 
@@ -284,7 +367,8 @@ def format_validation_error(err: ValidationError) -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"config error: {loc}: {msg} (got {e.get('input')!r})")
+        got = reprlib.repr(e.get("input"))  # bounded: never expands a huge structure
+        lines.append(f"config error: {loc}: {msg} (got {got})")
     return "\n".join(lines)
 
 
@@ -316,21 +400,19 @@ def load_config(
         if not pfile.is_file():
             raise ConfigError(f"config error: unknown profile {profile!r}; "
                               f"choose from {list_profiles()}")
-        data = yaml.safe_load(pfile.read_text()) or {}
+        data = safe_yaml_load(pfile.read_text(), f"profile {profile}") or {}
     if path:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config error: config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config error: {path} is not valid YAML: {exc}") from exc
+        loaded = safe_yaml_load(p.read_text(), path) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config error: {path} must be a mapping at the top level")
         data = _deep_merge(data, loaded)
     for item in overrides or []:
         key, value = parse_override(item)
         _set_dotted(data, key, value)
+    _check_numbers(data)
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -67,6 +67,7 @@ class ExtractConfig(BaseModel):
     timeout_s: Execution[float] = Field(
         10.0,
         ge=0,
+        le=3600,
         description=(
             "Per-document wall-clock limit, seconds; 0 disables. Enforced with SIGALRM when "
             "the stage runs on the main thread (Ray actors do), unlimited otherwise. datatrove "
@@ -76,6 +77,7 @@ class ExtractConfig(BaseModel):
     max_html_bytes: Output[int] = Field(
         5 * 1024 * 1024,
         gt=0,
+        le=1 << 30,
         description=(
             "Pages with more HTML bytes are extract.too_large and never parsed (5 MiB: above "
             "CommonCrawl's 1 MiB payload truncation, bounds lxml memory and time)."

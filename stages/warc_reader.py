@@ -93,6 +93,7 @@ class ReadConfig(BaseModel):
     max_record_bytes: Output[int] = Field(
         16 * 1024 * 1024,
         gt=0,
+        le=1 << 30,
         description=(
             "Records whose WARC block is larger are counted read.too_large and skipped without "
             "holding the body in memory. 16 MiB: CommonCrawl truncates payloads at 1 MiB "
@@ -102,11 +103,13 @@ class ReadConfig(BaseModel):
     chunk_records: Execution[int] = Field(
         1000,
         gt=0,
+        le=1_000_000,
         description="A chunk closes after this many records consumed (all types, not only docs).",
     )
     chunk_bytes: Execution[int] = Field(
         64 * 1024 * 1024,
         gt=0,
+        le=1 << 31,
         description=(
             "A chunk closes once its documents hold this many HTML bytes; bounds the memory of "
             "one chunk to about this size (64 MiB)."
