@@ -7,13 +7,16 @@ says why every document it rejects was rejected (``extract.*`` reasons, docs/arc
 
 from __future__ import annotations
 
+import os
 import re
-import signal
-import threading
+import subprocess
+import sys
+import weakref
 from collections.abc import Callable
-from contextlib import contextmanager
 from html import unescape
-from typing import Literal
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.config_effects import Execution, Output
 from stages.text_decode import binary_ratio, decode_html
 
-__all__ = ["ExtractConfig", "Extractor", "ExtractionTimeout", "apply_drops", "nesting_depth"]
+__all__ = [
+    "ExtractConfig",
+    "Extractor",
+    "ExtractionTimeout",
+    "apply_drops",
+    "max_attributes",
+    "nesting_depth",
+]
 
 
 class ExtractConfig(BaseModel):
@@ -69,9 +79,11 @@ class ExtractConfig(BaseModel):
         ge=0,
         le=3600,
         description=(
-            "Per-document wall-clock limit, seconds; 0 disables. Enforced with SIGALRM when "
-            "the stage runs on the main thread (Ray actors do), unlimited otherwise. datatrove "
-            "uses 0.1 s; 10 s only stops pathological pages on a loaded 2-core node."
+            "Per-document wall-clock limit, seconds; 0 disables (and extracts in-process). "
+            "Enforced by a watchdog that works on any thread and inside Ray workers: the "
+            "library runs in a child process, which is killed when one page overruns; that "
+            "page is extract.timeout and the rest of its batch is extracted by a fresh child. "
+            "datatrove uses 0.1 s; 10 s only stops pathological pages on a loaded 2-core node."
         ),
     )
     max_html_bytes: Output[int] = Field(
@@ -101,6 +113,16 @@ class ExtractConfig(BaseModel):
             "2,000, 0.9 s at 4,000, 334 s at 30,000."
         ),
     )
+    max_attributes: Output[int] = Field(
+        5000,
+        gt=0,
+        le=10_000_000,
+        description=(
+            "Pages with a tag carrying more attributes are extract.too_many_attributes and "
+            "never parsed: lxml is superlinear in the attributes of one tag (a tag with 800k "
+            "attributes hung it). Real pages stay under a few hundred per tag."
+        ),
+    )
     max_binary_ratio: Output[float] = Field(
         0.1,
         gt=0,
@@ -112,31 +134,8 @@ class ExtractConfig(BaseModel):
     )
 
 
-class ExtractionTimeout(BaseException):  # noqa: N818
-    """Raised inside an extractor call when the per-document time is up.
-
-    A BaseException on purpose: trafilatura wraps lxml parsing in ``except Exception`` and
-    would swallow an ordinary exception, going on with its fallback extractors.
-    """
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    raise ExtractionTimeout()
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    """SIGALRM-based limit; a no-op off the main thread or when ``seconds`` is 0."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+class ExtractionTimeout(RuntimeError):
+    """The extraction child process could not be started or answered nothing in time."""
 
 
 def apply_drops(table: pa.Table, reasons: list[str | None], details: list[str | None]) -> pa.Table:
@@ -165,6 +164,28 @@ _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
 _VOID = frozenset(
     "area base br col embed hr img input link meta param source track wbr p li option".split()
 )
+
+
+_OPEN_TAG_RE = re.compile(r"<[A-Za-z][^<>]*")
+_ATTR_RE = re.compile(r"""[\s/]+[^\s=/>"']+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']*))?""")
+
+
+def max_attributes(html: str, cap: int) -> int:
+    """Estimated attribute count of the busiest tag; linear time, cheap unless it could exceed cap.
+
+    Counts attributes after the tag name (``a=1 b c='x y'`` is 3), skipping quoted values.
+    """
+    if html.count("=") + html.count(" ") <= cap:
+        return 0  # not enough separators anywhere for one tag to exceed the cap
+    best = 0
+    for m in _OPEN_TAG_RE.finditer(html):
+        tag = m.group(0)
+        if len(tag) <= cap:  # each attribute needs at least one character
+            continue
+        n = len(_ATTR_RE.findall(tag))
+        if n > best:
+            best = n
+    return best
 
 
 def nesting_depth(html: str, cap: int) -> int:
@@ -206,12 +227,146 @@ def _set_column(table: pa.Table, name: str, arr: pa.Array) -> pa.Table:
     return table.append_column(name, arr)
 
 
-class Extractor:
-    """Stateful stage: ``Extractor(cfg)(table)`` adds ``text`` (and ``title``) and drop columns."""
+_CHILD_START_S = 300.0  # importing trafilatura/lxml on a loaded node; only once per child
 
-    def __init__(self, cfg: ExtractConfig | None = None) -> None:
+
+def _kill(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
+            pass
+
+
+class _Watchdog:
+    """Runs the extraction library in a child process and kills it when a page overruns.
+
+    Why a process: a signal (SIGALRM) only interrupts Python code on the main thread, Ray runs
+    actor methods on other threads, and lxml/resiliparse can spend minutes inside C that no
+    signal reaches. A killed child is the only bound that always holds. One child per
+    Extractor, started on first use; the pages of a batch stream through it one by one.
+    """
+
+    def __init__(self, cfg: ExtractConfig) -> None:
+        self.cfg = cfg
+        self.proc: subprocess.Popen | None = None
+        self._tx: Connection | None = None
+        self._rx: Connection | None = None
+        self._final = weakref.finalize(self, _kill, None)
+        self.restarts = 0
+
+    def _start(self) -> None:
+        c2p_r, c2p_w = os.pipe()
+        p2c_r, p2c_w = os.pipe()
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                    else "")
+        code = ("import sys; from stages.extract import _child_main; "
+                "_child_main(int(sys.argv[1]), int(sys.argv[2]))")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(p2c_r), str(c2p_w)],
+                pass_fds=(p2c_r, c2p_w), env=env, stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(p2c_r)
+            os.close(c2p_w)
+        self._final.detach()
+        self._final = weakref.finalize(self, _kill, self.proc)
+        self._tx = Connection(p2c_w, readable=False)
+        self._rx = Connection(c2p_r, writable=False)
+        self._tx.send(self.cfg.model_dump(mode="json"))
+        if not self._rx.poll(_CHILD_START_S):
+            self.stop()
+            raise ExtractionTimeout(f"extraction child did not start in {_CHILD_START_S:.0f} s")
+        try:
+            ready = self._rx.recv()
+        except EOFError:
+            ready = None
+        if ready != "ready":
+            self.stop()
+            raise ExtractionTimeout(f"extraction child failed to start: {ready!r}"[:300])
+
+    def stop(self) -> None:
+        for conn in (self._tx, self._rx):
+            if conn is not None:
+                conn.close()
+        self._tx = self._rx = None
+        _kill(self.proc)
+        self.proc = None
+
+    def run(self, items: list[tuple[int, str]]) -> dict[int, tuple[Any, ...]]:
+        """(index, decoded html) -> {index: (text, title, reason, detail)}; every index answered."""
+        out: dict[int, tuple[Any, ...]] = {}
+        todo = items
+        limit = self.cfg.timeout_s
+        while todo:
+            if self.proc is None or self.proc.poll() is not None:
+                self.stop()
+                self._start()
+            assert self._tx is not None and self._rx is not None
+            self._tx.send(todo)
+            n_done = 0
+            failed: tuple[Any, ...] | None = None
+            for _ in todo:
+                if not self._rx.poll(limit):
+                    failed = (None, None, "extract.timeout", f"timeout_s={limit} exceeded")
+                    break
+                try:
+                    msg = self._rx.recv()
+                except (EOFError, OSError):
+                    code = self.proc.poll() if self.proc is not None else None
+                    failed = (None, None, "extract.error",
+                              f"extractor process died (exit status {code})")
+                    break
+                out[msg[0]] = msg[1:]
+                n_done += 1
+            if failed is None:
+                return out
+            # the page at todo[n_done] overran or killed the child: count it, restart, go on
+            out[todo[n_done][0]] = failed
+            self.stop()
+            self.restarts += 1
+            todo = todo[n_done + 1 :]
+        return out
+
+
+def _child_main(rfd: int, wfd: int) -> None:
+    """Entry point of the extraction child: config, then batches of pages until EOF."""
+    rx = Connection(rfd, writable=False)
+    tx = Connection(wfd, readable=False)
+    try:
+        ex = Extractor(ExtractConfig(**rx.recv()), _in_process=True)
+    except BaseException as e:  # noqa: BLE001 - report why, then exit
+        tx.send(f"{type(e).__name__}: {e}")
+        return
+    tx.send("ready")
+    while True:
+        try:
+            batch = rx.recv()
+        except (EOFError, OSError):
+            return
+        ex._new_batch()
+        for idx, decoded in batch:
+            tx.send((idx, *ex._extract_decoded(decoded)))
+
+
+class Extractor:
+    """Stateful stage: ``Extractor(cfg)(table)`` adds ``text`` (and ``title``) and drop columns.
+
+    With ``timeout_s > 0`` the library runs in a watchdog child process (see `_Watchdog`);
+    the cheap guards (size, depth, attributes, binary) run here first, so hostile pages never
+    reach the child.
+    """
+
+    def __init__(self, cfg: ExtractConfig | None = None, _in_process: bool = False) -> None:
         self.cfg = cfg or ExtractConfig()
         self._fn: Callable[[str], tuple[str | None, str | None]]
+        self._watchdog = None if _in_process or self.cfg.timeout_s <= 0 else _Watchdog(self.cfg)
+        if self._watchdog is not None:
+            return  # the libraries load in the child
         if self.cfg.extractor == "trafilatura":
             import trafilatura
             from trafilatura.deduplication import LRU_SIZE, LRUCache
@@ -227,6 +382,18 @@ class Extractor:
             self._tree = HTMLTree
             self._plain = extract_plain_text
             self._fn = self._resiliparse
+
+    def close(self) -> None:
+        """Stop the watchdog child (also done when the Extractor is garbage-collected)."""
+        if self._watchdog is not None:
+            self._watchdog.stop()
+
+    def _new_batch(self) -> None:
+        if self.cfg.extractor == "trafilatura":
+            # a fresh dedup cache per batch: output depends on the batch (a deterministic chunk
+            # of one file), not on which batches a worker happened to process before. After a
+            # watchdog restart the rest of the batch starts with a fresh cache too.
+            self._dedup = self._new_cache()
 
     def _trafilatura(self, html: str) -> tuple[str | None, str | None]:
         c = self.cfg
@@ -253,43 +420,62 @@ class Extractor:
         title = tree.title if self.cfg.with_title else None
         return text, title
 
-    def extract_one(
+    def _guard(
         self, html: bytes | None, charset: str | None
-    ) -> tuple[str | None, str | None, str | None, str | None]:
-        """(text, title, drop_reason, drop_detail) for one page. Never raises."""
+    ) -> tuple[str | None, tuple[Any, ...] | None]:
+        """Cheap checks before any parser sees the page: (decoded, None) or (None, drop row)."""
         c = self.cfg
         if html is None or len(html) == 0:
-            return None, None, "extract.empty", "html_bytes=0"
+            return None, (None, None, "extract.empty", "html_bytes=0")
         if len(html) > c.max_html_bytes:
-            return None, None, "extract.too_large", f"html_bytes={len(html)} > {c.max_html_bytes}"
+            return None, (None, None, "extract.too_large",
+                          f"html_bytes={len(html)} > {c.max_html_bytes}")
         try:
             decoded, _enc = decode_html(html, charset)
         except Exception as e:  # noqa: BLE001 - decode_html should not raise; stay safe
-            return None, None, "extract.error", f"decode: {e!r}"[:200]
+            return None, (None, None, "extract.error", f"decode: {type(e).__name__}")
         depth = nesting_depth(decoded, c.max_nesting_depth)
         if depth > c.max_nesting_depth:
-            return (
-                None,
-                None,
-                "extract.too_large",
-                f"nesting_depth={depth} > {c.max_nesting_depth}",
-            )
+            return None, (None, None, "extract.too_large",
+                          f"nesting_depth={depth} > {c.max_nesting_depth}")
+        attrs = max_attributes(decoded, c.max_attributes)
+        if attrs > c.max_attributes:
+            return None, (None, None, "extract.too_many_attributes",
+                          f"attributes={attrs} > {c.max_attributes}")
         ratio = binary_ratio(decoded)
         if ratio > c.max_binary_ratio:
-            return None, None, "extract.binary", f"binary_ratio={ratio:.2f} > {c.max_binary_ratio}"
+            return None, (None, None, "extract.binary",
+                          f"binary_ratio={ratio:.2f} > {c.max_binary_ratio}")
+        return decoded, None
+
+    def _extract_decoded(
+        self, decoded: str
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """Run the library on one guarded page (in-process). Never raises."""
+        c = self.cfg
         try:
-            with _time_limit(c.timeout_s):
-                text, title = self._fn(decoded)
-        except ExtractionTimeout:
-            return None, None, "extract.timeout", f"timeout_s={c.timeout_s} exceeded"
+            text, title = self._fn(decoded)
         except RecursionError:
             return None, None, "extract.error", "RecursionError (nesting too deep)"
         except Exception as e:  # noqa: BLE001 - library bug on one page must not kill a batch
-            return None, None, "extract.error", f"{type(e).__name__}: {e}"[:200]
+            # the exception type only: messages can quote page bytes (no payload in details)
+            return None, None, "extract.error", type(e).__name__
         n = len(text.strip()) if text else 0
         if n < c.min_text_chars:
             return None, title, "extract.empty", f"text_chars={n} < {c.min_text_chars}"
         return text, title, None, None
+
+    def extract_one(
+        self, html: bytes | None, charset: str | None
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """(text, title, drop_reason, drop_detail) for one page. Never raises."""
+        decoded, dropped = self._guard(html, charset)
+        if dropped is not None:
+            return dropped  # type: ignore[return-value]
+        assert decoded is not None
+        if self._watchdog is not None:
+            return self._watchdog.run([(0, decoded)])[0]  # type: ignore[return-value]
+        return self._extract_decoded(decoded)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
@@ -298,18 +484,29 @@ class Extractor:
         pre = (
             table["drop_reason"].to_pylist() if "drop_reason" in table.column_names else [None] * n
         )
-        if self.cfg.extractor == "trafilatura":
-            # a fresh dedup cache per batch: output depends on the batch (a deterministic chunk
-            # of one file), not on which batches a worker happened to process before
-            self._dedup = self._new_cache()
+        results: dict[int, tuple[Any, ...]] = {}
+        todo: list[tuple[int, str]] = []
+        for i in range(n):
+            if pre[i] is not None:
+                continue
+            decoded, dropped = self._guard(html[i], charset[i])
+            if dropped is not None:
+                results[i] = dropped
+            else:
+                todo.append((i, decoded))  # type: ignore[arg-type]
+        if self._watchdog is not None:
+            if todo:
+                results.update(self._watchdog.run(todo))
+        else:
+            self._new_batch()
+            for i, decoded in todo:
+                results[i] = self._extract_decoded(decoded)
         texts: list[str | None] = [None] * n
         titles: list[str | None] = [None] * n
         reasons: list[str | None] = [None] * n
         details: list[str | None] = [None] * n
-        for i in range(n):
-            if pre[i] is not None:
-                continue
-            texts[i], titles[i], reasons[i], details[i] = self.extract_one(html[i], charset[i])
+        for i, res in results.items():
+            texts[i], titles[i], reasons[i], details[i] = res
         table = _set_column(table, "text", pa.array(texts, pa.string()))
         if self.cfg.with_title:
             table = _set_column(table, "title", pa.array(titles, pa.string()))

@@ -26,6 +26,7 @@ REASONS = {
     "extract.too_large",
     "extract.error",
     "extract.binary",
+    "extract.too_many_attributes",
 }
 
 
@@ -120,14 +121,58 @@ def test_nesting_depth_estimate(eval_pages) -> None:
     assert nesting_depth("<p>a<p>b<br><li>c" * 100, 10) == 0
 
 
-def test_no_alarm_off_main_thread(big_page: pa.Table) -> None:
-    """Off the main thread SIGALRM cannot be used: the page is extracted without a limit."""
+SLOW_PAGE = ("<div>" * 30_000 + "deep text " * 50 + "</div>" * 30_000).encode()  # ~300 s
+
+
+def _slow_batch() -> pa.Table:
+    ok = b"<html><body><p>" + b"A normal paragraph of page text. " * 20 + b"</p></body></html>"
+    return pa.table({"html": [ok, SLOW_PAGE, ok], "charset": ["utf-8"] * 3})
+
+
+def test_timeout_works_off_the_main_thread() -> None:
+    """Issue 19: SIGALRM only works on the main thread; the watchdog must work anywhere.
+
+    The slow page is real work (resiliparse main_content is quadratic in nesting depth, about
+    5 minutes at depth 30,000 here) with the depth guard lifted. It becomes extract.timeout
+    and the pages after it in the same batch are still extracted.
+    """
     result: dict = {}
-    ex = Extractor(ExtractConfig(extractor="resiliparse", timeout_s=0.000001))
-    t = threading.Thread(target=lambda: result.setdefault("out", ex(big_page)))
+    ex = Extractor(ExtractConfig(extractor="resiliparse", timeout_s=2,
+                                 max_nesting_depth=1_000_000))
+    t = threading.Thread(target=lambda: result.setdefault("out", ex(_slow_batch())),
+                         daemon=True)
+    t.start()
+    t.join(90)
+    assert not t.is_alive(), "extraction of one slow page ran past 90 s with timeout_s=2"
+    out = result["out"]
+    assert out["drop_reason"].to_pylist() == [None, "extract.timeout", None]
+    assert out["drop_detail"][1].as_py() == "timeout_s=2.0 exceeded"
+    assert all("normal paragraph" in out["text"][i].as_py() for i in (0, 2))
+    ex.close()
+
+
+def test_tag_with_800k_attributes_is_refused_before_parsing() -> None:
+    """Issue 19: a tag with 800k attributes hung lxml; the guard counts and drops it."""
+    attrs = " ".join(f"a{i}=1" for i in range(800_000))
+    html = f"<html><body><div {attrs}>text</div><p>more</p></body></html>".encode()
+    table = pa.table({"html": [html], "charset": ["utf-8"]})
+    result: dict = {}
+    # no watchdog and no size limit: the attribute guard alone must hold
+    ex = Extractor(ExtractConfig(timeout_s=0, max_html_bytes=64 << 20))
+    t = threading.Thread(target=lambda: result.setdefault("out", ex(table)), daemon=True)
     t.start()
     t.join(60)
-    assert result["out"]["drop_reason"].to_pylist() == [None]
+    assert not t.is_alive(), "800k-attribute tag: extraction did not finish in 60 s"
+    assert result["out"]["drop_reason"].to_pylist() == ["extract.too_many_attributes"]
+    assert result["out"]["drop_detail"][0].as_py() == "attributes=800000 > 5000"
+
+
+def test_attribute_estimate_on_real_pages(eval_pages) -> None:
+    from stages.extract import max_attributes
+
+    html = eval_pages[0]["html"].to_pylist()
+    counts = [max_attributes(h.decode("utf-8", "replace"), 0) for h in html]
+    assert max(counts) < 200 and min(counts) >= 1
 
 
 def test_empty_and_pre_dropped() -> None:
