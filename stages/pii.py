@@ -61,11 +61,12 @@ sorted keys and only non-zero entries, `{}` when none; sum per shard with
 `sum_pii_counts`) and `pii_total` (int32).
 
 Metadata (`PiiScrubber.scrub_metadata`): values containing `://` are treated as URLs, others as
-text (titles). For URLs: the userinfo password is replaced and the username scrubbed as text;
+text (titles). For URLs (the stored-URL policy, issue 19): the whole userinfo becomes
+`REDACTED` (user names are account ids no detector recognises; passwords are credentials);
 the value of every query/fragment parameter whose name is in
-`pii_engine.SECRET_PARAM_NAMES` is replaced; every other query/fragment value and the path are
-percent-decoded, scrubbed as text (e-mails, phones, IPs, cards, IBANs, SSNs) and re-encoded only
-if something was found; scheme, host and untouched parts are kept byte-identical. The host
+`pii_engine.SECRET_PARAM_NAMES` is replaced; every other query/fragment value and each path
+segment (between `/` and `;`) are percent-decoded, scrubbed as text (e-mails, phones, IPs,
+cards, IBANs, SSNs) and re-encoded only if something was found; scheme, host and untouched parts are kept byte-identical. The host
 itself is kept (a public IP host is scrubbed when IP_ADDRESS is enabled). Text values get
 exactly the in-text scrubbing above.
 """
@@ -513,17 +514,22 @@ class PiiScrubber:
         netloc = sp.netloc
         if "@" in netloc:
             userinfo, host = netloc.rsplit("@", 1)
-            user, sep, pw = userinfo.partition(":")
-            if sep and "URL_CREDENTIAL" in self.entities:
-                pw = quote(self.replacement("URL_CREDENTIAL", pw), safe="")
-            user = self._scrub_component(user, safe="")
-            netloc = f"{user}{sep}{pw}@{host}"
+            # userinfo never survives (URL policy, README "PII"): a user name is an account id
+            # the detectors cannot recognise, a password is a credential
+            del userinfo
+            netloc = f"REDACTED@{host}"
         host = sp.hostname or ""
         if "IP_ADDRESS" in self.entities and host:
             new_host, c = self.scrub_text(host)
             if c:
                 netloc = netloc.replace(host, new_host, 1)
-        path = self._scrub_component(sp.path, safe="/:@+,;=~!$&'()*")
+        # Path: segment by segment (a '/' glued to an email defeats the detectors), each
+        # percent-decoded first so `john%40mail.org` is seen as the email it is.
+        path = "".join(
+            part if part in ("/", ";") or not part
+            else self._scrub_component(part, safe=":@+,=~!$&'()*")
+            for part in re.split(r"([/;])", sp.path)
+        )
         return urlunsplit(
             (sp.scheme, netloc, path, self._scrub_params(sp.query), self._scrub_params(sp.fragment))
         )

@@ -263,6 +263,29 @@ def test_presidio_research_synthetic(scrubber: PiiScrubber) -> None:
         assert table[ent]["precision"] >= 0.95, (ent, table[ent])
 
 
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("http://shop.org/contact/john.doe@gmail.com/page", "john.doe"),
+        ("http://shop.org/u/john.doe%40gmail.com", "john.doe"),
+        ("http://shop.org/call/+1-202-555-0143", "555-0143"),
+        ("http://shop.org/call/202-555-0143.html", "555-0143"),
+        ("http://shop.org/a;mail=jane.roe@mail.org/x", "jane.roe"),
+        ("http://john.doe:pw@shop.org/", "john.doe"),
+        ("http://john.doe%40gmail.com@shop.org/", "john.doe"),
+        ("http://shop.org/p?email=jane.roe@mail.org&x=1", "jane.roe"),
+        ("http://shop.org/#mail=jane.roe@mail.org", "jane.roe"),
+    ],
+)
+def test_stored_url_policy_path_userinfo_query_fragment(scrubber: PiiScrubber, url: str,
+                                                        secret: str) -> None:
+    """Issue 19: e-mails/phones in URL paths and user names in userinfo were stored as is."""
+    out = scrubber.scrub_metadata([url])[0]
+    assert secret not in out, out
+    assert out.startswith(url.split("://")[0] + "://")
+    assert "shop.org" in out
+
+
 def test_percent_encoded_email_in_url_is_scrubbed():
     """Emails inside URLs are often percent-encoded (`%40`); they must not survive."""
     from stages.pii import PiiConfig, PiiScrubber
