@@ -8,12 +8,9 @@ shards), so the same command answers "where did this come from" for anything sto
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import duckdb
-
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 _DOC_COLUMNS = (
     "doc_id, url, warc_record_id, warc_date, crawl_id, source_uri, source_offset, "
@@ -38,16 +35,18 @@ def trace(con: duckdb.DuckDBPyConnection, key: str) -> list[dict[str, Any]]:
     Kept documents carry shard, row and token range; dropped ones carry the drop reason.
     An empty list means the key is not in any live shard of this lineage.
     """
+    from stages.warc_records import record_id_column
+
     key = key.strip()
-    if key.startswith("<urn:uuid:") and key.endswith(">"):
-        key = key[len("<urn:uuid:") : -1].lower()
+    rid_hash = record_id_column(key, keep_raw=False)  # the column is hashed by default
     out: list[dict[str, Any]] = []
     if _has_column(con, "documents", "shard_row"):
         kept = _rows(
             con,
             f"SELECT {_DOC_COLUMNS}, shard_row, token_start, n_tokens FROM documents "
-            "WHERE doc_id = ? OR url = ? OR warc_record_id = ? ORDER BY warc_date, doc_id",
-            [key, key, key],
+            "WHERE doc_id = ? OR url = ? OR warc_record_id IN (?, ?) "
+            "ORDER BY warc_date, doc_id",
+            [key, key, key, rid_hash],
         )
         for d in kept:
             d["status"] = "kept"
@@ -63,9 +62,7 @@ def trace(con: duckdb.DuckDBPyConnection, key: str) -> list[dict[str, Any]]:
         )
         for d in dropped:
             d["status"] = "dropped"
-            # Audit shards do not store the record id; doc_id is its UUID when it had one.
-            uuid_like = bool(_UUID.match(d.get("doc_id") or ""))
-            d["warc_record_id"] = f"<urn:uuid:{d['doc_id']}>" if uuid_like else None
+            d["warc_record_id"] = None  # audit shards do not store the record id
             d.update(_shard_info(con, d["filename"]))
             out.append(d)
     return out

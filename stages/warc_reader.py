@@ -59,6 +59,7 @@ from stages.warc_records import (
     READ_REASONS,
     RecordNormaliser,
     _parse_warc_block,
+    describe_error,
     make_table,
     parse_http_head,
 )
@@ -122,6 +123,15 @@ class ReadConfig(BaseModel):
             "response without Content-Type is kept only if its body starts like HTML."
         ),
     )
+    keep_record_id: Output[bool] = Field(
+        False,
+        description=(
+            "Store the raw WARC-Record-ID in the warc_record_id column. Off by default: a "
+            "record id is any URI the crawler chose (it can be a mailto: address), so the "
+            "column holds 'sha256:' + a hash of it; doc_id is always a hash of (record id, "
+            "source file)."
+        ),
+    )
     accept_status: Output[list[int]] = Field(
         default_factory=lambda: [200],
         description="HTTP status codes kept; others are read.non_200 (FineWeb keeps 200 only).",
@@ -173,11 +183,11 @@ class _FileReader(RecordNormaliser):
         try:
             stream = self.open()
         except FileNotFoundError as e:
-            self.errors.append(f"{self.uri}: missing: {e}")
+            self.errors.append(f"{self.uri}: missing: {describe_error(e)}")
             yield "file", "file.missing"
             return
         except Exception as e:  # noqa: BLE001 - permission, network, bad URI
-            self.errors.append(f"{self.uri}: cannot open: {e!r}")
+            self.errors.append(f"{self.uri}: cannot open: {describe_error(e)}")
             yield "file", "file.unreadable"
             return
         try:
@@ -185,7 +195,7 @@ class _FileReader(RecordNormaliser):
                 head = stream.read(64 * 1024) or b""
                 size = _stream_size(stream)
             except Exception as e:  # noqa: BLE001
-                self.errors.append(f"{self.uri}: cannot read: {e!r}")
+                self.errors.append(f"{self.uri}: cannot read: {describe_error(e)}")
                 yield "file", "file.unreadable"
                 return
             if not head:
@@ -202,7 +212,7 @@ class _FileReader(RecordNormaliser):
             elif head.lstrip(b"\r\n").startswith(b"WARC/"):
                 mode = "plain"
             else:
-                self.errors.append(f"{self.uri}: not a WARC file (starts {head[:16]!r})")
+                self.errors.append(f"{self.uri}: not a WARC file (no WARC or gzip header)")
                 yield "file", "file.not_warc"
                 return
         finally:
@@ -214,7 +224,7 @@ class _FileReader(RecordNormaliser):
                 yield from self._units_seekable(gz=(mode == "gz"), size=size)
         except OSError as e:
             # the storage failed under us (not the data): report it at file level
-            self.errors.append(f"{self.uri}: read failed mid-file: {e!r}")
+            self.errors.append(f"{self.uri}: read failed mid-file: {describe_error(e)}")
             yield "file", "file.unreadable"
 
     def _per_record_gzip(self, stream: BinaryIO) -> bool:
@@ -277,7 +287,8 @@ class _FileReader(RecordNormaliser):
                     yield "doc", pending
                     pending = None
                 if exc is not None:
-                    self.errors.append(f"{self.uri}: parse error after offset {end}: {exc!r}")
+                    self.errors.append(f"{self.uri}: parse error after offset {end}: "
+                                       f"{describe_error(exc)}")
                     if not last_bad:
                         yield "drop", "read.parse_error"
                     scan_from = max(end, (last_pos if last_pos is not None else start) + 1)
@@ -367,7 +378,7 @@ class _FileReader(RecordNormaliser):
             yield "doc", pending
         raw.close()
         if exc is not None and not last_bad and not gun.truncated:
-            self.errors.append(f"{self.uri}: parse error: {exc!r}")
+            self.errors.append(f"{self.uri}: parse error: {describe_error(exc)}")
             yield "drop", "read.parse_error"
         if gun.junk:
             self.errors.append(f"{self.uri}: junk after a gzip member; rest of file skipped")

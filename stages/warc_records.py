@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 DOC_SCHEMA = pa.schema(
     [
         ("doc_id", pa.string()),
-        ("warc_record_id", pa.string()),
+        ("warc_record_id", pa.string()),  # hashed unless read.keep_record_id
         ("url", pa.string()),
         ("warc_date", pa.timestamp("s", tz="UTC")),
         ("crawl_id", pa.string()),
@@ -93,14 +93,37 @@ def _parse_warc_date(s: str | None) -> datetime | None:
     return dt.astimezone(timezone.utc).replace(microsecond=0)
 
 
-def _doc_id(record_id: str | None, source_uri: str, offset: int) -> str:
-    if record_id:
-        rid = record_id.strip().strip("<>").lower()
-        if rid.startswith("urn:uuid:"):
-            rid = rid[9:]
-        if rid:
-            return rid
-    return hashlib.sha1(f"{source_uri}:{offset}".encode()).hexdigest()
+def _norm_record_id(record_id: str | None) -> str:
+    rid = (record_id or "").strip().strip("<>").strip().lower()
+    return rid[9:] if rid.startswith("urn:uuid:") else rid
+
+
+def doc_id_for(record_id: str | None, source_uri: str, offset: int) -> str:
+    """Stable document id: a hash of (WARC-Record-ID, source file), 32 hex chars.
+
+    Why a hash: a WARC-Record-ID is any URI a crawler chose (``<mailto:jane@...>`` is valid),
+    so the raw value must not become the id that every output and lineage table repeats; and
+    the same record id in two files is two occurrences (issue 19). Without a record id the
+    record's byte offset stands in.
+    """
+    rid = _norm_record_id(record_id)
+    key = f"rid\n{rid}\n{source_uri}" if rid else f"pos\n{source_uri}\n{offset}"
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def record_id_column(record_id: str | None, keep_raw: bool) -> str | None:
+    """What the ``warc_record_id`` column stores: the raw id only when the user asks for it
+    (``read.keep_record_id``), else ``sha256:`` + a hash of the normalised id, which still
+    tells two occurrences of one record apart from two records."""
+    if record_id is None:
+        return None
+    if keep_raw:
+        return record_id
+    rid = _norm_record_id(record_id)
+    return "sha256:" + hashlib.sha256(rid.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+_doc_id = doc_id_for
 
 
 def _crawl_from_path(source_uri: str) -> str:
@@ -130,10 +153,10 @@ def parse_http_head(block_head: bytes) -> tuple[int, dict[str, str], int]:
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
     status_line = lines[0].strip()
     if not status_line.upper().startswith(b"HTTP/"):
-        raise ValueError(f"no HTTP status line: {status_line[:60]!r}")
+        raise ValueError(f"no HTTP status line (first line {len(status_line)} bytes)")
     parts = status_line.split(None, 2)
     if len(parts) < 2 or not parts[1][:3].isdigit():
-        raise ValueError(f"bad HTTP status line: {status_line[:60]!r}")
+        raise ValueError(f"bad HTTP status line ({len(status_line)} bytes)")
     status = int(parts[1][:3])
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -199,6 +222,18 @@ def _looks_html(body: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
+def describe_error(e: BaseException) -> str:
+    """A description of an error that never quotes the data that caused it.
+
+    Errors end up in lineage (`input_files.error`), logs and run summaries; library messages
+    (and reprs of bytes) can carry payload bytes, so only the type, and for OS errors the
+    errno text, are kept (issue 19: errors store descriptions, never payload bytes).
+    """
+    if isinstance(e, OSError):
+        return f"{type(e).__name__} [errno {e.errno}] {e.strerror or ''}".strip()
+    return type(e).__name__
+
+
 class RecordNormaliser:
     """Per-file state of record classification: the drop/row decision for each record.
 
@@ -224,7 +259,7 @@ class RecordNormaliser:
         except _PASS_THROUGH:
             raise
         except BaseException as e:  # noqa: BLE001 - a library error inside one record
-            self.errors.append(f"{self.uri}: record at {rec.pos}: {e!r}")
+            self.errors.append(f"{self.uri}: record at {rec.pos}: {describe_error(e)}")
             return "drop", "read.parse_error"
 
     def _classify_inner(self, rec: _Rec) -> tuple[str, object]:
@@ -232,7 +267,8 @@ class RecordNormaliser:
         rtype = (_to_str(g("WARC-Type")) or "").strip().lower()
         cl_raw = (_to_str(g("Content-Length")) or "").strip()
         if not cl_raw.isdigit():
-            self.errors.append(f"{self.uri}: record at {rec.pos}: bad Content-Length {cl_raw!r}")
+            self.errors.append(f"{self.uri}: record at {rec.pos}: bad Content-Length "
+                               f"({len(cl_raw)} characters, not a number)")
             return "drop", "read.parse_error"
         cl = int(cl_raw)
         if rtype == "warcinfo":
@@ -288,8 +324,8 @@ class RecordNormaliser:
                 charset = m.group(1).decode("ascii", "replace").lower()
         rid = _to_str(g("WARC-Record-ID"))
         return "doc", {
-            "doc_id": _doc_id(rid, self.uri, rec.pos),
-            "warc_record_id": rid,
+            "doc_id": doc_id_for(rid, self.uri, rec.pos),
+            "warc_record_id": record_id_column(rid, self.cfg.keep_record_id),
             "url": _clean_uri(_to_str(g("WARC-Target-URI"))),
             "warc_date": _parse_warc_date(_to_str(g("WARC-Date"))),
             "crawl_id": None,  # filled at chunk time (warcinfo may come first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stages.warc_reader import DOC_SCHEMA, ReadChunk, ReadConfig, fetch_record, read_warc
+from stages.warc_records import doc_id_for
 from tests.real_data import shared_data_dir, skip_reason
 
 LIBS = ["fastwarc", "warcio"]
@@ -137,7 +139,12 @@ def test_doc_columns(shared_data: Path) -> None:
     path = shared_data / "warc" / "cc" / "resiliparse_warcfile_CC-MAIN-2020-34.warc.gz"
     _, docs, _ = _read_all(path, ReadConfig())
     row = docs.slice(0, 1).to_pylist()[0]
-    assert row["warc_record_id"] == f"<urn:uuid:{row['doc_id']}>"
+    assert re.fullmatch(r"sha256:[0-9a-f]{32}", row["warc_record_id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", row["doc_id"])
+    _, raw, _ = _read_all(path, ReadConfig(keep_record_id=True))
+    rid = raw.slice(0, 1).to_pylist()[0]["warc_record_id"]
+    assert rid.startswith("<urn:uuid:") and raw["doc_id"].to_pylist() == docs["doc_id"].to_pylist()
+    assert row["doc_id"] == doc_id_for(rid, str(path), row["source_offset"])
     assert row["url"].startswith("http")
     assert row["warc_date"].year == 2020 and row["warc_date"].tzinfo is not None
     assert row["source_uri"] == str(path)
@@ -188,7 +195,7 @@ def test_real_content_encoding_is_undone(tmp_path: Path, shared_data: Path) -> N
     _, out, counts = _read_all(path, ReadConfig())
     assert out.num_rows == 1 and out["html"].to_pylist()[0] == html
     assert out["charset"].to_pylist() == ["utf-8"]
-    assert out["doc_id"].to_pylist() == ["0000-1"]
+    assert out["doc_id"].to_pylist() == [doc_id_for("<urn:uuid:0000-1>", str(path), 0)]
 
 
 @pytest.mark.parametrize("lib", LIBS)
@@ -203,7 +210,8 @@ def test_fetch_record_round_trip(shared_data: Path, tmp_path: Path, lib: str) ->
         assert docs.num_rows == 16 and counts["read.request"] == 17
         for row in docs.take([0, 5, 15]).to_pylist():
             warc, http, body = fetch_record(str(path), row["source_offset"], row["source_length"])
-            assert warc["WARC-Record-ID"] == row["warc_record_id"]
+            assert doc_id_for(warc["WARC-Record-ID"], str(path),
+                              row["source_offset"]) == row["doc_id"]
             assert http[":status"] == "200"
             assert body == row["html"]
     _, docs, _ = _read_all(gz_path, ReadConfig(library=lib))
