@@ -100,8 +100,16 @@ def build_chain(cfg: PipelineConfig) -> list[TableStage]:
     return chain
 
 
+# Audit text is scrubbed in phase 3 and only then cut to `output.rejected_text_chars`; until
+# then it keeps this many extra characters, so PII straddling the cut is whole when scrubbed
+# (longer than any e-mail, 254, or phone/IBAN/card).
+AUDIT_PII_MARGIN = 1024
+
+
 def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
-    """Project dropped rows onto the fixed audit schema (text truncated)."""
+    """Project dropped rows onto the fixed audit schema (text cut to the limit plus the PII
+    margin; phase 3 scrubs, then cuts to the limit)."""
+    text_chars += AUDIT_PII_MARGIN
     n = table.num_rows
     cols = []
     for f in REJECTED_SCHEMA:

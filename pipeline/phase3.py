@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from pipeline import storage
 from pipeline.config import PipelineConfig
-from pipeline.phase1 import REJECTED_SCHEMA
+from pipeline.phase1 import AUDIT_PII_MARGIN, REJECTED_SCHEMA
 from pipeline.work import Layout
 from stages.pii import PiiScrubber, sum_pii_counts
 from stages.token_shards import write_indexed_dataset_bytes
@@ -127,7 +127,9 @@ class FileFinisher:
         rej = rej.set_column(
             rej.column_names.index("text"),
             "text",
-            pc.utf8_slice_codeunits(rej.column("text"), 0, self.cfg.output.rejected_text_chars),
+            # cut with the PII margin; _write_rejected scrubs, then cuts to the limit
+            pc.utf8_slice_codeunits(rej.column("text"), 0,
+                                    self.cfg.output.rejected_text_chars + AUDIT_PII_MARGIN),
         )
         return kept.filter(pc.invert(is_dup)), rej
 
@@ -212,6 +214,11 @@ class FileFinisher:
         rej = self._scrub(rej.append_column("lang_hint", rej.column("lang")))
         rej = rej.drop_columns([c for c in ("pii_counts", "pii_total", "lang_hint")
                                 if c in rej.column_names])
+        # scrubbed first, cut second: PII straddling the cut never leaves a partial value
+        rej = rej.set_column(
+            rej.column_names.index("text"), "text",
+            pc.utf8_slice_codeunits(rej.column("text"), 0, self.cfg.output.rejected_text_chars),
+        )
         records = []
         for lang, bucket, part in self._partitions(rej):
             part = part.sort_by([("source_offset", "ascending")])
