@@ -23,6 +23,7 @@ from pipeline import storage
 from pipeline.config import PipelineConfig
 from pipeline.work import Layout, read_json, write_json_atomic
 from stages.contract import TableStage, run_chain
+from stages.pii import PiiScrubber
 from stages.registry import stage_class
 from stages.warc_reader import DOC_SCHEMA, read_warc
 
@@ -100,10 +101,35 @@ def build_chain(cfg: PipelineConfig) -> list[TableStage]:
     return chain
 
 
-# Audit text is scrubbed in phase 3 and only then cut to `output.rejected_text_chars`; until
-# then it keeps this many extra characters, so PII straddling the cut is whole when scrubbed
+# Audit text is scrubbed first and only then cut to `output.rejected_text_chars`; until then
+# it keeps this many extra characters, so PII straddling the cut is whole when scrubbed
 # (longer than any e-mail, 254, or phone/IBAN/card).
 AUDIT_PII_MARGIN = 1024
+
+
+def scrub_table(pii: PiiScrubber, table: pa.Table) -> pa.Table:
+    """PII out of text (adds pii_counts/pii_total) and of metadata that can carry it (URL,
+    title). Phase 1 runs it before anything is staged, so `_work/` never holds unscrubbed text
+    or URLs, whether the run finishes, fails or is killed (issue 19)."""
+    table = pii(table)
+    for col in ("url", "title"):
+        if col in table.column_names:
+            idx = table.column_names.index(col)
+            table = table.set_column(
+                idx, col, pii.scrub_metadata_array(table.column(col).combine_chunks())
+            )
+    return table
+
+
+def scrub_rejected(pii: PiiScrubber, rej: pa.Table, text_chars: int) -> pa.Table:
+    """Audit rows: scrub (text with its margin, URL), then cut the text to the limit."""
+    if rej.num_rows == 0:
+        return rej
+    rej = scrub_table(pii, rej.append_column("lang_hint", rej.column("lang")))
+    rej = rej.drop_columns([c for c in ("pii_counts", "pii_total", "lang_hint")
+                            if c in rej.column_names])
+    return rej.set_column(rej.column_names.index("text"), "text",
+                          pc.utf8_slice_codeunits(rej.column("text"), 0, text_chars))
 
 
 def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
@@ -139,6 +165,7 @@ class ChunkProcessor:
         self.stages = build_chain(cfg)
         for stage in self.stages:
             stage.setup()  # once per worker (actor), before the first chunk
+        self.pii = PiiScrubber(cfg.pii)  # phase 1 scrubs before staging (issue 19)
 
     def process(self, row: dict[str, Any]) -> dict[str, Any]:
         prefix = self.layout.chunk_prefix(self.rkey, row["file_key"], row["chunk_index"])
@@ -164,8 +191,13 @@ class ChunkProcessor:
             rejected.append(to_rejected(dropped, name, self.cfg.output.rejected_text_chars))
         kept = kept.drop_columns([c for c in _NOT_STAGED if c in kept.column_names])
         if kept.num_rows:  # an empty chunk has no staged docs (and no signature columns)
+            # signatures above saw the original text; what is staged is already scrubbed
+            ts = time.perf_counter()
+            kept = scrub_table(self.pii, kept)
+            seconds["pii"] = time.perf_counter() - ts
             storage.write_parquet_atomic(prefix + ".kept.parquet", kept)
         rej = pa.concat_tables(rejected) if rejected else REJECTED_SCHEMA.empty_table()
+        rej = scrub_rejected(self.pii, rej, self.cfg.output.rejected_text_chars)
         storage.write_parquet_atomic(prefix + ".rejected.parquet", rej)
         html_bytes = int(pc.sum(pc.binary_length(docs.column("html"))).as_py() or 0) if (
             docs.num_rows

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from pipeline import storage
 from pipeline.config import PipelineConfig
-from pipeline.phase1 import AUDIT_PII_MARGIN, REJECTED_SCHEMA
+from pipeline.phase1 import AUDIT_PII_MARGIN, REJECTED_SCHEMA, scrub_table
 from pipeline.work import Layout
 from stages.pii import PiiScrubber, sum_pii_counts
 from stages.token_shards import write_indexed_dataset_bytes
@@ -81,7 +81,8 @@ class FileFinisher:
         shards: list[dict[str, Any]] = []
         pii_by_shard: dict[str, dict[str, int]] = {}
         if kept is not None and kept.num_rows:
-            kept = self._scrub(kept)
+            if "pii_counts" not in kept.column_names:  # staged by phase 1 before it scrubbed
+                kept = scrub_table(self.pii, kept)
             kept = self.tokenize(kept)
             shards += self._write_text_and_tokens(kept, file_key, item["source_uri"], pii_by_shard)
             self._write_index_part(kept, file_key)
@@ -132,17 +133,6 @@ class FileFinisher:
                                     self.cfg.output.rejected_text_chars + AUDIT_PII_MARGIN),
         )
         return kept.filter(pc.invert(is_dup)), rej
-
-    def _scrub(self, table: pa.Table) -> pa.Table:
-        """PII out of text and of metadata that can carry it (URL, title)."""
-        table = self.pii(table)
-        for col in ("url", "title"):
-            if col in table.column_names:
-                idx = table.column_names.index(col)
-                table = table.set_column(
-                    idx, col, self.pii.scrub_metadata_array(table.column(col).combine_chunks())
-                )
-        return table
 
     def _partitions(self, table: pa.Table) -> list[tuple[str, str, pa.Table]]:
         lang = pc.fill_null(table.column("lang"), NO_LANG)
@@ -210,11 +200,8 @@ class FileFinisher:
         storage.write_parquet_atomic(self.layout.index_part(file_key), sig, 100_000)
 
     def _write_rejected(self, rej: pa.Table, file_key: str, source_uri: str) -> list[dict]:
-        # Scrub before anything is written: audit files must not leak PII either.
-        rej = self._scrub(rej.append_column("lang_hint", rej.column("lang")))
-        rej = rej.drop_columns([c for c in ("pii_counts", "pii_total", "lang_hint")
-                                if c in rej.column_names])
-        # scrubbed first, cut second: PII straddling the cut never leaves a partial value
+        # Phase 1 scrubbed and cut its audit rows; dedup rows come from staged (scrubbed) text
+        # and were cut with the margin: cut them to the limit.
         rej = rej.set_column(
             rej.column_names.index("text"), "text",
             pc.utf8_slice_codeunits(rej.column("text"), 0, self.cfg.output.rejected_text_chars),
