@@ -132,6 +132,36 @@ def _read_listing(uri: str, prefix: str | None) -> list[str]:
     return out
 
 
+def walk_local(root: str) -> list[str]:
+    """Files under a local directory, symlinks resolved once, sorted real paths.
+
+    Why not a plain recursive listing: a symlink loop (``sub/up -> ..``) made it hang or list
+    the same file dozens of times (issue 19). Each directory is entered once by its real
+    path (loop detection), and each file is returned once by its real path, so a file reached
+    through two links is one input.
+    """
+    seen_dirs: set[str] = set()
+    files: set[str] = set()
+    stack = [os.path.realpath(root)]
+    while stack:
+        d = stack.pop()
+        if d in seen_dirs:
+            continue
+        seen_dirs.add(d)
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue  # unreadable directory: nothing to list (the run reports missing inputs)
+        for e in entries:
+            real = os.path.realpath(e.path)
+            if os.path.isdir(real):
+                if real not in seen_dirs:
+                    stack.append(real)
+            elif os.path.isfile(real):
+                files.add(real)
+    return sorted(files)
+
+
 def _expand_one(item: str, prefix: str | None, bad: list[tuple[str, str]]) -> list[str]:
     has_glob = any(c in item for c in "*?[")
     if has_glob:
@@ -139,13 +169,17 @@ def _expand_one(item: str, prefix: str | None, bad: list[tuple[str, str]]) -> li
             root = item.split("*", 1)[0].rsplit("/", 1)[0]
             matches = [u for u in storage.list_files(root) if fnmatch.fnmatch(u, item)]
         else:
-            matches = sorted(os.path.abspath(m) for m in glob.glob(item, recursive=True))
+            # real paths, once each: links to one file are one input
+            matches = sorted({os.path.realpath(m) for m in glob.glob(item, recursive=True)})
         if not matches:
             raise ConfigError(f"config error: input.paths: glob matched nothing: {item}")
         return [m for m in matches if not os.path.isdir(m)]
     if not storage.exists(item):
         raise ConfigError(f"config error: input.paths: input not found: {item}")
-    fs_files = storage.list_files(item)
+    if not storage.is_remote(item) and os.path.isdir(item):
+        fs_files = walk_local(item)
+    else:
+        fs_files = storage.list_files(item)
     if fs_files == [item] or (len(fs_files) == 1 and not storage.is_remote(item)
                               and os.path.isfile(item)):
         if _is_listing(item):
