@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from core.output_lock import OutputLockedError
 from pipeline.config import ConfigError, list_profiles, load_config
+from pipeline.run import storage_failure
 
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3  # the run succeeded for the WARC inputs; some inputs were not WARC (listed)
@@ -174,8 +175,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    except (FileNotFoundError, ValueError) as exc:
-        if args.command == "run":
+    except (OSError, ValueError) as exc:
+        fatal = storage_failure(exc) if args.command == "run" else None
+        if fatal:
+            # disk full, I/O error, read-only file system: one line, not a traceback; the run
+            # is recorded as failed (or will be, by the next run) and resumes from _work
+            print(f"error: run failed: {fatal}; fix the storage and run the same command "
+                  "again to resume", file=sys.stderr)
+            return 1
+        if args.command == "run" or not isinstance(exc, (FileNotFoundError, ValueError)):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -10,6 +10,7 @@ either nothing, or complete files without a commit (rewritten identically next t
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from lineage.writer import (
     commit_file,
     committed_file_keys,
     finish_run,
+    now,
     record_dedup,
     start_run,
 )
@@ -144,6 +146,39 @@ def _run_locked(cfg: PipelineConfig, resolution: Resolution, kind: str, t0: floa
         publish_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
 
 
+# errno values that mean the storage (not the data or the code) failed: the run cannot go on
+_FATAL_ERRNO = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG}
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """One-line description if `exc` (or its cause chain, e.g. inside a Ray task error) is a
+    fatal storage error such as a full disk; None otherwise."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _FATAL_ERRNO:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            return f"storage error: {os.strerror(e.errno)}{where}"
+        if "[Errno 28] No space left on device" in str(e):  # re-raised as text by Ray
+            return "storage error: No space left on device"
+        e = e.__cause__ or e.__context__ or getattr(e, "cause", None)
+    return None
+
+
+def _mark_interrupted(store: LineageStore, output_dir: str) -> None:
+    """Runs of this output still marked `running` died without a finish record (killed, or
+    the storage failed so badly that not even `failed` could be written). The output lock
+    guarantees none of them is alive: record them as failed."""
+    with store.transaction() as con:
+        con.execute(
+            "UPDATE runs SET status = 'failed', finished_at = ?, error = "
+            "'interrupted: the process died or its storage failed before it could finish' "
+            "WHERE status = 'running' AND output_dir = ?",
+            [now(), output_dir],
+        )
+
+
 def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
          t0: float, bad_inputs: list[str]) -> RunResult:
     assert cfg.output.dir
@@ -158,6 +193,7 @@ def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
     if skipped:
         _log(cfg, f"skipping {skipped} of {len(files)} input files already committed "
                   f"with config {cfg.config_hash}")
+    _mark_interrupted(store, cfg.output.dir)
     start_run(store, run_id=run_id, run_key=rkey, kind=kind, config_hash=cfg.config_hash,
               config_json=cfg.canonical_json(), code_version=code_version(),
               output_dir=cfg.output.dir, models_json=json.dumps(model_hashes(cfg)),
@@ -173,7 +209,7 @@ def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
     except BaseException as exc:
         result.status = "failed"
         result.seconds = time.perf_counter() - t0
-        msg = f"{type(exc).__name__}: {exc}"
+        msg = storage_failure(exc) or f"{type(exc).__name__}: {exc}"
         try:
             finish_run(store, run_id, "failed", _summary(result), msg[:2000])
         except Exception:  # noqa: BLE001 - never mask the original error

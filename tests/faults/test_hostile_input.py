@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +37,40 @@ def test_symlink_loops_in_an_input_directory(tmp_path):
     os.symlink(str(d), d / "self")
     os.symlink("a.warc.gz", d / "alias.warc.gz")
     assert _resolve_in_child(str(d)) == [str((d / "a.warc.gz").resolve())]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 3 MiB tmpfs (root only): the run's lineage fits, its outputs do not."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_disk_full_fails_the_run_in_one_line_and_resumes(tiny_disk, small_inputs):
+    """Issue 19: a full disk gave a traceback and left the run marked `running`."""
+    import duckdb
+    from faultkit import run_args, run_cli
+
+    out = tiny_disk / "out"
+    proc = run_cli(run_args(small_inputs[:1], out))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run failed: storage error: No space left on device"), last
+    subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
+    again = run_cli(run_args(small_inputs[:1], out))
+    assert again.returncode == 0, again.stderr[-3000:]
+    con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
+    runs = con.execute("SELECT status, error FROM runs ORDER BY started_at").fetchall()
+    con.close()
+    assert [s for s, _ in runs] == ["failed", "succeeded"], runs
+    assert "No space left on device" in runs[0][1] or "interrupted" in runs[0][1]
