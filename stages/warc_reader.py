@@ -243,8 +243,6 @@ class _FileReader(RecordNormaliser):
                 out += d.decompress(raw)
             except zlib.error:
                 return True
-            if d.eof:
-                return True
             if need is None:
                 i = out.find(b"\r\n\r\n")
                 if i >= 0:
@@ -254,6 +252,8 @@ class _FileReader(RecordNormaliser):
                     need = i + 4 + int(m.group(1)) + 4
             if need is not None and len(out) >= need + 64:
                 return False  # more data after the first record inside one member
+            if d.eof:  # the whole first member is in `out` (a small whole-file gzip too)
+                return True
             if raw_read > 64 * 1024 * 1024:
                 return True
 
