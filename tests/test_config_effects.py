@@ -141,12 +141,17 @@ def test_execution_field_keeps_hash(path, tmp_path):
 
 
 def test_default_hash_is_unchanged_since_v1():
-    """Outputs made before the effect split keep their names (their bytes did not change)."""
-    assert PipelineConfig().config_hash == "9845ce6c3f5c3000"
+    """Outputs made before the effect split keep their names (their bytes did not change).
+
+    Issue 19 added output fields (read.keep_record_id, extract.max_attributes) and changed
+    doc_id to a hash: output bytes changed, so the default hash moved on purpose (v1 was
+    9845ce6c3f5c3000; pii.policy=hash a94ecb8c8acf88a7).
+    """
+    assert PipelineConfig().config_hash == "c016fe14703f0fd3"
     # v1 hashed these execution fields and left these output fields out: same v1 names
-    assert _cfg({"pii.policy": "hash"}).config_hash == "a94ecb8c8acf88a7"
-    assert _cfg({"dedup.num_partitions": 8}).config_hash == "9845ce6c3f5c3000"
-    assert _cfg({"input.crawl_id": "CC-X"}).config_hash != "9845ce6c3f5c3000"
+    assert _cfg({"pii.policy": "hash"}).config_hash == "10f8283700680bba"
+    assert _cfg({"dedup.num_partitions": 8}).config_hash == "c016fe14703f0fd3"
+    assert _cfg({"input.crawl_id": "CC-X"}).config_hash != "c016fe14703f0fd3"
 
 
 def _output_bytes(root: Path) -> dict[str, str]:
