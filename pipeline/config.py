@@ -160,7 +160,7 @@ class OutputConfig(BaseModel):
     keep_work: Execution[bool] = Field(
         default=False,
         description="Keep the run's staging directory (<output>/_work/<run_key>) after success. "
-        "Staging holds unscrubbed text, so it is deleted by default.",
+        "Staging holds (PII-scrubbed) document text and is large, so it is deleted by default.",
     )
 
 

@@ -142,7 +142,7 @@ class PiiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: Output[bool] = Field(True, description="Run PII scrubbing at all (phase 3, before tokenize).")
+    enabled: Output[bool] = Field(True, description="Run PII scrubbing at all (phase 1, before anything is staged).")
     entities: Output[list[str]] = Field(
         default_factory=lambda: list(DEFAULT_ENTITIES),
         description=(
