@@ -367,9 +367,18 @@ def format_validation_error(err: ValidationError) -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-        got = reprlib.repr(e.get("input"))  # bounded: never expands a huge structure
+        got = _SHORT_REPR.repr(e.get("input"))[:200]  # bounded, whatever the input holds
         lines.append(f"config error: {loc}: {msg} (got {got})")
+        if len(lines) >= 20:
+            lines.append(f"config error: ... and {len(err.errors()) - 20} more")
+            break
     return "\n".join(lines)
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel = 2
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _SHORT_REPR.maxset = 4
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 80
 
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"

@@ -174,3 +174,108 @@ def test_phase1_never_raises_on_mutated_files_long(case, processor, tmp_path_fac
     path = tmp_path_factory.mktemp("fz") / ("x.warc.gz" if name.endswith(".gz") else "x.warc")
     path.write_bytes(data)
     _phase1(proc, cfg, path)
+
+
+# ---- hostile (not just damaged) WARCs and configs: issue 19 --------------------------------
+_PLANTED = "jane.roe.fuzz@protonmail.com"
+
+
+def _hostile_record(rid: str, uri: str, body: bytes) -> bytes:
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {uri}\r\n"
+            f"WARC-Record-ID: {rid}\r\nContent-Length: {len(http)}\r\n\r\n").encode()
+    return gzip.compress(head + http + b"\r\n\r\n", 1)
+
+
+@st.composite
+def hostile_warc(draw) -> bytes:
+    """Records built to hurt: huge URLs, attribute floods, deep nesting, PII in ids and URLs,
+    the same record id twice, long header lines."""
+    out = []
+    rid_pool = ["<urn:uuid:0f0f0f0f-0000-0000-0000-000000000001>", f"<mailto:{_PLANTED}>"]
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["long_url", "attrs", "deep", "pii_url", "plain"]))
+        n = draw(st.integers(1, 6))
+        uri = "http://fuzz.example/" + str(draw(st.integers(0, 10**6)))
+        body = b"<html><body><p>" + b"Ordinary words in a paragraph. " * 20 + b"</p></body></html>"
+        if kind == "long_url":
+            uri = "http://fuzz.example/" + "a" * (n * 150_000)
+        elif kind == "attrs":
+            body = b"<div " + b" ".join(b"a%d=1" % i for i in range(n * 20_000)) + b">x</div>"
+        elif kind == "deep":
+            body = b"<div>" * (n * 5_000) + b"deep" + b"</div>" * (n * 5_000)
+        elif kind == "pii_url":
+            uri = f"http://u{n}:pw@fuzz.example/c/{_PLANTED}/?m={_PLANTED}#{_PLANTED}"
+        rid = draw(st.sampled_from(rid_pool)) if draw(st.booleans()) else (
+            f"<urn:uuid:{uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))}>")
+        out.append(_hostile_record(rid, uri, body))
+    return b"".join(out)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=hostile_warc())
+def test_hostile_warcs_bounded_and_no_pii_in_ids_or_errors(data, tmp_path_factory):
+    import time
+
+    from stages.extract import ExtractConfig, Extractor
+
+    path = tmp_path_factory.mktemp("hw") / "h.warc.gz"
+    path.write_bytes(data)
+    t0 = time.monotonic()
+    for lib in ("fastwarc", "warcio"):
+        cfg = load_config(None, [f"read.library={lib}", "read.chunk_records=3"])
+        for chunk in read_warc(str(path), cfg.read):
+            drops = sum(v for k, v in chunk.counts.items() if not k.startswith("file."))
+            assert chunk.records_read == chunk.docs.num_rows + drops
+            leak = [str(v) for v in (chunk.docs.column("doc_id").to_pylist()
+                                     + chunk.docs.column("warc_record_id").to_pylist()
+                                     + chunk.errors) if v and "jane.roe" in str(v)]
+            assert not leak, leak
+            if lib == "fastwarc" and chunk.docs.num_rows:
+                ex = Extractor(ExtractConfig(timeout_s=5))
+                out = ex(chunk.docs)
+                ex.close()
+                assert out.num_rows == chunk.docs.num_rows
+    assert time.monotonic() - t0 < 120, "hostile WARC took more than 120 s"
+
+
+_YAML_ATOMS = st.one_of(
+    st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20), st.booleans(), st.none(),
+)
+_KEYS = st.sampled_from(["read", "extract", "output", "dedup", "pii", "chunk_records",
+                         "row_group_docs", "timeout_s", "max_attributes", "bands", "x"])
+
+
+@st.composite
+def hostile_yaml(draw) -> str:
+    """Nested sections with random leaves, plus an alias ladder of random depth and width."""
+    import yaml
+
+    doc = draw(st.recursive(_YAML_ATOMS, lambda kids: st.dictionaries(_KEYS, kids, max_size=4),
+                            max_leaves=12))
+    text = yaml.safe_dump({"read": doc} if not isinstance(doc, dict) else doc)
+    width, depth = draw(st.integers(1, 12)), draw(st.integers(0, 9))
+    if depth:
+        lines = ["l0: &l0 [" + ",".join(["x"] * width) + "]"]
+        for i in range(1, depth):
+            lines.append(f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * width) + "]")
+        text = "\n".join(lines) + "\n" + text
+    return text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=hostile_yaml())
+def test_hostile_configs_are_loaded_or_refused_quickly(text, tmp_path_factory):
+    import time
+
+    from pipeline.config import ConfigError
+
+    f = tmp_path_factory.mktemp("hy") / "c.yaml"
+    f.write_text(text)
+    t0 = time.monotonic()
+    try:
+        load_config(str(f), [])
+    except ConfigError as e:
+        assert len(str(e)) < 20_000
+    assert time.monotonic() - t0 < 10
