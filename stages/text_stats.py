@@ -142,15 +142,36 @@ class TextStats:
     """Lazily computed, cached splits of a batch of texts; each split is done at most once."""
 
     def __init__(
-        self, text: pa.Array | pa.ChunkedArray, char_unit_scripts: tuple[str, ...] | list[str]
+        self,
+        text: pa.Array | pa.ChunkedArray,
+        char_unit_scripts: tuple[str, ...] | list[str],
+        segmented: dict[int, str] | None = None,
     ) -> None:
         if isinstance(text, pa.ChunkedArray):
             text = text.combine_chunks() if text.num_chunks else pa.array([], pa.large_string())
         text = pc.fill_null(text.cast(pa.large_string()), "")
         self.text: pa.Array = text
         self.n_docs = len(text)
+        self.segmented = np.zeros(self.n_docs, bool)
+        self._seg_text: pa.Array | None = None
+        if segmented:
+            self.use_segmented(segmented)
         scripts = "".join(f"\\p{{{s}}}" for s in char_unit_scripts)
         self._unit_class = f"[{scripts}]" if scripts else ""
+
+    def use_segmented(self, segmented: dict[int, str]) -> None:
+        """Take the words of documents ``i`` from ``segmented[i]`` (a segmenter's words joined
+        by spaces, stages.segment) instead of whitespace/char units. Call before ``words``."""
+        if "words" in self.__dict__:
+            raise RuntimeError("use_segmented() after words were split")
+        if not segmented:
+            return
+        idx = np.fromiter(segmented, np.int64, len(segmented))
+        self.segmented[idx] = True
+        vals = self.text.to_pylist()
+        for i, t in segmented.items():
+            vals[i] = t
+        self._seg_text = pa.array(vals, pa.large_string())
 
     @cached_property
     def char_len(self) -> np.ndarray:
@@ -178,12 +199,15 @@ class TextStats:
 
     @cached_property
     def words(self) -> Segments:
-        """Words: whitespace tokens, each char-unit-script character a word of its own."""
+        """Words: whitespace tokens, each char-unit-script character a word of its own;
+        for segmented documents the segmenter's words."""
         text = self.text
         if self._unit_class:
             text = pc.replace_substring_regex(
                 text, f"({self._unit_class}[\\p{{Mn}}\\p{{Mc}}]*)", r" \1 "
             )
+        if self._seg_text is not None:
+            text = pc.if_else(pa.array(self.segmented), self._seg_text, text)
         vals, doc = _flat_split(pc.utf8_split_whitespace(text))
         seg = Segments(vals, doc, self.n_docs)
         return seg.select(seg.lengths > 0)
@@ -193,7 +217,7 @@ class TextStats:
         """True for words that are a single char-unit-script character."""
         if not self._unit_class:
             return np.zeros(len(self.words.values), bool)
-        return self.words.mask(f"^{self._unit_class}")
+        return self.words.mask(f"^{self._unit_class}") & ~self.segmented[self.words.doc]
 
     @cached_property
     def word_core(self) -> pa.Array:

@@ -9,9 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.config_effects import Output
 from stages.quality.bucket import BucketConfig
 from stages.quality.c4 import C4Config
+from stages.quality.derived import DERIVED_PER_LANGUAGE
 from stages.quality.fineweb import FineWebConfig
 from stages.quality.gopher import GopherQualityConfig, GopherRepetitionConfig
 from stages.quality_model import QualityModelConfig
+from stages.segment import DEFAULT_SEGMENTERS
 from stages.text_stats import DEFAULT_CHAR_UNIT_SCRIPTS
 from stages.url_filter import UrlFilterConfig
 
@@ -42,10 +44,23 @@ class QualityConfig(BaseModel):
         description="Unicode scripts (RE2 names) written without spaces: each character counts "
         "as one word (ours; keeps word-count rules meaningful for zh/ja/th).",
     )
+    segmenters: Output[dict[str, str]] = Field(
+        default_factory=lambda: dict(DEFAULT_SEGMENTERS),
+        description="Word segmenter per language for the word statistics (stages/segment.py): "
+        "'icu' (ICU word boundaries, dictionary-based for th/lo/km/my/ja), 'rjieba' (zh), "
+        "'fugashi' (MeCab+unidic-lite, ja), 'unicode' (script runs). Languages not listed "
+        "split on whitespace (char_unit_scripts characters one word each).",
+    )
     default_lang: Output[str | None] = Field(
         default="en",
         description="Language assumed when the batch has no `lang` column or it is null "
         "(Gopher's rules are English-centred).",
+    )
+    per_language_defaults: Output[dict[str, dict[str, Any]]] = Field(
+        default_factory=lambda: {k: _copy(v) for k, v in DERIVED_PER_LANGUAGE.items()},
+        description="Thresholds per language where the defaults are wrong for a script, "
+        "derived from clean reference text (table and method: docs/languages.md; "
+        "`python -m benchmarks.multilingual --derive`). `per_language` is merged over these.",
     )
     per_language: Output[dict[str, dict[str, Any]]] = Field(
         default_factory=dict,
@@ -53,7 +68,7 @@ class QualityConfig(BaseModel):
         f"{', '.join(LANG_SECTIONS)}, e.g. {{zh: {{gopher_quality: {{min_words: 100}}}}}}.",
     )
 
-    @field_validator("per_language")
+    @field_validator("per_language", "per_language_defaults")
     @classmethod
     def _check_sections(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for lang, over in v.items():
@@ -66,10 +81,16 @@ class QualityConfig(BaseModel):
 
     def for_language(self, lang: str | None) -> QualityConfig:
         """This config with ``per_language[lang]`` deep-merged over it (validated)."""
+        base = self.per_language_defaults.get(lang or "")
         over = self.per_language.get(lang or "")
-        if not over:
+        if not over and not base:
             return self
-        return QualityConfig.model_validate(_deep_merge(self.model_dump(), over))
+        merged = _deep_merge(self.model_dump(), base or {})
+        return QualityConfig.model_validate(_deep_merge(merged, over or {}))
+
+
+def _copy(v: Any) -> Any:
+    return {k: _copy(x) for k, x in v.items()} if isinstance(v, dict) else v
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -14,6 +14,7 @@ from stages.quality import c4, fineweb, gopher
 from stages.quality.config import QualityConfig
 from stages.quality.rules import Batch, Rule, fmt, param
 from stages.quality_model import QualityScorer
+from stages.segment import segment_texts
 from stages.text_stats import TextStats
 from stages.url_filter import UrlFilter
 
@@ -74,6 +75,18 @@ class QualityFilter:
         idx = np.fromiter((uniq.setdefault(x, len(uniq)) for x in eff), np.int64, len(eff))
         return list(uniq), idx
 
+    def _segment(self, st: TextStats, glangs: list[str | None], gi: np.ndarray) -> dict[int, str]:
+        """Segmenter words (spaced) for documents whose language has a segmenter."""
+        out: dict[int, str] = {}
+        for k, lang in enumerate(glangs):
+            name = self.cfg.segmenters.get(lang or "")
+            if name is None:
+                continue
+            idx = np.flatnonzero(gi == k)
+            texts = st.text.take(pa.array(idx)).to_pylist()
+            out.update(zip(idx.tolist(), segment_texts(texts, name, lang or ""), strict=True))
+        return out
+
     @staticmethod
     def _evaluate(s: dict[str, np.ndarray], b: Batch) -> list[tuple[Rule, np.ndarray, np.ndarray]]:
         """Per rule: (rule, fails mask, threshold array) over the documents."""
@@ -101,6 +114,7 @@ class QualityFilter:
         st0 = TextStats(sub.column("text"), self._units)
         c4sig, new_text = c4.line_filter(Batch(st0, cfgs, glangs, gi))
         st = TextStats(new_text, self._units) if new_text is not None else st0
+        st.use_segmented(self._segment(st, glangs, gi))
         b = Batch(st, cfgs, glangs, gi)
         s: dict[str, np.ndarray] = {
             "q_char_count": st.char_len.astype(np.float64),

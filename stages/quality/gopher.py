@@ -6,6 +6,7 @@ Signals are computed for a whole batch from the cached splits of
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,40 @@ DEFAULT_STOP_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("nl", ("de", "het", "een", "en", "van", "is", "dat", "op", "te", "niet", "met", "voor")),
     ("pt", ("o", "a", "de", "que", "e", "do", "da", "em", "um", "para", "com", "não")),
 )
+STOP_WORD_SOURCES = ("stopwordsiso", "spacy")
+
+
+@cache
+def _source_list(source: str, lang: str) -> tuple[str, ...] | None:
+    """A maintained stop-word list for ``lang`` from ``source`` (None if it has none)."""
+    if source == "stopwordsiso":
+        import stopwordsiso
+
+        return tuple(sorted(stopwordsiso.stopwords(lang))) if stopwordsiso.has_lang(lang) else None
+    if source == "spacy":
+        import importlib
+
+        try:
+            mod = importlib.import_module(f"spacy.lang.{lang}.stop_words")
+        except ImportError:
+            return None
+        return tuple(sorted(mod.STOP_WORDS))
+    raise ValueError(f"unknown stop-word source {source!r}; one of {STOP_WORD_SOURCES}")
+
+
+def stop_list(sec: GopherQualityConfig, lang: str | None) -> list[str] | tuple[str, ...] | None:
+    """The stop words used for ``lang``: the explicit list, else the first source that has one."""
+    if lang is None:
+        return None
+    if lang in sec.stop_words:
+        return sec.stop_words[lang]
+    for src in sec.stop_words_sources:
+        got = _source_list(src, lang)
+        if got:
+            return got
+    return None
+
+
 DEFAULT_BULLETS = ("•", "-", "*", "·", "●", "▪", "◦", "‣", "⁃")
 
 
@@ -87,6 +122,13 @@ class GopherQualityConfig(BaseModel):
         default=2,
         description=f"Min number of stop-word occurrences (Gopher 2; {ANCHOR}); applied only "
         "to docs whose lang has a list in stop_words.",
+    )
+    stop_words_sources: Output[list[str]] = Field(
+        default_factory=lambda: list(STOP_WORD_SOURCES),
+        description="Where lists come from for languages not in `stop_words`, first hit wins: "
+        "'stopwordsiso' (the stopwords-iso collection, 50+ languages incl. zh, ja, th, sw, "
+        "zu, yo, so, st) then 'spacy' (spaCy's per-language STOP_WORDS: az, is, lg, mk, nb, "
+        "sq, sr, ta, te, tn). Empty = only `stop_words`.",
     )
     stop_words: Output[dict[str, list[str]]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_STOP_WORDS},
@@ -199,7 +241,7 @@ def quality_signals(b: Batch) -> dict[str, np.ndarray]:
     stop = np.full(n, np.nan)
     wg = b.word_group
     for k, (c, lang) in enumerate(zip(cfgs, b.langs, strict=True)):
-        lst = c.gopher_quality.stop_words.get(lang) if lang else None
+        lst = stop_list(c.gopher_quality, lang)
         if lst is None:
             continue
         docs_k = gi == k
@@ -271,7 +313,7 @@ def _ngram(kind: str, n: int):
 
 def _stop(c: QualityConfig, lang: str | None) -> float | None:
     sec = c.gopher_quality
-    if not sec.enabled or lang is None or lang not in sec.stop_words:
+    if not sec.enabled or stop_list(sec, lang) is None:
         return None
     return sec.min_stop_words
 

@@ -302,8 +302,12 @@ def test_cjk_thai_not_dropped_for_word_count(lang: str, sep: str) -> None:
     assert sig["q_word_count"][0] >= 50
     assert "gopher_quality.word_count" not in failing[0]
     assert "gopher_quality.mean_word_length" not in failing[0]
-    if lang != "ko":  # char-unit scripts: mean word length is skipped, not judged
-        assert sig["q_mean_word_length"][0] != sig["q_mean_word_length"][0]  # NaN
+    if lang != "ko":  # segmented (stages/segment.py): mean word length of real words
+        assert 1.2 < sig["q_mean_word_length"][0] < 10
+        sig, _ = QualityFilter(QualityConfig(segmenters={})).signals(
+            pa.table({"text": [text], "lang": [lang]})
+        )  # without a segmenter: char units, mean word length skipped (NaN)
+        assert sig["q_mean_word_length"][0] != sig["q_mean_word_length"][0]
 
 
 def test_char_units_split() -> None:
@@ -338,9 +342,14 @@ def test_rule_switches_off() -> None:
 
 def test_stop_words_only_where_list_exists() -> None:
     text = dict((c[0], c[1]) for c in CASES)["gopher_quality.stop_words"]
-    out = QualityFilter()(pa.table({"text": [text, text], "lang": ["en", "sv"]}))
+    # xh: no list in stop_words, stopwordsiso or spaCy
+    out = QualityFilter()(pa.table({"text": [text, text], "lang": ["en", "xh"]}))
     assert out.column("drop_reason").to_pylist() == ["gopher_quality.stop_words", None]
     assert out.column("q_stop_word_count").to_pylist()[1] is None
+    # sv has a maintained list (stopwordsiso) now; without the sources it has none
+    cfg = QualityConfig(gopher_quality={"stop_words_sources": []})
+    out = QualityFilter(cfg)(pa.table({"text": [text], "lang": ["sv"]}))
+    assert out.column("q_stop_word_count").to_pylist() == [None]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
