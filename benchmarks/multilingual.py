@@ -1,8 +1,7 @@
 """Per-language report: clean documents kept and correctly labelled, junk dropped, CPU ms/doc.
 
 Run: ``python -m benchmarks.multilingual --data DIR`` where DIR holds ``<lang>.txt`` files of
-real sentences (label = file name; e.g. the langid folder of the shared test data, also found
-through ``$CCPIPE_SHARED_DATA/langid``). Documents come from the project's generator
+real sentences (label = file name); default ``$CCPIPE_SHARED_DATA/langid``. Documents come from the project's generator
 (pipeline/sample/multilingual.py): 4 clean documents per language (24 sentences in 6
 paragraphs of 4) and one junk page per language made of the same language's words.
 Language ID (stages/langid.py) then quality (stages/quality) run as in phase 1.
@@ -16,7 +15,6 @@ whitespace/char-unit words, no derived thresholds) for the comparison column.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.data import missing, real_data_dir
 from pipeline.sample.multilingual import LabelledDoc, build_docs, load_sentences
 from stages.langid import DEFAULT_GROUPS, LangIdConfig, LanguageIdentifier
 from stages.quality import QualityConfig, QualityFilter
@@ -177,13 +176,43 @@ def derive(sentences: dict[str, list[str]], max_drop: float = 0.0) -> dict[str, 
     return out
 
 
+def derive_langid(sentences: dict[str, list[str]], default: float = 0.65) -> dict[str, float]:
+    """Per-language lid.176 thresholds from held-out clean reference documents.
+
+    For each language whose reference documents lid.176 labels right: threshold =
+    5th percentile of their top scores - 0.05, rounded down to 0.05, kept only if under the
+    default and never under 0.40 (lid.176's wrong labels on languages it does not know score
+    up to ~0.30 on such documents). Groups and the second detector cover the rest.
+    """
+    lid = LanguageIdentifier(LangIdConfig(groups={}, thresholds={}, second={"enabled": False}))
+    out: dict[str, float] = {}
+    for lang in sorted(sentences):
+        ref = build_docs({lang: sentences[lang]}, n_clean=40, offset=REF_OFFSET, junk=False)
+        if not ref:
+            continue
+        label = _GOLD.get(lang, lang)
+        labs, scores = lid.predict([d.text for d in ref])
+        right = np.array([x == label for x in labs])
+        if right.mean() < 0.9 or label in _GROUP:
+            continue
+        p5 = float(np.percentile(scores[right], 5))
+        thr = max(0.40, np.floor((p5 - 0.05) * 20) / 20)
+        if thr < default:
+            out[label] = round(float(thr), 2)
+            print(
+                f"  {label}: lid.176 on {len(ref)} reference docs: min {scores.min():.2f} "
+                f"p5 {p5:.2f} median {np.median(scores):.2f} -> {out[label]}"
+            )
+    return out
+
+
 def _data_dir(arg: Path | None) -> Path:
     if arg is not None:
         return arg
-    env = os.environ.get("CCPIPE_SHARED_DATA")
-    if env and (Path(env) / "langid").is_dir():
-        return Path(env) / "langid"
-    raise SystemExit("give --data DIR (a folder of <lang>.txt sentence files)")
+    d = real_data_dir() / "langid"
+    if d.is_dir():
+        return d
+    raise SystemExit(f"give --data DIR (a folder of <lang>.txt sentence files); {missing(d)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,7 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     sentences = load_sentences(_data_dir(args.data))
     if args.derive:
-        print("derived per-language thresholds (held-out reference documents):")
+        print("lid.176 thresholds per language (held-out reference documents):")
+        print(derive_langid(sentences))
+        print("quality thresholds per language (held-out reference documents):")
         print(derive(sentences))
         return
     docs = build_docs(sentences, n_clean=N_CLEAN)

@@ -140,18 +140,23 @@ def test_execution_field_keeps_hash(path, tmp_path):
     assert cfg.canonical_json() == PipelineConfig().canonical_json()
 
 
+DEFAULT_HASH = "cfab450c1303067b"  # see test_default_hash_is_unchanged_since_v1
+POLICY_HASH_HASH = "70fb0c81bf17798f"
+
+
 def test_default_hash_is_unchanged_since_v1():
     """Outputs made before the effect split keep their names (their bytes did not change).
 
     Issue 19 added output fields (read.keep_record_id, extract.max_attributes) and changed
-    doc_id to a hash: output bytes changed, so the default hash moved on purpose (v1 was
+    doc_id to a hash; issue 21 added language-ID and word-statistics fields and the
+    `lang_detector` column: output bytes changed, so the default hash moved on purpose (v1 was
     9845ce6c3f5c3000; pii.policy=hash a94ecb8c8acf88a7).
     """
-    assert PipelineConfig().config_hash == "c016fe14703f0fd3"
-    # v1 hashed these execution fields and left these output fields out: same v1 names
-    assert _cfg({"pii.policy": "hash"}).config_hash == "10f8283700680bba"
-    assert _cfg({"dedup.num_partitions": 8}).config_hash == "c016fe14703f0fd3"
-    assert _cfg({"input.crawl_id": "CC-X"}).config_hash != "c016fe14703f0fd3"
+    assert PipelineConfig().config_hash == DEFAULT_HASH
+    # v1 hashed these execution fields and left these output fields out: same names
+    assert _cfg({"pii.policy": "hash"}).config_hash == POLICY_HASH_HASH
+    assert _cfg({"dedup.num_partitions": 8}).config_hash == DEFAULT_HASH
+    assert _cfg({"input.crawl_id": "CC-X"}).config_hash != DEFAULT_HASH
 
 
 def _output_bytes(root: Path) -> dict[str, str]:

@@ -121,7 +121,7 @@ class GopherQualityConfig(BaseModel):
     min_stop_words: Output[int | None] = Field(
         default=2,
         description=f"Min number of stop-word occurrences (Gopher 2; {ANCHOR}); applied only "
-        "to docs whose lang has a list in stop_words.",
+        "to docs whose lang has a list (stop_words or stop_words_sources).",
     )
     stop_words_sources: Output[list[str]] = Field(
         default_factory=lambda: list(STOP_WORD_SOURCES),
