@@ -9,6 +9,8 @@ Word splitting: whitespace-separated tokens, except that every character of a sc
 without spaces (default Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar, Tibetan; Hangul is
 spaced and stays word-based) is one word ("char unit"), together with its combining marks. So a
 Chinese paragraph of 300 characters has about 300 words, and word-count rules work for it.
+Documents of a language with a segmenter (stages/segment.py) take their words from it instead
+(``segmented``/``use_segmented``): real words, so n-gram repetition is about words, not letters.
 Identity of words/lines/n-grams within a batch comes from Arrow's ``dictionary_encode``
 (exact), n-grams are combined with a 64-bit mix of those ids (collision chance ~n²/2⁶⁴).
 """

@@ -35,9 +35,13 @@ rules still see paragraphs. Documents with no removed line keep their text byte-
 number of removed lines is ``q_c4_lines_removed`` and the original is one range read away
 (source_offset/length). With ``remove_lines: false`` the lines are only counted, never removed.
 
-Words: see text_stats (each CJK/Thai/... character is a word). Mean word length is skipped
-(null) when more than ``gopher_quality.max_char_unit_fraction`` of the words are such
-characters. Stop words apply only to documents whose ``lang`` has a list.
+Words: documents whose ``lang`` has a segmenter (``segmenters``: th/lo/km/my/ja ICU, zh rjieba;
+stages/segment.py) are judged on the segmenter's words; elsewhere see text_stats (whitespace,
+each CJK/Thai/... character a word). Mean word length is skipped (null) when more than
+``gopher_quality.max_char_unit_fraction`` of the words are such characters. Stop words apply to
+documents whose ``lang`` has a list (explicit, else stopwords-iso, else spaCy). Thresholds
+derived per language from clean reference text (``per_language_defaults``, derived.py) sit
+under the user's ``per_language``; docs/languages.md has the tables.
 
 Bucket without a model (cheap, deterministic): count the "soft signals" of a kept document,
 i.e. signals on the wrong side of the softer bounds in ``bucket.soft_min``/``bucket.soft_max``
