@@ -57,11 +57,12 @@ class ResiliparseStage(ExtractStage):
 
 
 class LangIdStage(TableStage):
-    """fastText language id: ``lang``, ``lang_score``; drops low scores / unwanted languages."""
+    """lid.176 then lingua (stages/langid.py): ``lang``, ``lang_score``, ``lang_detector``;
+    drops low scores / unwanted languages."""
 
     name = "lang"
     reads = ("text",)
-    adds = ("lang", "lang_score")
+    adds = ("lang", "lang_score", "lang_detector")
     Params = LangIdConfig
     section = "langid"
 
