@@ -87,8 +87,8 @@ def resolve_db(args: argparse.Namespace) -> str:
 
 
 def _output_db(output: str) -> str:
-    from pipeline import storage
-    from pipeline.lineage_location import default_lineage_path, mirror_uri
+    from core import storage
+    from lineage.location import default_lineage_path, mirror_uri
 
     if not storage.is_remote(output):
         return os.path.join(output, DEFAULT_DB)
@@ -210,9 +210,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    from core import storage
     from lineage.delete import DeletionError, delete_documents, read_url_file
-    from pipeline import storage
-    from pipeline.lineage_location import default_lineage_path, publish_lineage
+    from lineage.location import default_lineage_path, publish_lineage
 
     remote_output = bool(getattr(args, "output", None)) and storage.is_remote(args.output)
     if remote_output and not args.lineage:

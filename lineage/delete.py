@@ -13,7 +13,7 @@ Order of operations, so that a crash at any point leaves a consistent, retryable
    superseded shards left by a crash between 3 and 4 are removed by the next request.
 
 A crash before 3 leaves only unreferenced new files, overwritten by the retry (same names).
-Shards on an object store (s3://, gs://) are read and written through `pipeline.storage`; a
+Shards on an object store (s3://, gs://) are read and written through `core.storage`; a
 token shard is fetched to a temporary directory to be sliced.
 """
 
@@ -39,10 +39,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from core import storage
 from lineage.blocklist import HOST_REGEX, normalize_domain
 from lineage.store import LineageStore, open_reader
 from lineage.writer import now
-from pipeline import storage
 from stages.token_shards import IndexedDataset, build_index_bytes
 
 # Columns a deletion adds to tables created by older schema versions.

@@ -22,7 +22,7 @@ def _wrapper_for(scheme: str, uri: str) -> object:
     """An fsspec filesystem for `scheme` backed by pyarrow's filesystem for `uri`."""
     from fsspec.implementations.arrow import ArrowFSWrapper
 
-    from pipeline import storage
+    from core import storage
 
     fs, _ = storage.resolve(uri)
     cls = type(f"Arrow{scheme.capitalize()}FS", (ArrowFSWrapper,), {"protocol": scheme})

@@ -32,9 +32,9 @@ from lineage.schema import TABLES
 
 
 def _fault(name: str) -> None:
-    """Fault-injection hook (see pipeline/faults.py); lineage stays importable without it."""
+    """Fault-injection hook (see core/faults.py); lineage stays importable without it."""
     if os.environ.get("CCPIPE_KILL_AT"):
-        from pipeline import faults
+        from core import faults
 
         faults.point(name)
 

@@ -127,7 +127,7 @@ def fetch(item: dict[str, Any]) -> dict[str, Any]:
 
     Through pyarrow.fs, so s3:// and gs:// sources work like local files.
     """
-    from pipeline import storage
+    from core import storage
     from stages.warc_reader import fetch_record
 
     uri = item["source_uri"]

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from core import storage
 from mixes.config import MixConfig, MixError, load_mix, resolve_tokenizer_hash, sha256_text
 
 MANIFEST_FORMAT = "ccpipe-mix-manifest/1"
@@ -563,9 +564,7 @@ def record_mix(
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    storage.write_bytes_atomic(str(path), text.encode("utf-8"))
 
 
 def build_mix(

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +42,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
+
+from core import storage
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -169,19 +170,6 @@ def write_indexed_dataset_bytes(tokens: TokenInput, vocab_size: int) -> tuple[by
     return bin_bytes, build_index_bytes(lengths, dtype)
 
 
-def _atomic_write_local(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_indexed_dataset(
     prefix: str,
     tokens: TokenInput,
@@ -210,8 +198,8 @@ def write_indexed_dataset(
                 f.write(data)
     elif open_output is None:
         Path(bin_path).parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_local(Path(bin_path), bin_bytes)
-        _atomic_write_local(Path(idx_path), idx_bytes)
+        storage.write_bytes_atomic(str(bin_path), bin_bytes)
+        storage.write_bytes_atomic(str(idx_path), idx_bytes)
     else:
         for path, data in ((bin_path, bin_bytes), (idx_path, idx_bytes)):
             with open_output(path) as f:

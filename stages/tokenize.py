@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from pathlib import Path
@@ -27,10 +26,11 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from core import storage
 from core.config_effects import Execution, Output
 
-#: Tokenizer directory shipped with the package's sample crawl (``pipeline tokenizer train``).
-SAMPLE_TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "pipeline" / "sample" / "tokenizer"
+#: The default tokenizer directory, trained on the sample crawl (``pipeline tokenizer train``).
+SAMPLE_TOKENIZER_DIR = Path(__file__).resolve().parent / "data" / "tokenizer"
 #: Its ``tokenizer.json`` (the file whose sha256 lineage records).
 SAMPLE_TOKENIZER = SAMPLE_TOKENIZER_DIR / "tokenizer.json"
 
@@ -67,7 +67,7 @@ class TokenizeConfig(BaseModel):
             "Tokenizer directory (tokenizer.json + tokenizer_config.json + "
             "special_tokens_map.json, as `python -m pipeline tokenizer train` writes) or a bare "
             "Hugging Face `tokenizers` tokenizer.json. None uses the tokenizer shipped with the "
-            "package's sample crawl (pipeline/sample/tokenizer/). Never downloaded."
+            "package (stages/data/tokenizer/, trained on the sample crawl). Never downloaded."
         ),
     )
     eos_token: Output[str] = Field(
@@ -303,16 +303,6 @@ def train_tokenizer_on_texts(
     return tok
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def tokenizer_dir_of(out: str | os.PathLike) -> Path:
     """Directory a trained tokenizer goes to: `out` itself, or the directory of an `out`
     that names a ``tokenizer.json`` (the older command line)."""
@@ -385,7 +375,7 @@ def write_tokenizer_dir(
     }
     files[TOKENIZER_FILE] = tok.to_str(pretty=True).encode("utf-8")
     for name, data in files.items():
-        _write_atomic(d / name, data)
+        storage.write_bytes_atomic(str(d / name), data)
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
