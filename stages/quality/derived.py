@@ -11,9 +11,12 @@ docs/languages.md. ``quality.per_language`` is merged over these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-DERIVED_PER_LANGUAGE: dict[str, dict[str, Any]] = {
+# Read-only: config.py copies it into each QualityConfig (no shared mutable state).
+DERIVED_PER_LANGUAGE: Mapping[str, dict[str, Any]] = MappingProxyType({
     # segmented words (rjieba): reference mean 1.72-1.82 chars, Gopher's min 3 drops all
     "zh": {"gopher_quality": {"min_mean_word_length": 1.54}},
     # segmented words (ICU): reference mean 1.66-1.77 chars, Gopher's min 3 drops all
@@ -21,4 +24,4 @@ DERIVED_PER_LANGUAGE: dict[str, dict[str, Any]] = {
     # 88% of reference documents contain MediaWiki language-converter markup (-{m}-) that
     # C4's '{' rule treats as code; the other code/markup rules still apply
     "sr": {"c4": {"drop_curly_bracket": False}},
-}
+})
