@@ -339,6 +339,7 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
             stats = dedup_in_driver(sig_paths, index, tmp)
         else:
             stats = run_dedup_phase(sig_paths, index, tmp, cfg.dedup)
+        stats["record_id_dups"] = add_record_id_duplicates(sig_paths, tmp)
         fs, src = storage.resolve(tmp)
         fs.move(src, storage.resolve(decisions)[1])
         storage.write_bytes_atomic(layout.decisions_archive(rkey), storage.read_bytes(decisions))
@@ -413,6 +414,62 @@ def _count_rows(uris: list[str]) -> int:
         with fs.open_input_file(path) as f:
             total += pq.ParquetFile(f).metadata.num_rows
     return total
+
+
+def add_record_id_duplicates(sig_paths: list[str], decisions_uri: str) -> int:
+    """One WARC-Record-ID in several input files is one record (issue 19).
+
+    Among the staged (phase-1 surviving) occurrences, the one in the first input file in URI
+    order (then the smallest offset) wins; every other occurrence becomes a
+    `dedup.record_id` decision pointing at it, unless dedup already dropped it. Runs after
+    either phase-2 engine; returns the number of decisions added.
+    """
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from stages.dedup_cluster import OUTPUT_SCHEMA
+
+    cols = ["doc_id", "warc_record_id", "source_uri", "source_offset"]
+    parts = []
+    for u in sig_paths:
+        fs, path = storage.resolve(u)
+        names = pq.ParquetFile(fs.open_input_file(path)).schema_arrow.names
+        if all(c in names for c in cols):
+            parts.append(pq.read_table(path, columns=cols, filesystem=fs))
+    if not parts:
+        return 0
+    occ = pa.concat_tables(parts).filter(pc.is_valid(pc.field("warc_record_id")))
+    if occ.num_rows < 2:
+        return 0
+    occ = occ.sort_by([("warc_record_id", "ascending"), ("source_uri", "ascending"),
+                       ("source_offset", "ascending")])
+    fs, path = storage.resolve(decisions_uri)
+    dec = pq.read_table(path, filesystem=fs)
+    decided = set(dec.column("doc_id").to_pylist())
+    rows: dict[str, list] = {n: [] for n in OUTPUT_SCHEMA.names}
+    winner_rid, winner = None, None
+    for rid, doc in zip(occ.column("warc_record_id").to_pylist(),
+                        occ.column("doc_id").to_pylist(), strict=True):
+        if rid != winner_rid:
+            winner_rid, winner = rid, doc
+            continue
+        if doc == winner or doc in decided:
+            continue
+        decided.add(doc)
+        rows["doc_id"].append(doc)
+        rows["reason"].append("dedup.record_id")
+        rows["cluster_id"].append(
+            int.from_bytes(hashlib.sha256(rid.encode()).digest()[:8], "big"))
+        rows["keeper_doc_id"].append(winner)
+    if not rows["doc_id"]:
+        return 0
+    extra = pa.Table.from_pydict(rows, schema=OUTPUT_SCHEMA)
+    out = pa.concat_tables([dec.cast(OUTPUT_SCHEMA), extra]).sort_by([("doc_id", "ascending")])
+    storage.write_parquet_atomic(decisions_uri, out, 100_000)
+    return len(rows["doc_id"])
 
 
 def dedup_in_driver(sig_paths: list[str], index: list[str], out_uri: str) -> dict[str, Any]:

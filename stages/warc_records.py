@@ -51,6 +51,7 @@ READ_REASONS = (
     "read.too_large",
     "read.parse_error",
     "read.truncated",
+    "read.duplicate_record_id",
 )
 FILE_REASONS = ("file.missing", "file.empty", "file.not_warc", "file.unreadable")
 
@@ -248,6 +249,7 @@ class RecordNormaliser:
         self.html_types = {t.lower() for t in cfg.html_content_types}
         self.accept = set(cfg.accept_status)
         self.errors: list[str] = []
+        self._seen_rids: set[str] = set()
 
     _last_truncated = False
 
@@ -323,6 +325,13 @@ class RecordNormaliser:
             if m:
                 charset = m.group(1).decode("ascii", "replace").lower()
         rid = _to_str(g("WARC-Record-ID"))
+        nrid = _norm_record_id(rid)
+        if nrid:
+            # the same record twice in one file is one record: the first occurrence wins
+            # (two rows would share a doc_id); across files phase 2 decides (run.py)
+            if nrid in self._seen_rids:
+                return "drop", "read.duplicate_record_id"
+            self._seen_rids.add(nrid)
         return "doc", {
             "doc_id": doc_id_for(rid, self.uri, rec.pos),
             "warc_record_id": record_id_column(rid, self.cfg.keep_record_id),

@@ -128,3 +128,61 @@ def test_readers_agree_on_the_shared_damaged_set(shared_data):
     assert len(files) >= 6
     for p in files:
         assert _summary(p, "fastwarc") == _summary(p, "warcio"), p.name
+
+
+# ---- one WARC-Record-ID = one record --------------------------------------------------------
+def _rec(rid: str, url: str, words: str) -> bytes:
+    import gzip
+
+    body = f"<html><body><p>{words}</p></body></html>".encode()
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
+            f"WARC-Record-ID: {rid}\r\nContent-Length: {len(http)}\r\n\r\n").encode()
+    return gzip.compress(head + http + b"\r\n\r\n")
+
+
+RID = "<urn:uuid:12345678-1234-1234-1234-123456789abc>"
+
+
+def test_same_record_id_twice_in_one_file_is_one_record(tmp_path):
+    from stages.warc_reader import ReadConfig, read_warc
+
+    p = tmp_path / "a.warc.gz"
+    p.write_bytes(_rec(RID, "http://a.example/1", "first") + _rec(RID, "http://a.example/2", "x")
+                  + _rec("<urn:uuid:0000>", "http://a.example/3", "other"))
+    for lib in ("fastwarc", "warcio"):
+        chunks = list(read_warc(str(p), ReadConfig(library=lib)))
+        docs = [d for c in chunks for d in c.docs.column("url").to_pylist()]
+        counts = {k: v for c in chunks for k, v in c.counts.items()}
+        assert docs == ["http://a.example/1", "http://a.example/3"], lib
+        assert counts == {"read.duplicate_record_id": 1}
+        ids = [d for c in chunks for d in c.docs.column("doc_id").to_pylist()]
+        assert len(set(ids)) == len(ids)
+
+
+def test_same_record_id_in_two_files_is_one_record(tmp_path):
+    """The occurrence in the first input file (URI order) wins; the other is dedup.record_id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.run import add_record_id_duplicates
+    from stages.dedup_cluster import OUTPUT_SCHEMA
+    from stages.warc_reader import ReadConfig, read_warc
+
+    staged = []
+    for name, words in (("b.warc.gz", "second file text"), ("a.warc.gz", "first file text")):
+        p = tmp_path / name
+        p.write_bytes(_rec(RID, f"http://{name}/", words))
+        t = pa.concat_tables([c.docs for c in read_warc(str(p), ReadConfig())])
+        out = tmp_path / f"{name}.kept.parquet"
+        pq.write_table(t.drop_columns(["html"]), out)
+        staged.append(str(out))
+    dec = tmp_path / "decisions.parquet"
+    pq.write_table(OUTPUT_SCHEMA.empty_table(), dec)
+    assert add_record_id_duplicates(staged, str(dec)) == 1
+    row = pq.read_table(dec).to_pylist()[0]
+    a_id = pq.read_table(staged[1]).column("doc_id")[0].as_py()
+    b_id = pq.read_table(staged[0]).column("doc_id")[0].as_py()
+    assert row["reason"] == "dedup.record_id"
+    assert (row["doc_id"], row["keeper_doc_id"]) == (b_id, a_id)
+    assert add_record_id_duplicates(staged, str(dec)) == 0  # idempotent on resume
