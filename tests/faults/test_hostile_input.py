@@ -186,3 +186,37 @@ def test_same_record_id_in_two_files_is_one_record(tmp_path):
     assert row["reason"] == "dedup.record_id"
     assert (row["doc_id"], row["keeper_doc_id"]) == (b_id, a_id)
     assert add_record_id_duplicates(staged, str(dec)) == 0  # idempotent on resume
+
+
+def test_one_megabyte_urls_stay_linear(tmp_path):
+    """Issue 19 reported a quadratic URL scan: every URL check on a 1 MB URL (host made of
+    500k labels, a 1 MB path) must take about as long per byte as on a 100 kB one."""
+    import time
+
+    import pyarrow as pa
+
+    from lineage.blocklist import blocked_mask
+    from stages.pii import PiiScrubber
+    from stages.url_filter import UrlFilter, UrlFilterConfig
+    from stages.warc_reader import ReadConfig, read_warc
+
+    flt, pii = UrlFilter(UrlFilterConfig()), PiiScrubber()
+
+    def cost(n: int) -> float:
+        urls = ["http://x.example/" + "a" * n, "http://" + "a." * (n // 2) + "com/",
+                "http://x.example/" + "/%40" * (n // 3)]
+        p = tmp_path / f"u{n}.warc.gz"
+        p.write_bytes(b"".join(_rec(f"<urn:uuid:{i}-{n}>", u, "t") for i, u in enumerate(urls)))
+        t0 = time.perf_counter()
+        for lib in ("fastwarc", "warcio"):
+            list(read_warc(str(p), ReadConfig(library=lib)))
+        arr = pa.array(urls)
+        flt.evaluate(arr)
+        blocked_mask(arr, frozenset({"http://y.example/a"}), frozenset({"y.example"}))
+        pii.scrub_metadata(urls)
+        return time.perf_counter() - t0
+
+    cost(1000)  # warm-up
+    small, big = cost(100_000), cost(1_000_000)
+    assert big < 30, f"1 MB URLs took {big:.1f} s"
+    assert big < 10 * small * 3 + 2, f"superlinear: {small:.2f} s -> {big:.2f} s"
