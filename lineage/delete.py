@@ -20,6 +20,7 @@ token shard is fetched to a temporary directory to be sliced.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -41,7 +42,7 @@ import pyarrow.parquet as pq
 
 from core import storage
 from lineage.blocklist import HOST_REGEX, normalize_domain
-from lineage.store import LineageStore, open_reader
+from lineage.store import LineageStore, open_reader, output_root, resolve_path
 from lineage.writer import now
 from stages.token_shards import IndexedDataset, build_index_bytes
 
@@ -53,6 +54,15 @@ _MIGRATIONS = (
     "ALTER TABLE url_blocklist ADD COLUMN IF NOT EXISTS selector VARCHAR",
 )
 _VERSION_SUFFIX = re.compile(r"\.v\d+$")
+
+
+# Output root of the request being carried out: lineage paths are relative to it, so a
+# deletion in a copied output reads and writes the copy only.
+_ROOT: contextvars.ContextVar[str] = contextvars.ContextVar("ccpipe_delete_root", default="")
+
+
+def _abs(path: str) -> str:
+    return resolve_path(_ROOT.get(), path) if _ROOT.get() else path
 
 
 class DeletionError(RuntimeError):
@@ -129,7 +139,7 @@ def _pii_totals(col: pa.ChunkedArray | None) -> dict[str, int]:
 
 
 def _row_group_size(path: str) -> int:
-    fs, p = storage.resolve(path)
+    fs, p = storage.resolve(_abs(path))
     with fs.open_input_file(p) as f:
         md = pq.ParquetFile(f).metadata
     return max([md.row_group(i).num_rows for i in range(md.num_row_groups)] or [2000])
@@ -155,8 +165,10 @@ def delete_documents(
     selector = selector or (f"domain:{domain}" if domain else f"urls:{len(urls or [])}")
     res = DeletionResult(deletion_id=uuid.uuid4().hex[:16], selector=selector)
 
-    con = open_reader(lineage_path)
+    # Every config's documents: a deletion request is about the data, not one config.
+    con = open_reader(lineage_path, all_configs=True)
     try:
+        _ROOT.set(output_root(lineage_path, con))
         found = _find(con, urls, domain)
         text_paths = sorted({r[2] for r in found["documents"]})
         rej_paths = sorted({r[2] for r in found["rejections"]})
@@ -283,12 +295,14 @@ def _open_store(lineage_path: str | os.PathLike[str]) -> LineageStore:
 
 def remove_superseded_files(store: LineageStore, extra: list[str] | None = None) -> list[str]:
     """Delete from disk every file of a superseded shard (and `extra`); returns what went."""
-    paths = set(extra or [])
+    paths = {resolve_path(store.root, p) for p in extra or []}
     for (p,) in store.query("SELECT path FROM shards WHERE status = 'superseded'"):
+        p = resolve_path(store.root, p)
         paths.add(p)
         if p.endswith(".bin"):
             paths.add(p[: -len(".bin")] + ".idx")
-    live = {p for (p,) in store.query("SELECT path FROM shards WHERE status = 'live'")}
+    live = {resolve_path(store.root, p)
+            for (p,) in store.query("SELECT path FROM shards WHERE status = 'live'")}
     live |= {p[: -len(".bin")] + ".idx" for p in live if p.endswith(".bin")}
     removed = []
     for p in sorted(paths - live):
@@ -320,14 +334,14 @@ def _input_rows(shard_id: str, table: pa.Table, sources: list[str]) -> list[dict
 
 
 def _read_table(path: str) -> pa.Table:
-    fs, p = storage.resolve(path)
+    fs, p = storage.resolve(_abs(path))
     return pq.read_table(p, filesystem=fs)
 
 
 @contextlib.contextmanager
 def _token_shard(bin_path: str) -> Iterator[IndexedDataset]:
     """The token shard as an IndexedDataset; an object-store pair is fetched to a temp dir."""
-    prefix = bin_path[: -len(".bin")]
+    prefix = _abs(bin_path)[: -len(".bin")]
     if not storage.is_remote(prefix):
         yield IndexedDataset(prefix)
         return
@@ -377,9 +391,10 @@ def _rewrite_pair(old: dict, tok: dict, table: pa.Table, kept: pa.Table, ds: Ind
     bin_b = flat.tobytes()
     idx_b = build_index_bytes(new_lengths, ds.dtype)
     # Token shard first, text shard last (the pipeline's order: text implies tokens).
-    storage.write_bytes_atomic(new_tok_path, bin_b)
-    storage.write_bytes_atomic(new_tok_path[: -len(".bin")] + ".idx", idx_b)
-    n_bytes, sha = storage.write_parquet_atomic(new_text_path, kept, _row_group_size(old["path"]))
+    storage.write_bytes_atomic(_abs(new_tok_path), bin_b)
+    storage.write_bytes_atomic(_abs(new_tok_path[: -len(".bin")] + ".idx"), idx_b)
+    n_bytes, sha = storage.write_parquet_atomic(_abs(new_text_path), kept,
+                                                _row_group_size(old["path"]))
     n_tok = int(new_lengths.sum())
     shards = [
         _new_record(old, new_text_id, new_text_path, ts, n_docs=kept.num_rows, n_bytes=n_bytes,
@@ -403,7 +418,8 @@ def _rewrite_rejected(old: dict, doomed: dict[str, str], sources: list[str],
     version = int(old["version"] or 1) + 1
     new_id = f"{versioned_base(old['shard_id'], '.parquet')}.v{version}.parquet"
     new_path = old["path"][: -len(old["shard_id"])] + new_id
-    n_bytes, sha = storage.write_parquet_atomic(new_path, kept, _row_group_size(old["path"]))
+    n_bytes, sha = storage.write_parquet_atomic(_abs(new_path), kept,
+                                                _row_group_size(old["path"]))
     rec = _new_record(old, new_id, new_path, ts, n_docs=kept.num_rows, n_bytes=n_bytes,
                       sha256=sha)
     return new_id, {"shards": [rec], "inputs": _input_rows(new_id, kept, sources)}

@@ -7,6 +7,7 @@ ones the pipeline wrote with, through fsspec's `ArrowFSWrapper`. The same AWS_* 
 endpoints and credentials then apply. Temporary views over every live shard shadow the stored
 empty ones, so `trace`, `explain` and ad-hoc SQL work on an s3:// run as they do on a local
 one. Files are read lazily, column by column, only when a query touches a view.
+Views read the output through globs (`<root>/data/*/*/*.parquet`), so they need no shard list.
 """
 
 from __future__ import annotations
@@ -29,30 +30,22 @@ def _wrapper_for(scheme: str, uri: str) -> object:
     return cls(fs)
 
 
-def attach_remote_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Shadow the stored views with views over all live shards when some are remote.
+def attach_remote_views(con: duckdb.DuckDBPyConnection, root: str,
+                        config: str | None = None) -> list[str]:
+    """Views over the published layout under an object-store output root `root`.
 
-    Returns the schemes it registered ([] when every shard is local). When a filesystem
-    cannot be set up (missing credentials, unknown scheme), it says so on stderr and leaves
-    the stored views, which then cover the local shards only.
+    Returns the schemes it registered. When a filesystem cannot be set up (missing
+    credentials, unknown scheme), it says so on stderr and leaves the stored (empty) views.
     """
-    from lineage.store import create_views, view_sources
+    from lineage.store import create_views
 
+    scheme = root.split("://", 1)[0]
     try:
-        sources = view_sources(con, remote=True)
-    except duckdb.Error:  # not a lineage database (yet): nothing to attach
-        return []
-    remote = {p.split("://", 1)[0]: p for ps in sources.values() for p in ps if "://" in p}
-    if not remote:
-        return []
-    try:
-        for scheme, uri in sorted(remote.items()):
-            con.register_filesystem(_wrapper_for(scheme, uri))
-        create_views(con, sources, temporary=True)
-    except Exception as exc:  # noqa: BLE001 - degrade to local views, loudly
+        con.register_filesystem(_wrapper_for(scheme, root))
+        create_views(con, root, config=config, absolute=True, temporary=True)
+    except Exception as exc:  # noqa: BLE001 - degrade to empty views, loudly
         logging.getLogger(__name__).warning(
             "lineage: shards on %s are not readable here (%s: %s); documents/rejections/"
-            "duplicates cover local shards only", ", ".join(sorted(remote)),
-            type(exc).__name__, exc)
+            "duplicates are empty", scheme, type(exc).__name__, exc)
         return []
-    return sorted(remote)
+    return [scheme]

@@ -33,14 +33,15 @@ TABLES: dict[str, str] = {
             records_read  BIGINT,
             docs_kept     BIGINT,
             error         VARCHAR,
-            committed_at  TIMESTAMP
+            committed_at  TIMESTAMP,
+            unit_id       VARCHAR               -- work unit the file was finished and committed in
         )""",
     "shards": """
         CREATE TABLE IF NOT EXISTS shards (
-            shard_id        VARCHAR PRIMARY KEY, -- relative path of the shard file
+            shard_id        VARCHAR PRIMARY KEY, -- path of the shard file relative to the output
             run_id          VARCHAR,
             kind            VARCHAR,            -- text | tokens | rejected
-            path            VARCHAR,            -- absolute path / URI
+            path            VARCHAR,            -- relative to the output root (lineage.store.output_root)
             lang            VARCHAR,
             quality_bucket  VARCHAR,
             crawl_id        VARCHAR,
@@ -55,7 +56,8 @@ TABLES: dict[str, str] = {
             code_version    VARCHAR,
             version         INTEGER,            -- bumped by deletion rewrites
             status          VARCHAR,            -- live | superseded
-            created_at      TIMESTAMP
+            created_at      TIMESTAMP,
+            unit_id         VARCHAR             -- work unit that wrote it (the commit unit)
         )""",
     "shard_inputs": """
         CREATE TABLE IF NOT EXISTS shard_inputs (

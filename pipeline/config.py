@@ -147,7 +147,7 @@ class OutputConfig(BaseModel):
     write_rejected: Output[bool] = Field(
         default=True,
         description="Write dropped documents (reason, measured value, PII-scrubbed text prefix) to "
-        "<output>/_rejected/<lang>/<quality_bucket>/ for auditing.",
+        "<output>/_rejected/lang=<xx>/bucket=<yy>/ for auditing.",
     )
     rejected_text_chars: Output[int] = Field(
         default=2000, ge=0, le=1_000_000,
@@ -156,6 +156,22 @@ class OutputConfig(BaseModel):
     row_group_docs: Output[int] = Field(
         default=2000, ge=1, le=10_000_000,
         description="Rows per Parquet row group in text shards (at most 10,000,000).",
+    )
+    shard_max_bytes: Output[int] = Field(
+        default=1_000_000_000, ge=1,
+        description="Rolling shard cap: a text shard is closed (and its token files with it, at "
+        "the same rows) once its Parquet file reaches this many bytes; checked after each row "
+        "group, so a shard ends at most one row group past the cap.",
+    )
+    unit_max_files: Output[int] = Field(
+        default=32, ge=1,
+        description="Work unit size in input files: phase 3 finishes, commits and resumes input "
+        "files in fixed units (sorted by URI); each unit writes its own shards.",
+    )
+    unit_max_bytes: Output[int] = Field(
+        default=32_000_000_000, ge=1,
+        description="Work unit size in compressed input bytes (a larger single file forms a "
+        "unit of its own).",
     )
     keep_work: Execution[bool] = Field(
         default=False,
@@ -171,6 +187,12 @@ class ExecutionConfig(BaseModel):
 
     num_workers: Execution[int | None] = Field(
         default=None, ge=1, description="Actor-pool size per phase; default = cluster CPUs."
+    )
+    lineage_publish_interval_s: Execution[float] = Field(
+        default=10.0, ge=0,
+        description="Publish the lineage snapshot analysts read at most this often during a "
+        "run (always at its start and end); 0 publishes after every unit commit, whose cost "
+        "then grows with the store.",
     )
     ray_address: Execution[str | None] = Field(
         default=None,

@@ -1,15 +1,20 @@
-"""Phase 3, per input file: drop duplicates -> PII scrub -> tokenize -> final shards.
+"""Phase 3, per work unit: drop duplicates -> PII scrub -> tokenize -> rolling shard writers.
 
-Plain Python (no Ray). Writes every file of an input's output (text shards, token shards,
-rejected shards, the released-signature index part) with atomic renames and returns what the
-driver needs to commit lineage. The driver's lineage row is the commit record: files without
-one are rewritten byte-identically by a re-run.
+Plain Python (no Ray). A work unit is a fixed, sorted group of input files (pipeline.work).
+Its files are finished one after another, in order, and their documents flow into one
+rolling writer per (language, bucket) that cuts a new shard when the Parquet file reaches
+`output.shard_max_bytes`; the token files (.bin/.idx) are cut at exactly the same rows. So
+the shard count follows the data volume: per unit and partition, one shard per cap plus a
+tail. Every file is written to a temporary name and renamed when complete; the driver's
+lineage commit of the unit is the commit record: files without one are rewritten
+byte-identically by a re-run (names derive from unit id, config hash and sequence number).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -23,7 +28,11 @@ from pipeline.config import PipelineConfig
 from pipeline.phase1 import AUDIT_PII_MARGIN, REJECTED_SCHEMA, scrub_table
 from pipeline.work import Layout
 from stages.pii import PiiScrubber, sum_pii_counts
-from stages.token_shards import write_indexed_dataset_bytes
+from stages.token_shards import (
+    best_fitting_dtype,
+    build_index_bytes,
+    write_indexed_dataset_bytes,
+)
 from stages.tokenize import Tokenize
 
 SIGNATURE_COLUMNS = ["doc_id", "warc_date", "text_hash", "minhash_bands"]
@@ -56,8 +65,227 @@ def _cast_like(table: pa.Table, schema: pa.Schema) -> pa.Table:
     )
 
 
-class FileFinisher:
-    """Loads the PII engine and tokenizer once (per Ray actor) and finishes input files."""
+class _Sink:
+    """A file written in pieces, visible under its final name only once complete.
+
+    Local: a sibling temporary file renamed on close. Object store: the output stream of
+    the final key (an upload becomes visible only when the stream closes).
+    """
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.fs, path = storage.resolve(uri)
+        parent = path.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        self.remote = storage.is_remote(uri)
+        self.final = path
+        self.tmp = path if self.remote else f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        self.stream = self.fs.open_output_stream(self.tmp)
+        self.sha = hashlib.sha256()
+        self.n_bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+        self.sha.update(data)
+        self.n_bytes += len(data)
+
+    def close(self) -> tuple[int, str]:
+        self.stream.close()
+        if not self.remote:
+            with open(self.tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.final)
+        return self.n_bytes, self.sha.hexdigest()
+
+    def abort(self) -> None:
+        try:
+            self.stream.close()
+        finally:
+            if not self.remote and os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+
+
+class _HashingFile:
+    """File-like wrapper so pyarrow's ParquetWriter streams through a `_Sink`."""
+
+    def __init__(self, sink: _Sink):
+        self.sink = sink
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        b = bytes(data)
+        self.sink.write(b)
+        return len(b)
+
+    def tell(self) -> int:
+        return self.sink.n_bytes
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RollingWriter:
+    """Shards of one (language, bucket) partition of one unit, cut at a Parquet size cap.
+
+    Rows arrive in a deterministic order; they are written in row groups of
+    `row_group_docs` rows, and after each row group the shard is closed if the Parquet file
+    has reached `max_bytes`. With `tokenize`, each text shard gets a token shard with exactly
+    the same rows (`token_start`/`shard_row` restart at 0 in every shard).
+    """
+
+    def __init__(self, layout: Layout, kind: str, lang: str, bucket: str, unit_id: str,
+                 max_bytes: int, row_group_docs: int, vocab_size: int | None = None,
+                 tokenizer_hash: str | None = None):
+        self.layout, self.kind, self.lang, self.bucket = layout, kind, lang, bucket
+        self.unit_id, self.max_bytes, self.rg = unit_id, max_bytes, row_group_docs
+        self.vocab_size, self.tokenizer_hash = vocab_size, tokenizer_hash
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.seq = 0
+        self.schema: pa.Schema | None = None
+        self.records: list[dict[str, Any]] = []
+        self.pii: dict[str, dict[str, int]] = {}
+        self._open: dict[str, Any] | None = None
+
+    # -- public --------------------------------------------------------------------------
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self.schema is None:
+            self.schema = table.schema
+        elif table.schema != self.schema:
+            table = _cast_like(table, self.schema)
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        while self.pending_rows >= self.rg:
+            self._write_group(self.rg)
+
+    def finish(self) -> list[dict[str, Any]]:
+        if self.pending_rows:
+            self._write_group(self.pending_rows)
+        self._close()
+        return self.records
+
+    def abort(self) -> None:
+        if self._open is not None:
+            for s in self._open["sinks"]:
+                s.abort()
+            self._open = None
+
+    # -- internals -----------------------------------------------------------------------
+    def _take(self, n: int) -> pa.Table:
+        table = pa.concat_tables(self.pending)
+        head, rest = table.slice(0, n), table.slice(n)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = rest.num_rows
+        return head
+
+    def _start(self, schema: pa.Schema) -> dict[str, Any]:
+        if self.kind == "text":
+            uri = self.layout.text_part(self.lang, self.bucket, self.unit_id, self.seq)
+        else:
+            uri = self.layout.rejected_part(self.lang, self.bucket, self.unit_id, self.seq)
+        text = _Sink(uri)
+        st: dict[str, Any] = {"uri": uri, "text": text, "sinks": [text], "rows": 0,
+                              "n_tokens": 0, "lengths": [], "inputs": {}, "pii": Counter(),
+                              "crawl_id": None}
+        st["writer"] = pq.ParquetWriter(
+            _HashingFile(text), schema, compression="zstd", compression_level=3,
+            write_statistics=True, use_dictionary=True)
+        if self.kind == "text":
+            prefix = self.layout.token_part(self.lang, self.bucket, self.unit_id, self.seq)
+            st["prefix"] = prefix
+            st["bin"] = _Sink(prefix + ".bin")
+            st["sinks"].append(st["bin"])
+        return st
+
+    def _write_group(self, n: int) -> None:
+        part = self._take(n)
+        if self.kind == "text":
+            bin_b, _ = write_indexed_dataset_bytes(part.column("tokens"), self.vocab_size)
+            lengths = np.asarray(part.column("n_tokens").to_numpy(), dtype=np.int64)
+            out = part.drop_columns([c for c in _INTERNAL if c in part.column_names])
+            if self._open is None:
+                self._open = self._start(self._text_schema(out.schema))
+            st = self._open
+            starts = st["n_tokens"] + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            out = out.append_column("token_start", pa.array(starts.astype(np.int64), pa.int64()))
+            out = out.append_column(
+                "shard_row", pa.array(np.arange(st["rows"], st["rows"] + n), pa.int64()))
+            st["bin"].write(bin_b)
+            st["lengths"].append(lengths)
+            st["n_tokens"] += int(lengths.sum())
+            st["pii"].update(sum_pii_counts(part.column("pii_counts")))
+        else:
+            out = part
+            if self._open is None:
+                self._open = self._start(out.schema)
+            st = self._open
+        st["writer"].write_table(out, row_group_size=n)
+        st["rows"] += n
+        st["crawl_id"] = st["crawl_id"] or part.column("crawl_id")[0].as_py()
+        src = part.column("source_uri").to_pylist()
+        off = part.column("source_offset").to_pylist()
+        for u, o in zip(src, off, strict=True):
+            cur = st["inputs"].get(u)
+            if cur is None:
+                st["inputs"][u] = [1, o, o]
+            else:
+                cur[0] += 1
+                cur[1] = o if cur[1] is None or (o is not None and o < cur[1]) else cur[1]
+                cur[2] = o if cur[2] is None or (o is not None and o > cur[2]) else cur[2]
+        if st["text"].n_bytes >= self.max_bytes:
+            self._close()
+
+    @staticmethod
+    def _text_schema(schema: pa.Schema) -> pa.Schema:
+        return schema.append(pa.field("token_start", pa.int64())).append(
+            pa.field("shard_row", pa.int64()))
+
+    def _close(self) -> None:
+        st, self._open = self._open, None
+        if st is None:
+            return
+        st["writer"].close()
+        inputs = [{"source_uri": u, "n_docs": v[0], "first_offset": v[1], "last_offset": v[2]}
+                  for u, v in sorted(st["inputs"].items())]
+        common = {"lang": self.lang, "quality_bucket": self.bucket, "crawl_id": st["crawl_id"],
+                  "n_docs": st["rows"], "inputs": inputs}
+        try:
+            if self.kind == "text":
+                # Token files first, text shard last: the text shard's presence implies both.
+                n_bin, sha_bin = st["bin"].close()
+                lengths = np.concatenate(st["lengths"])
+                dtype = best_fitting_dtype(self.vocab_size)
+                storage.write_bytes_atomic(st["prefix"] + ".idx", build_index_bytes(lengths, dtype))
+            n_bytes, sha = st["text"].close()
+        except BaseException:
+            for s in st["sinks"]:
+                s.abort()
+            raise
+        text_id = self.layout.relative(st["uri"])
+        if self.kind == "text":
+            self.records.append({**common, "kind": "text", "shard_id": text_id,
+                                 "path": text_id, "n_bytes": n_bytes, "sha256": sha,
+                                 "n_tokens": st["n_tokens"]})
+            tok_id = self.layout.relative(st["prefix"] + ".bin")
+            self.records.append({**common, "kind": "tokens", "shard_id": tok_id, "path": tok_id,
+                                 "n_bytes": n_bin, "sha256": sha_bin,
+                                 "n_tokens": st["n_tokens"], "token_dtype": dtype.name,
+                                 "tokenizer_hash": self.tokenizer_hash,
+                                 "mirrors_shard": text_id})
+            self.pii[text_id] = dict(sorted(st["pii"].items()))
+        else:
+            self.records.append({**common, "kind": "rejected", "shard_id": text_id,
+                                 "path": text_id, "n_bytes": n_bytes, "sha256": sha})
+        self.seq += 1
+
+
+class UnitFinisher:
+    """Loads the PII engine and tokenizer once (per Ray actor) and finishes work units."""
 
     def __init__(self, cfg: PipelineConfig, layout: Layout, rkey: str):
         self.cfg = cfg
@@ -66,8 +294,46 @@ class FileFinisher:
         self.pii = PiiScrubber(cfg.pii)
         self.tokenize = Tokenize(cfg.tokenize)
 
-    def finish(self, item: dict[str, Any]) -> dict[str, Any]:
-        """`item`: file_key, source_uri, n_chunks. Returns shard records and counts."""
+    def finish_unit(self, unit: dict[str, Any]) -> dict[str, Any]:
+        """`unit`: unit_id and files (file_key, source_uri, n_chunks), in order.
+
+        Returns the unit's shard records (each with its per-input-file rows), per-file
+        counts (kept + dedup drops) and PII counts per text shard.
+        """
+        unit_id = unit["unit_id"]
+        writers: dict[tuple[str, str, str], RollingWriter] = {}
+        files: list[dict[str, Any]] = []
+        try:
+            for item in unit["files"]:
+                files.append(self._finish_file(item, unit_id, writers))
+            shards: list[dict[str, Any]] = []
+            pii: dict[str, dict[str, int]] = {}
+            for key in sorted(writers):
+                shards += writers[key].finish()
+                pii.update(writers[key].pii)
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        return {
+            "unit_id": unit_id, "files": files, "shards": shards, "pii": pii,
+            "docs_kept": sum(f["docs_kept"] for f in files),
+            "n_tokens": int(sum(s.get("n_tokens") or 0 for s in shards if s["kind"] == "tokens")),
+        }
+
+    def _writer(self, writers: dict, kind: str, lang: str, bucket: str,
+                unit_id: str) -> RollingWriter:
+        key = (kind, lang, bucket)
+        if key not in writers:
+            writers[key] = RollingWriter(
+                self.layout, kind, lang, bucket, unit_id, self.cfg.output.shard_max_bytes,
+                self.cfg.output.row_group_docs,
+                self.tokenize.vocab_size if kind == "text" else None,
+                self.tokenize.tokenizer_sha256 if kind == "text" else None)
+        return writers[key]
+
+    def _finish_file(self, item: dict[str, Any], unit_id: str,
+                     writers: dict) -> dict[str, Any]:
         file_key, n_chunks = item["file_key"], int(item["n_chunks"])
         prefixes = [self.layout.chunk_prefix(self.rkey, file_key, i) for i in range(n_chunks)]
         kept = _read_parquets([p + ".kept.parquet" for p in prefixes])
@@ -78,27 +344,27 @@ class FileFinisher:
             kept, dedup_rejected = self._drop_duplicates(kept)
             if dedup_rejected is not None:
                 counts.update(dedup_rejected.column("drop_reason").to_pylist())
-        shards: list[dict[str, Any]] = []
-        pii_by_shard: dict[str, dict[str, int]] = {}
         if kept is not None and kept.num_rows:
             if "pii_counts" not in kept.column_names:  # staged by phase 1 before it scrubbed
                 kept = scrub_table(self.pii, kept)
             kept = self.tokenize(kept)
-            shards += self._write_text_and_tokens(kept, file_key, item["source_uri"], pii_by_shard)
+            for lang, bucket, part in self._partitions(kept):
+                part = part.sort_by([("source_offset", "ascending")])
+                self._writer(writers, "text", lang, bucket, unit_id).add(part)
             self._write_index_part(kept, file_key)
         if self.cfg.output.write_rejected:
             parts = [t for t in (rejected, dedup_rejected) if t is not None and t.num_rows]
             if parts:
                 rej = pa.concat_tables([_cast_like(t, REJECTED_SCHEMA) for t in parts])
-                shards += self._write_rejected(rej, file_key, item["source_uri"])
+                rej = self._cut_rejected(rej)
+                for lang, bucket, part in self._partitions(rej):
+                    part = part.sort_by([("source_offset", "ascending")])
+                    self._writer(writers, "rejected", lang, bucket, unit_id).add(part)
         return {
             "file_key": file_key,
             "source_uri": item["source_uri"],
             "docs_kept": 0 if kept is None else kept.num_rows,
             "dedup_counts": dict(counts),
-            "shards": shards,
-            "pii": pii_by_shard,
-            "n_tokens": int(sum(s.get("n_tokens") or 0 for s in shards if s["kind"] == "tokens")),
         }
 
     # -- steps ---------------------------------------------------------------------------
@@ -147,79 +413,17 @@ class FileFinisher:
             out.append((lg, bk, table.filter(pc.equal(keys, key))))
         return out
 
-    def _write_text_and_tokens(
-        self, kept: pa.Table, file_key: str, source_uri: str, pii_by_shard: dict
-    ) -> list[dict[str, Any]]:
-        records = []
-        for lang, bucket, part in self._partitions(kept):
-            part = part.sort_by([("source_offset", "ascending")])
-            text_uri = self.layout.text_shard(lang, bucket, file_key)
-            tok_prefix = self.layout.token_prefix(lang, bucket, file_key)
-            bin_b, idx_b = write_indexed_dataset_bytes(part.column("tokens"),
-                                                       self.tokenize.vocab_size)
-            lengths = np.asarray(part.column("n_tokens").to_numpy(), dtype=np.int64)
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            text_tbl = part.drop_columns([c for c in _INTERNAL if c in part.column_names])
-            text_tbl = text_tbl.append_column("token_start", pa.array(starts, pa.int64()))
-            text_tbl = text_tbl.append_column(
-                "shard_row", pa.array(np.arange(part.num_rows), pa.int64())
-            )
-            # Token shard first, text shard last: the text shard's presence implies both.
-            storage.write_bytes_atomic(tok_prefix + ".bin", bin_b)
-            storage.write_bytes_atomic(tok_prefix + ".idx", idx_b)
-            n_bytes, sha = storage.write_parquet_atomic(
-                text_uri, text_tbl, self.cfg.output.row_group_docs
-            )
-            text_id = self.layout.relative(text_uri)
-            offsets = part.column("source_offset")
-            common = {
-                "lang": lang,
-                "quality_bucket": bucket,
-                "crawl_id": part.column("crawl_id")[0].as_py(),
-                "n_docs": part.num_rows,
-                "source_uri": source_uri,
-                "first_offset": pc.min(offsets).as_py(),
-                "last_offset": pc.max(offsets).as_py(),
-            }
-            records.append({**common, "kind": "text", "shard_id": text_id, "path": text_uri,
-                            "n_bytes": n_bytes, "sha256": sha,
-                            "n_tokens": int(lengths.sum())})
-            dtype = "uint16" if len(bin_b) == 2 * int(lengths.sum()) else "int32"
-            records.append({**common, "kind": "tokens",
-                            "shard_id": self.layout.relative(tok_prefix + ".bin"),
-                            "path": tok_prefix + ".bin", "n_bytes": len(bin_b),
-                            "sha256": hashlib.sha256(bin_b).hexdigest(),
-                            "n_tokens": int(lengths.sum()), "token_dtype": dtype,
-                            "tokenizer_hash": self.tokenize.tokenizer_sha256,
-                            "mirrors_shard": text_id})
-            pii_by_shard[text_id] = sum_pii_counts(part.column("pii_counts"))
-        return records
-
     def _write_index_part(self, kept: pa.Table, file_key: str) -> None:
         sig = kept.select(SIGNATURE_COLUMNS).sort_by([("doc_id", "ascending")])
         storage.write_parquet_atomic(self.layout.index_part(file_key), sig, 100_000)
 
-    def _write_rejected(self, rej: pa.Table, file_key: str, source_uri: str) -> list[dict]:
+    def _cut_rejected(self, rej: pa.Table) -> pa.Table:
         # Phase 1 scrubbed and cut its audit rows; dedup rows come from staged (scrubbed) text
         # and were cut with the margin: cut them to the limit.
-        rej = rej.set_column(
+        return rej.set_column(
             rej.column_names.index("text"), "text",
             pc.utf8_slice_codeunits(rej.column("text"), 0, self.cfg.output.rejected_text_chars),
         )
-        records = []
-        for lang, bucket, part in self._partitions(rej):
-            part = part.sort_by([("source_offset", "ascending")])
-            uri = self.layout.rejected_shard(lang, bucket, file_key)
-            n_bytes, sha = storage.write_parquet_atomic(uri, part, self.cfg.output.row_group_docs)
-            offsets = part.column("source_offset")
-            records.append({
-                "kind": "rejected", "shard_id": self.layout.relative(uri), "path": uri,
-                "lang": lang, "quality_bucket": bucket, "crawl_id": part.column("crawl_id")[0].as_py(),
-                "n_docs": part.num_rows, "n_bytes": n_bytes, "sha256": sha,
-                "source_uri": source_uri, "first_offset": pc.min(offsets).as_py(),
-                "last_offset": pc.max(offsets).as_py(),
-            })
-        return records
 
 
 def rayon_threads(n: int) -> None:

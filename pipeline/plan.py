@@ -106,13 +106,14 @@ class _Phase1Actor:
 
 class _Phase3Actor:
     def __init__(self, cfg_json: str, out: str, config_hash: str, rkey: str):
-        from pipeline.phase3 import FileFinisher
+        from pipeline.phase3 import UnitFinisher
 
         cfg = PipelineConfig.model_validate_json(cfg_json)
-        self.fin = FileFinisher(cfg, Layout(out, config_hash), rkey)
+        self.fin = UnitFinisher(cfg, Layout(out, config_hash), rkey)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = [json.dumps(self.fin.finish(r)) for r in batch.to_pylist()]
+        rows = [json.dumps(self.fin.finish_unit(json.loads(r["unit_json"])))
+                for r in batch.to_pylist()]
         return pa.table({"result_json": pa.array(rows, pa.string())})
 
 
@@ -178,7 +179,8 @@ def _phase1_rows(
 def run_phase3(
     items: list[dict[str, Any]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int
 ) -> Iterator[dict[str, Any]]:
-    """Stream per-file results (shards written, counts) as actors finish them."""
+    """Stream per-unit results (shards written, per-file counts) as actors finish them."""
+    items = [{"unit_json": json.dumps(u)} for u in items]
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     ds = _map_with_actors(ds, _Phase3Actor, cfg, layout, rkey, min(workers, len(items)))
     for row in ds.iter_rows():

@@ -25,7 +25,7 @@ from core.output_lock import LOCK_NAME, hold_output_lock
 from lineage.schema import stage_of
 from lineage.store import LineageStore
 from lineage.writer import (
-    commit_file,
+    commit_unit,
     committed_file_keys,
     finish_run,
     now,
@@ -39,7 +39,7 @@ from pipeline.lineage_location import default_lineage_path, publish_lineage, res
 from pipeline.phase1 import merge_file_summaries
 from pipeline.progress import Progress
 from pipeline.version import code_version
-from pipeline.work import Layout, read_json, run_key, write_json_atomic
+from pipeline.work import Layout, load_or_plan_units, read_json, run_key, write_json_atomic
 
 log = logging.getLogger("ccpipe.run")
 
@@ -182,7 +182,9 @@ def _mark_interrupted(store: LineageStore, output_dir: str) -> None:
 def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
          t0: float, bad_inputs: list[str]) -> RunResult:
     assert cfg.output.dir
-    store = LineageStore(lineage_path_for(cfg))
+    store = LineageStore(lineage_path_for(cfg),
+                         publish_interval_s=cfg.execution.lineage_publish_interval_s,
+                         output_root=cfg.output.dir)
     done_keys = committed_file_keys(store, cfg.config_hash)
     todo = [f for f in files if f.file_key not in done_keys]
     skipped = len(files) - len(todo)
@@ -351,28 +353,43 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     faults.point("phase2.done")
     result.phase_seconds["phase2"] = round(time.perf_counter() - t, 3)
 
-    # ---- phase 3 ------------------------------------------------------------------------
+    # ---- phase 3: fixed work units, one lineage commit each ---------------------------
     t = time.perf_counter()
-    items = [{"file_key": f.file_key, "source_uri": f.uri,
-              "n_chunks": p1[f.file_key]["n_chunks"]} for f in todo]
-    prog = Progress("phase 3 (dedup, PII, tokens, shards)", len(items), cfg.execution.progress,
+    by_key = {f.file_key: f for f in todo}
+    sizes = {f.file_key: storage.file_size(f.uri) for f in todo}
+    units = load_or_plan_units(
+        layout.units_plan(rkey), [(f.uri, f.file_key, sizes[f.file_key]) for f in todo],
+        cfg.output.unit_max_files, cfg.output.unit_max_bytes)
+    items = []
+    for u in units:
+        members = [by_key[k] for k in u.file_keys if k in by_key]
+        if members:
+            items.append({"unit_id": u.unit_id, "files": [
+                {"file_key": f.file_key, "source_uri": f.uri,
+                 "n_chunks": p1[f.file_key]["n_chunks"]} for f in members]})
+    _log(cfg, f"phase 3: {len(todo)} files in {len(items)} work units")
+    prog = Progress("phase 3 (dedup, PII, tokens, shards)", len(todo), cfg.execution.progress,
                     total_bytes=sum(_local_size(f.uri) for f in todo))
     totals: Counter[str] = Counter()
     cv = code_version()
     for res in plan.run_phase3(items, cfg, layout, rkey, workers):
-        summary = p1[res["file_key"]]
         faults.point("phase3.files_written")
-        commit_file(store, run_id=run_id, config_hash=cfg.config_hash, code_version=cv,
-                    p1=summary, result=res, size_bytes=storage.file_size(summary["source_uri"])
-                    if summary["records_read"] else None)
-        totals.update(summary["counts"])
-        totals.update(res["dedup_counts"])
-        result.records_read += summary["records_read"]
+        files = [{"p1": p1[f["file_key"]], "docs_kept": f["docs_kept"],
+                  "dedup_counts": f["dedup_counts"],
+                  "size_bytes": sizes[f["file_key"]] if p1[f["file_key"]]["records_read"]
+                  else None} for f in res["files"]]
+        commit_unit(store, run_id=run_id, config_hash=cfg.config_hash, code_version=cv,
+                    unit_id=res["unit_id"], files=files, shards=res["shards"], pii=res["pii"])
+        for f in files:
+            totals.update(f["p1"]["counts"])
+            totals.update(f["dedup_counts"])
+            result.records_read += f["p1"]["records_read"]
         result.docs_kept += res["docs_kept"]
         result.tokens += res["n_tokens"]
         faults.point("phase3.committed")
-        prog.update(files=1, records=summary["records_read"], docs=summary["docs_kept"],
-                    file_bytes=_local_size(summary["source_uri"]))
+        prog.update(files=len(files), records=sum(f["p1"]["records_read"] for f in files),
+                    docs=sum(f["p1"]["docs_kept"] for f in files),
+                    file_bytes=sum(_local_size(f["p1"]["source_uri"]) for f in files))
     prog.done()
     result.counts = dict(sorted(totals.items()))
     result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
