@@ -113,7 +113,8 @@ def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
     if not os.path.exists(path):
         raise UserError(f"lineage database not found: {path} (use --lineage DB or --output DIR)")
     try:
-        return open_reader(path)
+        return open_reader(path, config=getattr(args, "config", None),
+                           all_configs=bool(getattr(args, "all_configs", False)))
     except duckdb.Error as e:
         raise UserError(f"cannot open lineage database {path}: {e}".splitlines()[0]) from e
 
@@ -325,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="lineage database (default: $CCPIPE_LINEAGE or ./lineage.duckdb)")
     common.add_argument("--output", metavar="DIR", help="pipeline output dir: DIR/lineage.duckdb")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--config", metavar="HASH",
+                        help="answer for this config (hash prefix); default: the latest run's")
+    common.add_argument("--all-configs", action="store_true",
+                        help="answer across every config written into this output")
     p = argparse.ArgumentParser(prog="python -m lineage",
                                 description="Query the pipeline's lineage store.")
     sub = p.add_subparsers(dest="verb", required=True)

@@ -40,16 +40,15 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def copy_output(src: str, dst: Path) -> str:
-    """A private, writable copy of a run's output with lineage paths pointing into it."""
+    """A private, writable copy of a run's output: a plain copy (lineage paths are relative)."""
     shutil.copytree(src, dst)
-    db = dst / "lineage.duckdb"
-    store = LineageStore(db)
-    with store.transaction() as con:
-        con.execute("UPDATE shards SET path = replace(path, ?, ?)", [src.rstrip("/") + "/",
-                                                                    str(dst) + "/"])
-        con.execute("UPDATE meta SET value = replace(value, ?, ?)", [src.rstrip("/") + "/",
-                                                                    str(dst) + "/"])
-    return str(db)
+    return str(dst / "lineage.duckdb")
+
+
+def tok_prefix(out: Path | str, text_rel: str) -> str:
+    """Token-file prefix mirroring a text shard (`data/...x.parquet` -> `OUT/tokens/...x`)."""
+    assert text_rel.startswith("data/"), text_rel
+    return str(Path(out) / "tokens" / text_rel[len("data/"): -len(".parquet")])
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +68,13 @@ def test_trace_doc_matches_warc_record_and_token_shard(db, capsys):
     assert item["fetched"]["warc_headers"]["WARC-Record-ID"] == item["warc_record_id"]
     assert item["fetched"]["http_headers"][":status"] == "200"
     # Row and token range point at this document's tokens in the token shard.
-    ds = IndexedDataset(item["token_shard_path"][: -len(".bin")])
+    root = Path(db).parent  # lineage paths are relative to the output root
+    assert not Path(item["token_shard_path"]).is_absolute()
+    ds = IndexedDataset(str(root / item["token_shard_path"])[: -len(".bin")])
     row = item["shard_row"]
     assert int(ds.lengths[row]) == item["n_tokens"]
     assert int(ds.token_offsets()[row]) == item["token_start"]
-    table = pq.read_table(item["filename"], columns=["doc_id"])
+    table = pq.read_table(root / item["filename"], columns=["doc_id"])
     assert table.column("doc_id")[row].as_py() == doc_id
     # By URL, plain text: aligned label/value lines.
     rc, out, _ = _cli(capsys, "trace", url, "--lineage", db)
@@ -186,7 +187,7 @@ def deleted(sample_run, tmp_path_factory):
     before, datasets = {}, {}
     for doc_id, fn, row in con.execute(
             "SELECT doc_id, filename, shard_row FROM documents").fetchall():
-        ds = datasets.setdefault(fn, IndexedDataset(fn[: -len(".parquet")]))
+        ds = datasets.setdefault(fn, IndexedDataset(tok_prefix(dst, fn)))
         before[doc_id] = np.array(ds[row])
     n_url_docs = con.execute(
         "SELECT (SELECT count(*) FROM documents WHERE list_contains($u, url)) + "
@@ -239,7 +240,7 @@ def test_delete_removes_docs_and_keeps_others_tokens_exact(deleted):
     for d in docs:
         by_file.setdefault(d[1], []).append(d)
     for fn, rows in by_file.items():
-        ds = IndexedDataset(fn[: -len(".parquet")])
+        ds = IndexedDataset(tok_prefix(deleted["out"], fn))
         assert [r[2] for r in rows] == list(range(len(rows))) == list(range(len(ds)))
         assert [r[3] for r in rows] == [int(x) for x in ds.token_offsets()]
         for doc_id, _, row, _, n in rows:
@@ -251,17 +252,18 @@ def test_delete_removes_docs_and_keeps_others_tokens_exact(deleted):
     for sid, kind, path, n_docs, n_tokens, version, mirrors in live:
         if kind == "tokens":
             assert mirrors.endswith(f".v{version}.parquet")
-            assert IndexedDataset(path[: -len(".bin")]).n_tokens == n_tokens
+            assert IndexedDataset(str(deleted["out"] / path)[: -len(".bin")]).n_tokens == n_tokens
         else:
-            assert pq.ParquetFile(path).metadata.num_rows == n_docs
+            assert pq.ParquetFile(deleted["out"] / path).metadata.num_rows == n_docs
         n_in = con.execute("SELECT sum(n_docs) FROM shard_inputs WHERE shard_id = ?",
                            [sid]).fetchone()[0]
         assert n_in == n_docs
     superseded = con.execute("SELECT shard_id, path FROM shards WHERE status = 'superseded'"
                              ).fetchall()
-    assert superseded and all(not Path(p).exists() for _, p in superseded)
-    assert all(not Path(p[: -4] + ".idx").exists() for _, p in superseded if p.endswith(".bin"))
-    assert not Path(deleted["target"]).exists()
+    out = deleted["out"]
+    assert superseded and all(not (out / p).exists() for _, p in superseded)
+    assert all(not (out / (p[: -4] + ".idx")).exists() for _, p in superseded if p.endswith(".bin"))
+    assert not (out / deleted["target"]).exists()
     con.close()
 
 

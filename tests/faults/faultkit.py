@@ -21,7 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 DATA_SUFFIXES = (".parquet", ".bin", ".idx")
 # Small config: several chunks per file so the chunk-level fault points are hit repeatedly.
-SMALL_SET = ["read.chunk_records=40"]
+# One input file per work unit and a tiny shard cap: kills land between and inside unit
+# commits, and partitions roll over into several shards.
+SMALL_SET = ["read.chunk_records=40", "output.unit_max_files=1", "output.shard_max_bytes=20000",
+             "output.row_group_docs=8"]
 
 
 def gzip_members(data: bytes) -> list[tuple[int, int]]:
@@ -115,6 +118,8 @@ def check_lineage(out: Path | str) -> dict[str, int]:
         live = con.execute("SELECT shard_id, path, sha256, n_bytes FROM shards "
                            "WHERE status = 'live'").fetchall()
         for sid, path, sha, n in live:
+            assert not os.path.isabs(path), f"absolute path in lineage: {path}"
+            path = os.path.join(out, path)
             assert os.path.exists(path), f"orphan shard row {sid}: {path} missing"
             data = Path(path).read_bytes()
             assert len(data) == n and hashlib.sha256(data).hexdigest() == sha, sid

@@ -18,11 +18,13 @@ def check(con) -> int:
         drops = sum(v for k, v in stats.items() if k != "kept" and not k.startswith("file."))
         assert stats.get("kept") == kept, f"half commit: kept row missing for {uri}"
         assert read == kept + drops, f"stage_stats do not reconcile for {uri}"
-        shards = con.execute("SELECT s.path, s.n_docs FROM shard_inputs si JOIN shards s "
+        shards = con.execute("SELECT s.path, si.n_docs FROM shard_inputs si JOIN shards s "
                              "USING (shard_id) WHERE si.source_uri = ? AND s.kind = 'text'",
                              [uri]).fetchall()
         assert sum(n for _, n in shards) == kept, f"shards missing for {uri}"
         for path, _ in shards:
+            root = con.execute("SELECT current_setting('file_search_path')").fetchone()[0]
+            path = os.path.join(root, path)  # lineage paths are relative to the output
             assert os.path.exists(path), f"shard listed but absent: {path}"
     # the documents view reads the shard files themselves
     n = con.execute("SELECT count(*) FROM documents").fetchone()[0]

@@ -6,9 +6,11 @@ var (a fresh Ray start per resume would triple the cost). After the resume the d
 (text/token/audit shards, dedup decisions and index) must be byte-identical to the reference
 run, and lineage must hold its invariants (faultkit.check_lineage).
 
-Lineage transactions in a two-file run, in order: start_run (1), record_dedup (2), commit of
-file 1 (3), commit of file 2 (4), finish_run (5); so `lineage.in_transaction:3` dies inside
-the first shard commit.
+The small run puts each input file in its own work unit (faultkit.SMALL_SET), so lineage
+transactions are, in order: start_run (1), record_dedup (2), commit of unit 1 (3), commit of
+unit 2 (4), finish_run (5); `lineage.in_transaction:3` dies inside the first unit commit and
+`lineage.in_transaction:4` inside the second, with the first one committed (resume must
+skip exactly that unit and rewrite the second one's rolled shards byte-identically).
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from faultkit import (
 
 pytestmark = pytest.mark.ray
 
-CI_POINTS = ["phase3.files_written", "lineage.in_transaction:3", "lineage.before_publish:4"]
+CI_POINTS = ["phase3.files_written", "lineage.in_transaction:3", "lineage.in_transaction:4"]
 SLOW_POINTS = [
+    "lineage.before_publish:4",
     "phase1.chunk_done", "phase1.chunk_done:3", "phase1.done", "phase2.done",
     "phase3.files_written:2", "lineage.in_transaction", "lineage.in_transaction:2",
-    "lineage.in_transaction:4", "lineage.in_transaction:5", "lineage.before_publish",
+    "lineage.in_transaction:5", "lineage.before_publish",
     "lineage.before_publish:3", "lineage.before_publish:5", "phase3.committed",
     "run.before_finish",
 ]
@@ -57,9 +60,16 @@ def _resume_and_check(inputs, out, ref) -> None:
     try:
         n = con.execute("SELECT count(*) FROM documents").fetchone()[0]
         kept = con.execute("SELECT sum(docs_kept) FROM input_files").fetchone()[0]
+        # One work unit per input file here, each committed once, with rolled shards.
+        units = con.execute("SELECT count(DISTINCT unit_id), count(*) FROM input_files "
+                            "WHERE unit_id IS NOT NULL").fetchone()
+        rolled = con.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM shards WHERE "
+                             "kind = 'text' GROUP BY unit_id, lang, quality_bucket)").fetchone()
     finally:
         con.close()
     assert n == kept == ref["result"].docs_kept
+    assert units == (len(inputs), len(inputs))
+    assert rolled[0] > 1, "the shard cap should have rolled a partition over"
     # A further re-run is a no-op: everything is committed.
     again = run_pipeline(small_cfg(inputs, out))
     assert again.files_skipped == len(inputs) and again.files_processed == 0

@@ -7,7 +7,7 @@ Tests run as root, where chmod does not stop writes; an output path that is (or 
 regular FILE is the unwritable location instead (EEXIST / ENOTDIR). A full disk is simulated
 with RLIMIT_FSIZE (writes beyond the limit fail with EFBIG; SIGXFSZ ignored). It cannot be set
 on a whole CLI run: Ray's own processes inherit it and fail to start. So it is set in this
-process around the Ray-free phase-3 code (`FileFinisher.finish`, what a phase-3 actor runs)
+process around the Ray-free phase-3 code (`UnitFinisher.finish_unit`, what a phase-3 actor runs)
 over the staged work of a real run.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import resource
 import shutil
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 from faultkit import leftovers, run_args, run_cli, small_cfg, tree_digest
+
+from pipeline.inputs import file_key as file_key_of
 
 
 def test_output_is_an_existing_file(tmp_path, small_inputs):
@@ -76,42 +79,44 @@ def staged_run(ray_session, small_inputs, tmp_path_factory):
     return cfg, out, run_key(cfg.config_hash, sorted(small_inputs))
 
 
-def _file_outputs(out: Path, file_key: str) -> dict[str, str]:
+def _unit_outputs(out: Path, unit_id: str, file_keys: list[str]) -> dict[str, str]:
     return {k: v for k, v in tree_digest(out).items()
-            if Path(k).name.startswith(file_key) or f"run={file_key}" in k}
+            if Path(k).name.startswith(f"part-{unit_id}-")
+            or any(f"run={fk}" in k for fk in file_keys)}
 
 
 def test_full_disk_during_shard_writes(staged_run, small_ref, tmp_path):
-    from pipeline.inputs import file_key
-    from pipeline.phase3 import FileFinisher
+    from pipeline.phase3 import UnitFinisher
     from pipeline.work import Layout, read_json
 
     cfg, staged, rkey = staged_run
     out = tmp_path / "out"
     shutil.copytree(staged, out)
     assert tree_digest(out) == small_ref["digest"]
-    uri = sorted(cfg.input.paths)[0]
-    key = file_key(uri)
-    ref = _file_outputs(out, key)
-    assert ref
-    for rel in ref:  # the file's outputs are gone, as before its first phase-3 attempt
-        (out / rel).unlink()
     layout = Layout(str(out), cfg.config_hash)
-    n_chunks = read_json(layout.file_done(rkey, key))["n_chunks"]
-    item = {"file_key": key, "source_uri": uri, "n_chunks": n_chunks}
-    finisher = FileFinisher(cfg, layout, rkey)
-    finisher.finish(dict(item))  # warm up (lazy model loads may write caches)
+    unit = read_json(layout.units_plan(rkey))["units"][0]
+    keys = unit["file_keys"]
+    ref = _unit_outputs(out, unit["unit_id"], keys)
+    assert ref
+    for rel in ref:  # the unit's outputs are gone, as before its first phase-3 attempt
+        (out / rel).unlink()
+    by_key = {fk: u for u in cfg.input.paths for fk in keys if fk == file_key_of(u)}
+    item = {"unit_id": unit["unit_id"], "files": [
+        {"file_key": k, "source_uri": by_key[k],
+         "n_chunks": read_json(layout.file_done(rkey, k))["n_chunks"]} for k in keys]}
+    finisher = UnitFinisher(cfg, layout, rkey)
+    finisher.finish_unit(json.loads(json.dumps(item)))  # warm up (lazy model loads)
     for rel in ref:
         (out / rel).unlink()
     with file_size_limit(8 * 1024), pytest.raises(OSError) as err:
-        finisher.finish(dict(item))
+        finisher.finish_unit(json.loads(json.dumps(item)))
     assert err.value.errno == 27  # EFBIG
     assert not leftovers(out), leftovers(out)
-    now = _file_outputs(out, key)
+    now = _unit_outputs(out, unit["unit_id"], keys)
     for rel, digest in now.items():  # whatever is visible is complete
         assert digest == ref[rel], f"half-written file visible: {rel}"
-    finisher.finish(dict(item))  # fault fixed: same bytes
-    assert _file_outputs(out, key) == ref
+    finisher.finish_unit(json.loads(json.dumps(item)))  # fault fixed: same bytes
+    assert _unit_outputs(out, unit["unit_id"], keys) == ref
     assert tree_digest(out) == small_ref["digest"]
 
 

@@ -16,7 +16,14 @@ from pipeline.sample import planted, sample_paths
 
 
 def _files(out: Path, pattern: str) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob(pattern))}
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob(pattern))
+            if p.is_file()}
+
+
+def _released(out: Path) -> dict[str, bytes]:
+    """Everything run A published: its unit's shards (data, tokens, audit) and index part."""
+    return {**_files(out / "data", "part-*"), **_files(out / "tokens", "part-*"),
+            **_files(out / "_rejected", "part-*"), **_files(out / "_dedup_index", "*.parquet")}
 
 
 def test_run_b_drops_copies_of_released_documents(ray_session, tmp_path):
@@ -24,12 +31,14 @@ def test_run_b_drops_copies_of_released_documents(ray_session, tmp_path):
     base = [f"output.dir={tmp_path}", "execution.progress=false"]
     a = run_pipeline(load_config(None, base + [f"input.paths=[{first}]"]))
     assert a.files_processed == 1
-    released_a = _files(tmp_path, "sample-00000-*")
-    assert released_a
+    released_a = _released(tmp_path)
+    assert any(k.endswith(".parquet") for k in released_a)
 
     b = run_pipeline(load_config(None, base + [f"input.paths=[{first},{second}]"]))
     assert b.files_skipped == 1 and b.files_processed == 1
-    assert _files(tmp_path, "sample-00000-*") == released_a  # A untouched
+    after = _released(tmp_path)
+    assert {k: v for k, v in after.items() if k in released_a} == released_a  # A untouched
+    assert len(after) > len(released_a)  # B's unit wrote new files beside A's
 
     manifest = planted()
     cross = [g for g in manifest["near_duplicates"] + manifest["exact_duplicates"]

@@ -175,7 +175,7 @@ def test_submitted_job_runs_pipeline(ray_head, tmp_path):
     assert files[0][0] == str(warc) and files[0][1] == "committed" and files[0][2] > 0
     assert shards and sum(n for _, n in shards) == files[0][2]
     for path, _ in shards:
-        assert Path(path).is_file() and Path(path).is_relative_to(out)
+        assert (out / path).is_file() and not Path(path).is_absolute()
     # Tokens next to text shards, and the staging dir is gone.
     assert list(out.rglob("*.bin")) and list(out.rglob("*.idx"))
     assert not (out / "_work").exists() or not any((out / "_work").iterdir())

@@ -196,7 +196,7 @@ def test_dry_run_reports_new_files_and_processes_nothing(tmp_path):
     (rep,) = reports(out)
     assert rep["status"] == "dry-run" and rep["files_listed"] == 2
     assert rep["new_files"] == sorted([str(SAMPLE), str(tmp_path / "not-there-yet.warc.gz")])
-    assert not (out / "lineage.duckdb").exists() and not list(out.glob("en"))
+    assert not (out / "lineage.duckdb").exists() and not (out / "data").exists()
 
 
 def test_config_error_is_usage_status(tmp_path, capsys):

@@ -89,12 +89,15 @@ def test_output_layout_and_token_shards(sample_run, con):
                                   / "pipeline" / "sample" / "tokenizer" / "tokenizer.json"))
     langs = set()
     for _shard_id, path, lang, bucket, n_docs, n_tokens in text:
-        p = Path(path)
-        assert p.parent == out / lang / bucket
+        assert not Path(path).is_absolute()  # relative to the output root
+        p = out / path
+        assert p.parent == out / "data" / f"lang={lang}" / f"bucket={bucket}"
+        assert p.name.startswith("part-")
         langs.add(lang)
         table = pq.read_table(p)
         assert table.num_rows == n_docs
-        ds = IndexedDataset(str(p.with_suffix("")))
+        prefix = out / "tokens" / f"lang={lang}" / f"bucket={bucket}" / p.stem
+        ds = IndexedDataset(str(prefix))
         assert len(ds) == n_docs
         assert int(ds.lengths.sum()) == n_tokens
         assert table.column("n_tokens").to_pylist() == ds.lengths.tolist()
@@ -228,7 +231,7 @@ def test_lineage_records_run_config_and_code_version(sample_run, con):
 
 def test_partition_counts_reconcile(con):
     per_file = defaultdict(int)
-    for uri, n in con.execute("SELECT i.source_uri, sum(s.n_docs) FROM shards s JOIN "
+    for uri, n in con.execute("SELECT i.source_uri, sum(i.n_docs) FROM shards s JOIN "
                               "shard_inputs i USING (shard_id) WHERE s.kind = 'text' "
                               "GROUP BY 1").fetchall():
         per_file[uri] = n
