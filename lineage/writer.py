@@ -122,11 +122,11 @@ def commit_unit(
         for sid, ents in sorted(pii.items()) for ent, n in sorted(ents.items())
     ]
     with store.transaction() as con:
-        # An earlier commit of this unit (or of its files, from an older layout).
+        # An earlier commit of this unit (unit ids derive from the file keys, and the config
+        # hash covers the unit caps, so the same files under this config are this unit).
         old = [r[0] for r in con.execute(
-            "SELECT shard_id FROM shards WHERE config_hash = ? AND (unit_id = ? OR shard_id IN "
-            "(SELECT shard_id FROM shard_inputs WHERE source_uri IN (SELECT unnest(?))))",
-            [config_hash, unit_id, uris]).fetchall()]
+            "SELECT shard_id FROM shards WHERE unit_id = ? AND config_hash = ?",
+            [unit_id, config_hash]).fetchall()]
         if old:
             for table in ("shards", "shard_inputs", "pii_stats"):
                 con.execute(f"DELETE FROM {table} WHERE shard_id IN (SELECT unnest(?))", [old])
