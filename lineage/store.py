@@ -127,8 +127,8 @@ def _has_files(root: str, pattern: str) -> bool:
 
 def _config_filter(config: str | None) -> str:
     """SQL condition on `shards.config_hash`: latest run's (default), a hash prefix, or all."""
-    if config is None:
-        return f"config_hash = {LATEST_CONFIG}"
+    if config is None:  # (no runs recorded: nothing to choose between)
+        return f"({LATEST_CONFIG} IS NULL OR config_hash = {LATEST_CONFIG})"
     if config == ALL_CONFIGS:
         return "true"
     return "starts_with(config_hash, '" + config.replace("'", "''") + "')"

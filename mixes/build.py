@@ -426,18 +426,20 @@ def plan_from_lineage(
 ) -> MixPlan:
     """Read the published lineage snapshot (read-only) and resolve the mix against it.
 
-    Relative shard paths resolve against `output_root` (default: the lineage file's
-    directory, i.e. `OUT` for `OUT/lineage.duckdb`).
+    Relative shard paths resolve against `output_root` (default: the root the lineage
+    store records, `lineage.store.output_root`: the lineage file's directory, i.e. `OUT`
+    for `OUT/lineage.duckdb`, or the output URI of an object-store run).
     """
     from lineage.store import open_reader
+    from lineage.store import output_root as store_root
 
     tok = resolve_tokenizer_hash(cfg.tokenizer, base_dir)
-    root = Path(output_root) if output_root is not None else Path(lineage_path).resolve().parent
     try:
         con = open_reader(lineage_path)
     except FileNotFoundError as e:
         raise MixError(str(e)) from e
     try:
+        root = output_root if output_root is not None else store_root(lineage_path, con)
         shards = read_token_shards(con, root)
     finally:
         con.close()

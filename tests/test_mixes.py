@@ -63,11 +63,16 @@ def synth(tmp_path_factory) -> Path:
     rows = []
     for lang, bucket, f, n_docs, tok in PARTS:
         docs = [rng.integers(0, VOCAB, rng.integers(20, 120)) for _ in range(n_docs)]
-        prefix = root / lang / bucket / f"{f}-cfg"
+        # the published layout; lineage paths are relative to the output root
+        part = Path(f"lang={lang}") / f"bucket={bucket}" / f"part-{f}-cfg-00000"
+        prefix = root / "tokens" / part
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        (root / "data" / part).parent.mkdir(parents=True, exist_ok=True)
         info = write_indexed_dataset(str(prefix), docs, VOCAB)
         # the mirrored text shard (same documents, same order), for the documents view
         ids = [f"{lang}-{bucket}-{f}-{i}" for i in range(n_docs)]
-        text_path = f"{prefix}.parquet"
+        text_id = f"data/{part.as_posix()}.parquet"
+        text_path = root / text_id
         pq.write_table(
             pa.table(
                 {
@@ -83,10 +88,10 @@ def synth(tmp_path_factory) -> Path:
         )
         rows.append(
             {
-                "shard_id": f"{lang}/{bucket}/{f}-cfg.parquet",
+                "shard_id": text_id,
                 "run_id": "run1",
                 "kind": "text",
-                "path": text_path,
+                "path": text_id,
                 "lang": lang,
                 "quality_bucket": bucket,
                 "crawl_id": "CC-TEST",
@@ -97,10 +102,10 @@ def synth(tmp_path_factory) -> Path:
         )
         rows.append(
             {
-                "shard_id": f"{lang}/{bucket}/{f}-cfg.bin",
+                "shard_id": f"tokens/{part.as_posix()}.bin",
                 "run_id": "run1",
                 "kind": "tokens",
-                "path": info["bin_path"],
+                "path": f"tokens/{part.as_posix()}.bin",
                 "lang": lang,
                 "quality_bucket": bucket,
                 "crawl_id": "CC-TEST",
@@ -111,7 +116,7 @@ def synth(tmp_path_factory) -> Path:
                 "sha256": info["bin_sha256"],
                 "version": 1,
                 "status": "live",
-                "mirrors_shard": f"{lang}/{bucket}/{f}-cfg.parquet",
+                "mirrors_shard": text_id,
             }
         )
     store = LineageStore(root / "lineage.duckdb")
@@ -131,8 +136,10 @@ def synth_shards(synth) -> list[dict]:
 
 
 def _copy_lineage(src_dir: Path, dst: Path) -> Path:
+    """The lineage alone, elsewhere: it records `src_dir` as the output root it describes."""
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src_dir / "lineage.duckdb", dst / "lineage.duckdb")
+    LineageStore(dst / "lineage.duckdb", output_root=str(src_dir))
     return dst / "lineage.duckdb"
 
 
