@@ -132,7 +132,8 @@ class RollingWriter:
 
     Rows arrive in a deterministic order; they are written in row groups of
     `row_group_docs` rows, and after each row group the shard is closed if the Parquet file
-    has reached `max_bytes`. With `tokenize`, each text shard gets a token shard with exactly
+    has reached `max_bytes` (bytes written plus the estimated size of the row group Arrow
+    still buffers). With `tokenize`, each text shard gets a token shard with exactly
     the same rows (`token_start`/`shard_row` restart at 0 in every shard).
     """
 
@@ -149,6 +150,9 @@ class RollingWriter:
         self.records: list[dict[str, Any]] = []
         self.pii: dict[str, dict[str, int]] = {}
         self._open: dict[str, Any] | None = None
+        # Compressed bytes per in-memory byte of the row groups flushed so far.
+        self.flushed_mem = 0
+        self.flushed_bytes = 0
 
     # -- public --------------------------------------------------------------------------
     def add(self, table: pa.Table) -> None:
@@ -191,7 +195,7 @@ class RollingWriter:
         text = _Sink(uri)
         st: dict[str, Any] = {"uri": uri, "text": text, "sinks": [text], "rows": 0,
                               "n_tokens": 0, "lengths": [], "inputs": {}, "pii": Counter(),
-                              "crawl_id": None}
+                              "crawl_id": None, "last_mem": 0}
         st["writer"] = pq.ParquetWriter(
             _HashingFile(text), schema, compression="zstd", compression_level=3,
             write_statistics=True, use_dictionary=True)
@@ -224,7 +228,16 @@ class RollingWriter:
             if self._open is None:
                 self._open = self._start(out.schema)
             st = self._open
+        before = st["text"].n_bytes
         st["writer"].write_table(out, row_group_size=n)
+        # Arrow flushes a row group when the next one starts (or at close), so the file
+        # holds every row group but this one: estimate its compressed size from the ratio
+        # seen so far (deterministic: it depends only on the rows).
+        if st["last_mem"]:
+            self.flushed_mem += st["last_mem"]
+            self.flushed_bytes += st["text"].n_bytes - before
+        st["last_mem"] = out.nbytes
+        ratio = self.flushed_bytes / self.flushed_mem if self.flushed_mem else 1.0
         st["rows"] += n
         st["crawl_id"] = st["crawl_id"] or part.column("crawl_id")[0].as_py()
         src = part.column("source_uri").to_pylist()
@@ -237,7 +250,7 @@ class RollingWriter:
                 cur[0] += 1
                 cur[1] = o if cur[1] is None or (o is not None and o < cur[1]) else cur[1]
                 cur[2] = o if cur[2] is None or (o is not None and o > cur[2]) else cur[2]
-        if st["text"].n_bytes >= self.max_bytes:
+        if st["text"].n_bytes + ratio * st["last_mem"] >= self.max_bytes:
             self._close()
 
     @staticmethod

@@ -3,7 +3,7 @@
 Phase 1: `from_items(files)` -> read tasks (one per file, yielding one row per chunk of
 records) -> actor pool of `ChunkProcessor` (models loaded once per actor, one chunk per call).
 Phase 2 lives in `pipeline/dedup_phase.py` (a Ray Data shuffle of band keys).
-Phase 3: `from_items(files)` -> actor pool of `FileFinisher`.
+Phase 3: `from_items(units)` -> actor pool of `UnitFinisher` (one work unit per call).
 
 Readers take no CPU reservation (`num_cpus=0`): they are I/O and cheap decompression, and a
 fractional reservation next to a full actor pool deadlocks a small machine. Their concurrency

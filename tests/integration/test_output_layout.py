@@ -168,8 +168,8 @@ def test_rolling_writer_cuts_at_cap_with_mirrored_tokens(tmp_path):
         for i in r["inputs"]:
             seen[i["source_uri"]] += i["n_docs"]
     assert seen == {"a.warc": 70, "b.warc": 70, "c.warc": 70}
-    # all but the tail reached the cap; names are sequential
-    assert all(r["n_bytes"] >= 8000 for r in text[:-1])
+    # all but the tail came close to the cap (cut on an estimate); names are sequential
+    assert all(r["n_bytes"] >= 8000 * 0.7 for r in text[:-1])
     assert [Path(r["path"]).name for r in text] == [
         f"part-u000-cccccccc-{i:05d}.parquet" for i in range(len(text))]
     # deterministic: same rows, same bytes
