@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import load_config
 from pipeline.phase1 import scrub_rejected, to_rejected
-from pipeline.phase3 import FileFinisher
+from pipeline.phase3 import RollingWriter, UnitFinisher
 from pipeline.work import Layout
 from stages.pii import PiiScrubber
 
@@ -31,9 +31,14 @@ def test_audit_text_is_scrubbed_before_truncation(tmp_path):
     assert text.index(EMAIL) < cfg.output.rejected_text_chars < text.index(EMAIL) + len(EMAIL)
     rej = to_rejected(_rejected_table(text), "quality", cfg.output.rejected_text_chars)
     rej = scrub_rejected(PiiScrubber(cfg.pii), rej, cfg.output.rejected_text_chars)  # phase 1
-    fin = FileFinisher(cfg, Layout(str(tmp_path), cfg.config_hash), "rk")
-    records = fin._write_rejected(rej, "fk", "/x.warc.gz")  # phase 3
-    out = pq.read_table(records[0]["path"]).column("text")[0].as_py()
+    layout = Layout(str(tmp_path), cfg.config_hash)
+    fin = UnitFinisher(cfg, layout, "rk")
+    rej = fin._cut_rejected(rej)  # phase 3
+    w = RollingWriter(layout, "rejected", "en", "all", "u0", cfg.output.shard_max_bytes,
+                      cfg.output.row_group_docs)
+    w.add(rej)
+    records = w.finish()
+    out = pq.read_table(tmp_path / records[0]["path"]).column("text")[0].as_py()
     assert len(out) <= cfg.output.rejected_text_chars
     assert "jane" not in out, out[-60:]
 
