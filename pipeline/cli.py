@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="Ray cluster to join (execution.ray_address; default: "
                    "RAY_ADDRESS, set inside `ray job submit`, else an embedded local Ray)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--shared-output", action="store_true",
+                   help="the local --output path is shared storage mounted on every node "
+                   "(execution.output_shared); needed for a local path on a multi-node cluster")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON")
     r.add_argument("--wait", action="store_true",
                    help="wait for another writer of the same output to finish instead of "
@@ -71,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--sample-docs", type=int, default=20000)
     tt.add_argument("--seed", type=int, default=0)
 
+    d = sub.add_parser("dedup", help="cross-run dedup index commands")
+    ds = d.add_subparsers(dest="dcommand", metavar="SUBCOMMAND")
+    dc = ds.add_parser("compact", help="merge the small partitions of the dedup index")
+    dc.add_argument("--output", "-o", required=True, help="output directory or s3:// URI")
+    dc.add_argument("--config", "-c", help="YAML config of the runs (selects the index)")
+    dc.add_argument("--profile", choices=list_profiles())
+    dc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    dc.add_argument("--min-files", type=int, default=2,
+                    help="merge a bucket only when it has at least this many files")
+
     sub.add_parser("sample", help="print the paths of the shipped sample crawl")
     return p
 
@@ -88,6 +101,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides.append("execution.progress=false")
     if args.address:
         overrides.append("execution.ray_address=" + json.dumps(args.address))
+    if args.shared_output:
+        overrides.append("execution.output_shared=true")
     cfg = load_config(args.config, overrides, profile=args.profile)
     result = run_pipeline(cfg, wait_for_lock=args.wait)
     if args.json:
@@ -142,6 +157,19 @@ def _cmd_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dedup(args: argparse.Namespace) -> int:
+    from pipeline.dedup_index import compact
+    from pipeline.work import Layout
+
+    if args.dcommand != "compact":
+        raise ConfigError("usage: python -m pipeline dedup compact --output DIR")
+    cfg = load_config(args.config, args.overrides, profile=args.profile)
+    index_dir = Layout(args.output, cfg.config_hash).index_dir()
+    stats = compact(index_dir, min_files=args.min_files)
+    print(json.dumps({"index": index_dir, **stats}, indent=1))
+    return 0
+
+
 def _cmd_sample(_: argparse.Namespace) -> int:
     from pipeline.sample import sample_paths
 
@@ -154,6 +182,7 @@ COMMANDS = {
     "config": _cmd_config,
     "quality": _cmd_quality,
     "tokenizer": _cmd_tokenizer,
+    "dedup": _cmd_dedup,
     "sample": _cmd_sample,
 }
 

@@ -202,9 +202,16 @@ class ExecutionConfig(BaseModel):
     dedup_local_max_docs: Execution[int] = Field(
         default=200_000,
         ge=0,
-        description="Phase 2 clusters in the driver when this run plus the released index hold "
-        "at most this many documents (same result, no shuffle overhead); above it, band keys "
-        "are grouped by a Ray Data shuffle. 0 = always shuffle.",
+        description="Phase 2 runs as ONE Ray task (scipy components, no shuffle overhead) when "
+        "this run plus the released index hold at most this many documents; above it, as Ray "
+        "Data shuffles (star rounds). Same decisions either way; the driver never holds "
+        "documents. 0 = always shuffle.",
+    )
+    output_shared: Execution[bool] = Field(
+        default=False,
+        description="Declare a local --output path to be shared storage mounted at the same "
+        "place on every node (NFS, Lustre). Without it a multi-node Ray cluster refuses a "
+        "local output path before doing any work.",
     )
 
 

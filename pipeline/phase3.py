@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from pipeline import storage
 from pipeline.config import PipelineConfig
+from pipeline.dedup_index import read_decisions, write_index_part
 from pipeline.phase1 import AUDIT_PII_MARGIN, REJECTED_SCHEMA, scrub_table
 from pipeline.work import Layout
 from stages.pii import PiiScrubber, sum_pii_counts
@@ -354,7 +355,7 @@ class UnitFinisher:
         counts: Counter[str] = Counter()
         dedup_rejected = None
         if kept is not None and kept.num_rows:
-            kept, dedup_rejected = self._drop_duplicates(kept)
+            kept, dedup_rejected = self._drop_duplicates(kept, file_key)
             if dedup_rejected is not None:
                 counts.update(dedup_rejected.column("drop_reason").to_pylist())
         if kept is not None and kept.num_rows:
@@ -381,13 +382,10 @@ class UnitFinisher:
         }
 
     # -- steps ---------------------------------------------------------------------------
-    def _drop_duplicates(self, kept: pa.Table) -> tuple[pa.Table, pa.Table | None]:
-        path = self.layout.decisions(self.rkey)
-        if not storage.exists(path):
-            return kept, None
-        fs, p = storage.resolve(path)
+    def _drop_duplicates(self, kept: pa.Table, file_key: str) -> tuple[pa.Table, pa.Table | None]:
+        # i17: decisions are partitioned by input file; read only this file's.
+        dec = read_decisions(self.layout.decisions_dir(self.rkey), file_key)
         ids = kept.column("doc_id")
-        dec = pq.read_table(p, filesystem=fs, filters=pc.field("doc_id").isin(ids.unique()))
         if dec.num_rows == 0:
             return kept, None
         is_dup = pc.is_in(ids, value_set=dec.column("doc_id"))
@@ -427,8 +425,8 @@ class UnitFinisher:
         return out
 
     def _write_index_part(self, kept: pa.Table, file_key: str) -> None:
-        sig = kept.select(SIGNATURE_COLUMNS).sort_by([("doc_id", "ascending")])
-        storage.write_parquet_atomic(self.layout.index_part(file_key), sig, 100_000)
+        # i17: append this file's released docs to the range-partitioned cross-run index.
+        write_index_part(self.layout.index_dir(), file_key, kept.select(SIGNATURE_COLUMNS))
 
     def _cut_rejected(self, rej: pa.Table) -> pa.Table:
         # Phase 1 scrubbed and cut its audit rows; dedup rows come from staged (scrubbed) text

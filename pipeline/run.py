@@ -275,6 +275,9 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
 
     _log(cfg, f"starting Ray ({plan.ray_address(cfg.execution.ray_address)})")
     plan.ensure_ray(cfg.execution.ray_address)
+    from pipeline.dedup_phase import check_shared_output
+
+    check_shared_output(cfg.output.dir, cfg.execution.output_shared)  # i17: before any work
     workers = cfg.execution.num_workers or plan.cluster_cpus()
     storage.makedirs(layout.work_dir(rkey))
 
@@ -323,33 +326,30 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
 
     # ---- phase 2 ------------------------------------------------------------------------
     t = time.perf_counter()
-    decisions = layout.decisions(rkey)
-    if not storage.exists(decisions):
-        from pipeline.dedup_phase import index_paths, run_dedup_phase
+    decisions_dir = layout.decisions_dir(rkey)
+    from pipeline.dedup_index import decisions_done_uri
 
-        sig_paths = [
-            layout.chunk_prefix(rkey, f.file_key, i) + ".kept.parquet"
+    if not storage.exists(decisions_done_uri(decisions_dir)):
+        from pipeline.dedup_phase import run_dedup_phase
+
+        # i17: phase 2 runs on Ray (one task for small runs, shuffles above); the driver only
+        # sees counts. Decisions land per input file; phase 3 reads its file's only.
+        sig_files = [
+            (layout.chunk_prefix(rkey, f.file_key, i) + ".kept.parquet", f.file_key)
             for f in todo for i in range(p1[f.file_key]["n_chunks"])
         ]
-        sig_paths = [p for p in sig_paths if storage.exists(p)]
-        index = index_paths(layout.index_dir())
+        sig_files = [(p, k) for p, k in sig_files if storage.exists(p)]
         _log(cfg, f"phase 2: dedup {sum(v['docs_kept'] for v in p1.values())} docs against "
-                  f"{len(index)} released index parts")
-        tmp = decisions + ".partial.parquet"
-        n_docs = _count_rows(sig_paths) + _count_rows(index)
-        if n_docs <= cfg.execution.dedup_local_max_docs:
-            stats = dedup_in_driver(sig_paths, index, tmp)
-        else:
-            stats = run_dedup_phase(sig_paths, index, tmp, cfg.dedup)
-        stats["record_id_dups"] = add_record_id_duplicates(sig_paths, tmp)
-        fs, src = storage.resolve(tmp)
-        fs.move(src, storage.resolve(decisions)[1])
-        storage.write_bytes_atomic(layout.decisions_archive(rkey), storage.read_bytes(decisions))
+                  "the released index")
+        stats = run_dedup_phase(sig_files, layout.index_dir(), decisions_dir, cfg.dedup,
+                                local_max_docs=cfg.execution.dedup_local_max_docs,
+                                archive_uri=layout.decisions_archive(rkey),
+                                before_commit=lambda d: _record_id_task(sig_files, d))
         record_dedup(store, run_id, rkey, stats, cfg.dedup.model_dump(mode="json"),
                      layout.decisions_archive(rkey))
         _log(cfg, f"phase 2: {stats.get('exact_dups', 0)} exact and "
                   f"{stats.get('near_dups', 0)} near duplicates in {stats.get('clusters', 0)} "
-                  f"clusters")
+                  f"clusters ({stats.get('engine')}, {stats.get('rounds', 0)} rounds)")
     faults.point("phase2.done")
     result.phase_seconds["phase2"] = round(time.perf_counter() - t, 3)
 
@@ -422,24 +422,23 @@ def _blocklist(store: LineageStore) -> tuple[list[str], list[str]]:
     return sorted(urls), sorted(domains)
 
 
-def _count_rows(uris: list[str]) -> int:
-    import pyarrow.parquet as pq
+def _record_id_task(sig_files: list[tuple[str, str]], decisions_dir: str) -> int:
+    """add_record_id_duplicates in a Ray task: it reads every staged doc's record id (i17:
+    the driver holds no per-document state)."""
+    import ray
 
-    total = 0
-    for u in uris:
-        fs, path = storage.resolve(u)
-        with fs.open_input_file(path) as f:
-            total += pq.ParquetFile(f).metadata.num_rows
-    return total
+    return ray.get(ray.remote(num_cpus=1)(add_record_id_duplicates).remote(sig_files,
+                                                                          decisions_dir))
 
 
-def add_record_id_duplicates(sig_paths: list[str], decisions_uri: str) -> int:
+def add_record_id_duplicates(sig_files: list[tuple[str, str]], decisions_dir: str) -> int:
     """One WARC-Record-ID in several input files is one record (issue 19).
 
     Among the staged (phase-1 surviving) occurrences, the one in the first input file in URI
     order (then the smallest offset) wins; every other occurrence becomes a
     `dedup.record_id` decision pointing at it, unless dedup already dropped it. Runs after
-    either phase-2 engine; returns the number of decisions added.
+    either phase-2 engine, on the per-input-file decisions (i17); returns the number of
+    decisions added.
     """
     import hashlib
 
@@ -447,15 +446,17 @@ def add_record_id_duplicates(sig_paths: list[str], decisions_uri: str) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from pipeline.dedup_index import decisions_file_uri, decisions_files, read_decisions_uri
     from stages.dedup_cluster import OUTPUT_SCHEMA
 
     cols = ["doc_id", "warc_record_id", "source_uri", "source_offset"]
     parts = []
-    for u in sig_paths:
+    for u, fk in sig_files:
         fs, path = storage.resolve(u)
         names = pq.ParquetFile(fs.open_input_file(path)).schema_arrow.names
         if all(c in names for c in cols):
-            parts.append(pq.read_table(path, columns=cols, filesystem=fs))
+            t = pq.read_table(path, columns=cols, filesystem=fs)
+            parts.append(t.append_column("file_key", pa.array([fk] * t.num_rows, pa.string())))
     if not parts:
         return 0
     occ = pa.concat_tables(parts).filter(pc.is_valid(pc.field("warc_record_id")))
@@ -463,60 +464,35 @@ def add_record_id_duplicates(sig_paths: list[str], decisions_uri: str) -> int:
         return 0
     occ = occ.sort_by([("warc_record_id", "ascending"), ("source_uri", "ascending"),
                        ("source_offset", "ascending")])
-    fs, path = storage.resolve(decisions_uri)
-    dec = pq.read_table(path, filesystem=fs)
-    decided = set(dec.column("doc_id").to_pylist())
-    rows: dict[str, list] = {n: [] for n in OUTPUT_SCHEMA.names}
+    decided = set()
+    for u in decisions_files(decisions_dir):
+        decided.update(read_decisions_uri(u).column("doc_id").to_pylist())
+    rows: dict[str, dict[str, list]] = {}
     winner_rid, winner = None, None
-    for rid, doc in zip(occ.column("warc_record_id").to_pylist(),
-                        occ.column("doc_id").to_pylist(), strict=True):
+    for rid, doc, fk in zip(occ.column("warc_record_id").to_pylist(),
+                            occ.column("doc_id").to_pylist(),
+                            occ.column("file_key").to_pylist(), strict=True):
         if rid != winner_rid:
             winner_rid, winner = rid, doc
             continue
         if doc == winner or doc in decided:
             continue
         decided.add(doc)
-        rows["doc_id"].append(doc)
-        rows["reason"].append("dedup.record_id")
-        rows["cluster_id"].append(
+        r = rows.setdefault(fk, {n: [] for n in OUTPUT_SCHEMA.names})
+        r["doc_id"].append(doc)
+        r["reason"].append("dedup.record_id")
+        r["cluster_id"].append(
             int.from_bytes(hashlib.sha256(rid.encode()).digest()[:8], "big"))
-        rows["keeper_doc_id"].append(winner)
-    if not rows["doc_id"]:
-        return 0
-    extra = pa.Table.from_pydict(rows, schema=OUTPUT_SCHEMA)
-    out = pa.concat_tables([dec.cast(OUTPUT_SCHEMA), extra]).sort_by([("doc_id", "ascending")])
-    storage.write_parquet_atomic(decisions_uri, out, 100_000)
-    return len(rows["doc_id"])
-
-
-def dedup_in_driver(sig_paths: list[str], index: list[str], out_uri: str) -> dict[str, Any]:
-    """Phase 2 for small runs: the same clustering as the Ray shuffle, in one process."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from stages.dedup_cluster import dedup_local
-
-    t0 = time.perf_counter()
-    cols = ["doc_id", "warc_date", "text_hash", "minhash_bands"]
-    tables, released = [], []
-    for uris, rel in ((sig_paths, False), (index, True)):
-        for u in uris:
-            fs, path = storage.resolve(u)
-            t = pq.read_table(path, columns=cols, filesystem=fs)
-            tables.append(t)
-            released.append(np.full(t.num_rows, rel))
-    docs = sum(t.num_rows for t in tables[: len(sig_paths)])
-    if tables:
-        table = pa.concat_tables(tables, promote_options="permissive")
-        out, stats = dedup_local(table, np.concatenate(released))
-    else:
-        from stages.dedup_cluster import OUTPUT_SCHEMA
-
-        out, stats = OUTPUT_SCHEMA.empty_table(), {}
-    storage.write_parquet_atomic(out_uri, out, 100_000)
-    return {**stats, "docs": docs, "index_docs": sum(t.num_rows for t in tables) - docs,
-            "seconds": round(time.perf_counter() - t0, 3), "engine": "driver"}
+        r["keeper_doc_id"].append(winner)
+    n = 0
+    for fk, r in sorted(rows.items()):
+        uri = decisions_file_uri(decisions_dir, fk)
+        old = read_decisions_uri(uri) if storage.exists(uri) else OUTPUT_SCHEMA.empty_table()
+        extra = pa.Table.from_pydict(r, schema=OUTPUT_SCHEMA)
+        out = pa.concat_tables([old.cast(OUTPUT_SCHEMA), extra]).sort_by([("doc_id", "ascending")])
+        storage.write_parquet_atomic(uri, out, 100_000)
+        n += extra.num_rows
+    return n
 
 
 def funnel(r: RunResult) -> dict[str, int]:

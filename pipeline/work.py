@@ -46,8 +46,9 @@ class Layout:
     def file_done(self, rkey: str, file_key: str) -> str:
         return storage.join(self.work_dir(rkey), "p1", file_key, "_done.json")
 
-    def decisions(self, rkey: str) -> str:
-        return storage.join(self.work_dir(rkey), "dedup_decisions.parquet")
+    def decisions_dir(self, rkey: str) -> str:
+        """Phase-2 decisions, one Parquet file per input file with drops (+ _SUCCESS.json)."""
+        return storage.join(self.work_dir(rkey), "dedup_decisions")
 
     def decisions_archive(self, rkey: str) -> str:
         return storage.join(self.out, "_dedup", f"decisions-{rkey}.parquet")
@@ -79,11 +80,8 @@ class Layout:
         return storage.join(self.work_dir(rkey), "units.json")
 
     def index_dir(self) -> str:
-        """Released documents' signatures, one part per committed input file, per config."""
+        """Cross-run dedup index of this config (range-partitioned; pipeline/dedup_index.py)."""
         return storage.join(self.out, "_dedup_index", self.cfg8)
-
-    def index_part(self, file_key: str) -> str:
-        return storage.join(self.index_dir(), f"run={file_key}", "part-00000.parquet")
 
     def relative(self, uri: str) -> str:
         base = self.out.rstrip("/") + "/"

@@ -29,6 +29,14 @@ from scipy.sparse.csgraph import connected_components as _cc
 
 __all__ = [
     "EXACT_BAND",
+    "doc_keys",
+    "partition_of",
+    "dedupe_pairs",
+    "large_star",
+    "small_star",
+    "star_roots",
+    "merge_node_attrs",
+    "pick_keepers",
     "OUTPUT_SCHEMA",
     "NODE_SCHEMA",
     "star_edges",
@@ -266,3 +274,284 @@ def dedup_local(table: pa.Table, released: np.ndarray | None = None) -> tuple[pa
     involved[dst] = True
     nodes = nodes.filter(pa.array(involved[member]))
     return resolve_clusters(nodes, edges)
+
+
+# ------------------------------------------------------------------------------------------
+# Per-partition pieces of the distributed phase 2 (pipeline/dedup_phase.py runs them inside
+# Ray Data shuffle partitions; the small-run path runs them on one partition).
+# Nodes are 64-bit keys: xxh64(doc_id), so the same doc_id in this run and in the released
+# index is the same node without a string join.
+
+DOC_KEY_SEED = 0x1D0C
+"""Seed of the 64-bit document key (part of the index format)."""
+
+DECISION_SCHEMA = pa.schema(
+    [
+        ("fidx", pa.int32()),
+        ("doc_id", pa.large_string()),
+        ("reason", pa.string()),
+        ("cluster_id", pa.uint64()),
+        ("keeper_doc_id", pa.large_string()),
+    ]
+)
+"""Dropped rows of one partition; ``fidx`` = index of the input file the row came from."""
+
+MEMBER_SCHEMA = pa.schema(
+    [
+        ("root", pa.uint64()),
+        ("node", pa.uint64()),
+        ("fidx", pa.int32()),
+        ("released", pa.bool_()),
+        ("warc_date", pa.int64()),
+        ("text_hash", pa.uint64()),
+        ("doc_id", pa.large_string()),
+    ]
+)
+"""One row per (component member, input file it occurs in); fidx = -1 for index-only docs."""
+
+
+def doc_keys(doc_id: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit node key of every doc_id (xxh64 with a fixed seed; nulls are not allowed)."""
+    if isinstance(doc_id, pa.ChunkedArray):
+        doc_id = doc_id.combine_chunks()
+    h = xxhash.xxh64_intdigest
+    vals = doc_id.to_pylist()
+    return np.fromiter((h(v.encode("utf-8"), DOC_KEY_SEED) for v in vals), np.uint64, len(vals))
+
+
+def partition_of(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Range partition of uint64 keys: their top ``bits`` bits (0 bits = one partition)."""
+    if bits == 0:
+        return np.zeros(len(keys), dtype=np.int64)
+    return (keys >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def dedupe_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (a, b) pairs sorted by (a, b)."""
+    if len(a) == 0:
+        return a, b
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    keep = np.empty(len(a), dtype=bool)
+    keep[0] = True
+    keep[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[keep], b[keep]
+
+
+def _group_min(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (a, b) sorted by a: (start index of each a-run, min b of the run) per row."""
+    new = np.empty(len(a), dtype=bool)
+    new[0] = True
+    new[1:] = a[1:] != a[:-1]
+    starts = np.flatnonzero(new)
+    run = np.cumsum(new) - 1
+    mins = np.minimum.reduceat(b, starts)
+    return run, mins
+
+
+def large_star(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Large-star step (Kiveris et al. 2014) over the adjacency rows of some nodes.
+
+    Input: both directions of every edge whose endpoint ``a`` lives in this partition.
+    For every node u: m = min(u, neighbours); every neighbour v > u is linked to m.
+    Returns (child, parent, changed): parent < child; ``changed`` counts rows whose
+    parent differs from u (the step did something).
+    """
+    if len(a) == 0:
+        return a, b, 0
+    a, b = dedupe_pairs(a, b)
+    run, mins = _group_min(a, b)
+    m = np.minimum(mins[run], a)
+    sel = b > a
+    return b[sel], m[sel], int((m[sel] != a[sel]).sum())
+
+
+def small_star(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Small-star step: rows (u, v) with v < u grouped by u.
+
+    For every node u: m = min of its smaller neighbours; u and every smaller neighbour
+    v != m are linked to m. Returns (child, parent, changed) with parent < child.
+    """
+    if len(a) == 0:
+        return a, b, 0
+    a, b = dedupe_pairs(a, b)
+    run, mins = _group_min(a, b)
+    m = mins[run]
+    others = b != m
+    first = np.empty(len(a), dtype=bool)
+    first[0] = True
+    first[1:] = a[1:] != a[:-1]
+    child = np.concatenate([a[first], b[others]])
+    parent = np.concatenate([m[first], m[others]])
+    return child, parent, int(others.sum())
+
+
+def star_roots(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Converged star edges (both directions) -> (node, root) for every node seen."""
+    node = a
+    root = np.minimum(a, b)
+    node, root = dedupe_pairs(node, root)
+    # a root also appears as (root, root); a leaf only as (leaf, root) once converged
+    return node, root
+
+
+def merge_node_attrs(
+    members: pa.Table, run_attrs: pa.Table, released_attrs: pa.Table
+) -> pa.Table:
+    """Attributes of every component member of one node partition (MEMBER_SCHEMA rows).
+
+    ``members``: node, root (distinct nodes). ``run_attrs``: node, fidx, doc_id, warc_date,
+    text_hash of this run's docs in the partition (any subset). ``released_attrs``: node,
+    doc_id, warc_date, text_hash of index docs. Node-level attributes follow the reference
+    rule: a released copy wins, then the earliest date. Raises ValueError when two different
+    doc_ids share a 64-bit key (never silently merges two documents).
+    """
+    if members.num_rows == 0:
+        return MEMBER_SCHEMA.empty_table()
+    mnode = members.column("node").to_numpy()
+    mroot = members.column("root").to_numpy()
+    order = np.argsort(mnode, kind="stable")
+    mnode, mroot = mnode[order], mroot[order]
+    ra = run_attrs.filter(pa.array(np.isin(run_attrs.column("node").to_numpy(), mnode)))
+    la = released_attrs.filter(
+        pa.array(np.isin(released_attrs.column("node").to_numpy(), mnode))
+    )
+    n_r, n_l = ra.num_rows, la.num_rows
+    allr = pa.table(
+        {
+            "node": pa.concat_arrays(
+                [ra.column("node").combine_chunks(), la.column("node").combine_chunks()]
+            ),
+            "fidx": pa.concat_arrays(
+                [
+                    ra.column("fidx").combine_chunks().cast(pa.int32()),
+                    pa.array(np.full(n_l, -1, np.int32)),
+                ]
+            ),
+            "released": pa.array(np.concatenate([np.zeros(n_r, bool), np.ones(n_l, bool)])),
+            "warc_date": pa.concat_arrays(
+                [ra.column("warc_date").combine_chunks(), la.column("warc_date").combine_chunks()]
+            ),
+            "text_hash": pa.concat_arrays(
+                [ra.column("text_hash").combine_chunks(), la.column("text_hash").combine_chunks()]
+            ),
+            "doc_id": pa.concat_arrays(
+                [
+                    ra.column("doc_id").combine_chunks().cast(pa.large_string()),
+                    la.column("doc_id").combine_chunks().cast(pa.large_string()),
+                ]
+            ),
+        }
+    )
+    if allr.num_rows == 0:
+        return MEMBER_SCHEMA.empty_table()
+    date = pc.fill_null(allr.column("warc_date"), _DATE_NULL)
+    idx = pc.sort_indices(
+        pa.table({"n": allr.column("node"), "r": allr.column("released"), "t": date}),
+        sort_keys=[("n", "ascending"), ("r", "descending"), ("t", "ascending")],
+    )
+    allr = allr.take(idx)
+    node = allr.column("node").to_numpy()
+    first = np.empty(len(node), dtype=bool)
+    first[0] = True
+    first[1:] = node[1:] != node[:-1]
+    head = np.cumsum(first) - 1  # row -> its node's first (priority) row
+    heads = allr.filter(pa.array(first))
+    doc = allr.column("doc_id").combine_chunks()
+    same = pc.equal(doc, heads.column("doc_id").take(pa.array(head))).to_numpy(
+        zero_copy_only=False
+    )
+    if not same.all():
+        bad = np.flatnonzero(~same)[0]
+        raise ValueError(
+            f"64-bit document key collision: {doc[bad]} and "
+            f"{heads.column('doc_id')[head[bad]]} share key {node[bad]}; rename one doc_id "
+            "or change stages.dedup_cluster.DOC_KEY_SEED (and rebuild the index)"
+        )
+    # one row per (node, fidx) with the node-level attributes of its priority row
+    fidx = allr.column("fidx").to_numpy()
+    key_order = np.lexsort((fidx, node))
+    node_s, fidx_s = node[key_order], fidx[key_order]
+    keep = np.empty(len(node_s), dtype=bool)
+    keep[0] = True
+    keep[1:] = (node_s[1:] != node_s[:-1]) | (fidx_s[1:] != fidx_s[:-1])
+    rows = key_order[keep]
+    # a released node keeps only its fidx=-1 row (it is never dropped)
+    rel_node = heads.column("released").to_numpy(zero_copy_only=False)[head[rows]]
+    rows = rows[~rel_node | (fidx[rows] == -1)]
+    hsel = pa.array(head[rows])
+    pos = np.searchsorted(mnode, node[rows])
+    return pa.table(
+        {
+            "root": pa.array(mroot[pos], pa.uint64()),
+            "node": pa.array(node[rows], pa.uint64()),
+            "fidx": pa.array(fidx[rows], pa.int32()),
+            "released": heads.column("released").take(hsel),
+            "warc_date": heads.column("warc_date").take(hsel),
+            "text_hash": heads.column("text_hash").take(hsel),
+            "doc_id": heads.column("doc_id").take(hsel),
+        },
+        schema=MEMBER_SCHEMA,
+    )
+
+
+def pick_keepers(members: pa.Table) -> tuple[pa.Table, dict]:
+    """Keepers + dropped rows of whole components (all rows of each root in ``members``).
+
+    Same rule as :func:`resolve_clusters`: released first, earliest warc_date (null last),
+    smallest doc_id. Returns (DECISION_SCHEMA rows, stats).
+    """
+    empty = {"clusters": 0, "exact_dups": 0, "near_dups": 0}
+    if members.num_rows == 0:
+        return DECISION_SCHEMA.empty_table(), empty
+    members = members.cast(MEMBER_SCHEMA)
+    date = pc.fill_null(members.column("warc_date"), _DATE_NULL)
+    idx = pc.sort_indices(
+        pa.table(
+            {
+                "k": members.column("root"),
+                "r": members.column("released"),
+                "t": date,
+                "d": members.column("doc_id"),
+            }
+        ),
+        sort_keys=[("k", "ascending"), ("r", "descending"), ("t", "ascending"),
+                   ("d", "ascending")],
+    )
+    m = members.take(idx)
+    root = m.column("root").to_numpy()
+    first = np.empty(len(root), dtype=bool)
+    first[0] = True
+    first[1:] = root[1:] != root[:-1]
+    head = np.flatnonzero(first)[np.cumsum(first) - 1]
+    node = m.column("node").to_numpy()
+    released = np.asarray(m.column("released").to_numpy(zero_copy_only=False), dtype=bool)
+    drop = (node != node[head]) & ~released
+    rows = np.flatnonzero(drop)
+    th = m.column("text_hash").to_numpy(zero_copy_only=False)
+    exact = th[rows] == th[head[rows]]
+    doc = m.column("doc_id").combine_chunks()
+    keeper_doc = doc.take(pa.array(head[rows]))
+    h = xxhash.xxh64_intdigest
+    cid = np.fromiter(
+        (h(k.encode("utf-8")) for k in keeper_doc.to_pylist()), dtype=np.uint64, count=len(rows)
+    )
+    out = pa.table(
+        {
+            "fidx": m.column("fidx").take(pa.array(rows)),
+            "doc_id": doc.take(pa.array(rows)),
+            "reason": pa.array(np.where(exact, "dedup.exact", "dedup.minhash"), pa.string()),
+            "cluster_id": pa.array(cid, pa.uint64()),
+            "keeper_doc_id": keeper_doc,
+        },
+        schema=DECISION_SCHEMA,
+    )
+    # a node dropped in two input files counts once
+    dn = node[rows]
+    uniq_node, first_i = np.unique(dn, return_index=True)
+    stats = {
+        "clusters": int(first.sum()),
+        "exact_dups": int(exact[first_i].sum()),
+        "near_dups": int(len(uniq_node) - exact[first_i].sum()),
+    }
+    return out, stats

@@ -82,10 +82,10 @@ def _damaged_run(damaged: list, small_inputs: list[str], tmp_path) -> None:
 
 
 def test_chunk_without_docs_does_not_break_phase2(tmp_path):
-    """Ray-free minimal repro: phase 1 on a missing file, then the driver-side phase 2."""
+    """Ray-free minimal repro: phase 1 on a missing file, then phase 2 with no signatures."""
     from pipeline.config import load_config
     from pipeline.phase1 import ChunkProcessor, read_file_chunks
-    from pipeline.run import dedup_in_driver
+    from pipeline.dedup_phase import run_dedup_phase
     from pipeline.work import Layout
 
     cfg = load_config(None, [])
@@ -95,5 +95,5 @@ def test_chunk_without_docs_does_not_break_phase2(tmp_path):
     # an empty chunk stages no kept file (it would lack the signature columns) ...
     assert sorted(tmp_path.rglob("*.kept.parquet")) == []
     assert len(sorted(tmp_path.rglob("chunk-*.json"))) == 1  # ... but its counts are committed
-    stats = dedup_in_driver([], [], str(tmp_path / "decisions.parquet"))
+    stats = run_dedup_phase([], None, str(tmp_path / "decisions"), cfg.dedup)
     assert stats["docs"] == 0
