@@ -26,6 +26,11 @@ def _released(out: Path) -> dict[str, bytes]:
             **_files(out / "_rejected", "part-*"), **_files(out / "_dedup_index", "*.parquet")}
 
 
+def _index_files(out: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted((out / "_dedup_index").rglob("*.parquet"))}
+
+
 def test_run_b_drops_copies_of_released_documents(ray_session, tmp_path):
     first, second = sample_paths()
     base = [f"output.dir={tmp_path}", "execution.progress=false"]
@@ -33,12 +38,17 @@ def test_run_b_drops_copies_of_released_documents(ray_session, tmp_path):
     assert a.files_processed == 1
     released_a = _released(tmp_path)
     assert any(k.endswith(".parquet") for k in released_a)
+    index_a = _index_files(tmp_path)  # A's index parts: bytes and mtimes
+    assert index_a and all("file=sample-00000" in k for k in index_a)
 
     b = run_pipeline(load_config(None, base + [f"input.paths=[{first},{second}]"]))
     assert b.files_skipped == 1 and b.files_processed == 1
     after = _released(tmp_path)
     assert {k: v for k, v in after.items() if k in released_a} == released_a  # A untouched
     assert len(after) > len(released_a)  # B's unit wrote new files beside A's
+    index_b = _index_files(tmp_path)  # B only appended its own parts to the index
+    assert {k: v for k, v in index_b.items() if k in index_a} == index_a
+    assert all("file=sample-00001" in k for k in set(index_b) - set(index_a))
 
     manifest = planted()
     cross = [g for g in manifest["near_duplicates"] + manifest["exact_duplicates"]
