@@ -433,12 +433,13 @@ def run_dedup_phase(
         res = {"edges": 0, "rounds": 0, "clusters": 0, "exact_dups": 0, "near_dups": 0,
                "dropped": 0, "engine": "none"}
     elif docs + index_docs <= local_max_docs:
-        res = ray.get(_local_phase2.remote(items, file_keys, index_dir, decisions_dir))
+        res = ray.get(_local_phase2.remote(items, file_keys, index_dir, decisions_dir,
+                                           archive_uri))
     else:
         with _sort_shuffle():
             res = _distributed(items, file_keys, index_dir, decisions_dir, docs, cfg, on_round)
     stats.update(res)
-    if archive_uri:
+    if archive_uri and res["engine"] != "ray-task":  # the one-task path wrote it already
         ray.get(_archive.remote(decisions_dir, archive_uri))
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     storage.write_bytes_atomic(decisions_done_uri(decisions_dir),
@@ -500,8 +501,16 @@ def _archive(decisions_dir: str, archive_uri: str) -> int:
 
 @ray.remote(num_cpus=1)
 def _local_phase2(items: list[dict], file_keys: list[str], index_dir: str | None,
-                  decisions_dir: str) -> dict[str, Any]:
+                  decisions_dir: str, archive_uri: str | None = None) -> dict[str, Any]:
     """Small runs: the same steps on one partition, in one Ray task (never in the driver)."""
+    res = _local_steps(items, file_keys, index_dir, decisions_dir)
+    if archive_uri:
+        write_decisions_archive(decisions_dir, archive_uri)
+    return res
+
+
+def _local_steps(items: list[dict], file_keys: list[str], index_dir: str | None,
+                 decisions_dir: str) -> dict[str, Any]:
     keys, attrs = [], []
     for it in items:
         sig = _read_sig(it["uri"])
