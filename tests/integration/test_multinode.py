@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,17 +27,21 @@ HELPER = REPO / "tests" / "integration" / "two_node_run.py"
 
 def _run(mode: str, output: str, tmp: Path, env: dict | None = None, *sets: str,
          timeout: int = 900) -> subprocess.CompletedProcess:
-    ray_tmp = tmp / f"ray-{mode}"
-    ray_tmp.mkdir(parents=True, exist_ok=True)
+    # short private dir: AF_UNIX socket paths under it must stay below 108 bytes
+    ray_tmp = Path(tempfile.mkdtemp(prefix=f"rt-{mode}-", dir="/tmp"))
+    (ray_tmp / "ray").mkdir()  # RAY_TMPDIR/ray holds the cluster address file
     e = {**os.environ, **(env or {}), "RAY_TMPDIR": str(ray_tmp),
          "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     e.pop("RAY_ADDRESS", None)
     args = [sys.executable, str(HELPER), mode, output, str(tmp / f"lineage-{mode}.duckdb"),
-            str(ray_tmp)]
+            str(ray_tmp / "ray")]
     for s in sets:
         args += ["--set", s]
-    return subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=e,
-                          timeout=timeout)
+    try:
+        return subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=e,
+                              timeout=timeout)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def _lines(p: subprocess.CompletedProcess) -> list[dict]:
