@@ -96,7 +96,11 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_COLUMNS = ["doc_id", "warc_date", "text_hash", "minhash_bands"]
 MAX_ROUNDS = 64
-DOCS_PER_PARTITION = 250_000
+DOCS_PER_PARTITION = 1_000_000
+# Ray Data's sort shuffle keeps metadata of (input blocks x partitions) pieces in the driver:
+# both are kept proportional to the data with large constants (measured: 200 x 64 pieces at
+# 10 M docs grew the driver by ~150 MB; 20 x 8 at 1 M did not).
+BLOCKS_PER_PARTITION = 2
 EDGE_SCHEMA = pa.schema([("part", pa.int64()), ("a", pa.uint64()), ("b", pa.uint64()),
                          ("chg", pa.int64())])
 _STATS_FIDX = -2  # keeper-step row that carries the partition's cluster count
@@ -349,17 +353,26 @@ def _write_fn(group: pa.Table, decisions_dir: str, file_keys: list[str]) -> pa.T
 # ----------------------------------------------------------------- connected components
 
 
+HASH_SHUFFLE_MIN_PARTITIONS = 64
+
+
 @contextlib.contextmanager
-def _sort_shuffle() -> Iterator[None]:
-    """Task-based sort shuffle for this phase's groupbys.
+def _shuffle_strategy(nparts: int) -> Iterator[None]:
+    """Task-based sort shuffle below HASH_SHUFFLE_MIN_PARTITIONS partitions, Ray's hash
+    shuffle above.
 
     Measured on the 2-core box (200k rows, 8 groups, warm): ``sort_shuffle_pull_based``
     0.7 s per groupby, Ray 2.60's default ``shuffle_v2`` / ``hash_shuffle`` 32-37 s (they
-    start a pool of aggregator actors for every shuffle; phase 2 runs 2 per round).
+    start a pool of aggregator actors for every shuffle; phase 2 runs 2 per round). But the
+    sort shuffle's driver state grows with input blocks x partitions, the hash shuffle's
+    only with their sum: at crawl scale (hundreds of partitions) the fixed actor start-up
+    is the smaller cost.
     """
     ctx = ray.data.DataContext.get_current()
     saved = ctx.shuffle_strategy
-    ctx.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    ctx.shuffle_strategy = (ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+                            if nparts < HASH_SHUFFLE_MIN_PARTITIONS
+                            else ray.data.context.ShuffleStrategy.SHUFFLE_V2)
     try:
         yield
     finally:
@@ -436,8 +449,7 @@ def run_dedup_phase(
         res = ray.get(_local_phase2.remote(items, file_keys, index_dir, decisions_dir,
                                            archive_uri))
     else:
-        with _sort_shuffle():
-            res = _distributed(items, file_keys, index_dir, decisions_dir, docs, cfg, on_round)
+        res = _distributed(items, file_keys, index_dir, decisions_dir, docs, cfg, on_round)
     stats.update(res)
     if archive_uri and res["engine"] != "ray-task":  # the one-task path wrote it already
         ray.get(_archive.remote(decisions_dir, archive_uri))
@@ -461,10 +473,19 @@ def _distributed(items: list[dict], file_keys: list[str], index_dir: str | None,
                  on_round: Any) -> dict[str, Any]:
     bits = _bits_for(docs, cfg)
     nparts = 1 << bits
-    nblocks = max(1, min(len(items), 8 * nparts))
+    with _shuffle_strategy(nparts):
+        return _distributed_steps(items, file_keys, index_dir, decisions_dir, docs, bits,
+                                  on_round)
+
+
+def _distributed_steps(items: list[dict], file_keys: list[str], index_dir: str | None,
+                       decisions_dir: str, docs: int, bits: int,
+                       on_round: Any) -> dict[str, Any]:
+    nparts = 1 << bits
+    nblocks = max(1, min(len(items), BLOCKS_PER_PARTITION * nparts))
     files = ray.data.from_items(items, override_num_blocks=nblocks)
     keys = files.map_batches(_keys_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow",
-                             batch_size=max(1, len(items) // nblocks))
+                             batch_size=None)
     edges = keys.groupby("part", num_partitions=nparts).map_groups(
         _band_edges, fn_kwargs={"bits": bits, "index_dir": index_dir},
         batch_format="pyarrow")
@@ -473,7 +494,7 @@ def _distributed(items: list[dict], file_keys: list[str], index_dir: str | None,
              docs, n_edges, nparts, rounds)
     roots = comp.map_batches(_roots_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow")
     attrs = files.map_batches(_attrs_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow",
-                              batch_size=max(1, len(items) // nblocks))
+                              batch_size=None)
     members = roots.union(attrs).groupby("part", num_partitions=nparts).map_groups(
         _join_fn, fn_kwargs={"bits": bits, "index_dir": index_dir}, batch_format="pyarrow")
     drops = members.groupby("part", num_partitions=nparts).map_groups(

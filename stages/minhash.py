@@ -147,7 +147,8 @@ class DedupConfig(BaseModel):
     num_partitions: Execution[int] = Field(
         0,
         ge=0,
-        description="Phase 2: hash partitions for the band-key shuffle; 0 = 4 x available CPUs.",
+        description="Phase 2: key-range partitions of every shuffle (rounded up to a power of "
+        "two); 0 = one per million documents, at least 4 per cluster CPU.",
     )
 
     @model_validator(mode="after")
