@@ -259,7 +259,14 @@ def main() -> None:
     from pipeline.plan import ensure_ray
     from stages.minhash import DedupConfig
 
-    ensure_ray(num_cpus=args.cpus)
+    for attempt in range(3):  # an overloaded machine can miss Ray's 30 s raylet start window
+        try:
+            ensure_ray(num_cpus=args.cpus)
+            break
+        except Exception:  # noqa: BLE001
+            if attempt == 2:
+                raise
+            ray.shutdown()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("pipeline.dedup_phase").setLevel(logging.INFO)
     p = plan(args.docs, args.exact, args.chain_frac, args.star_frac, args.chain, args.star)

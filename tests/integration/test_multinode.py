@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_s3 import BUCKET, SAMPLES, s3, s3_env, small_warc  # noqa: F401
+from tests.integration.test_s3 import BUCKET, SAMPLES, s3, s3_env  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 HELPER = REPO / "tests" / "integration" / "two_node_run.py"
@@ -76,7 +76,7 @@ def test_two_nodes_refuse_a_local_output_before_any_work(tmp_path) -> None:
 def test_two_node_run_on_s3_equals_one_node_run(s3, s3_env, tmp_path) -> None:  # noqa: F811
     client, _ = s3
     for src in SAMPLES:
-        client.put_object(Bucket=BUCKET, Key=f"mn/crawl/{src.name}", Body=small_warc(src, 120))
+        client.put_object(Bucket=BUCKET, Key=f"mn/crawl/{src.name}", Body=src.read_bytes())
     inputs = json.dumps([f"s3://{BUCKET}/mn/crawl/{s.name}" for s in SAMPLES])
     sets = (f"input.paths={inputs}", "execution.dedup_local_max_docs=0")
     results = {}
