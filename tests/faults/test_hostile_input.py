@@ -166,7 +166,6 @@ def test_same_record_id_in_two_files_is_one_record(tmp_path):
     import pyarrow.parquet as pq
 
     from pipeline.run import add_record_id_duplicates
-    from stages.dedup_cluster import OUTPUT_SCHEMA
     from stages.warc_reader import ReadConfig, read_warc
 
     staged = []
@@ -176,13 +175,13 @@ def test_same_record_id_in_two_files_is_one_record(tmp_path):
         t = pa.concat_tables([c.docs for c in read_warc(str(p), ReadConfig())])
         out = tmp_path / f"{name}.kept.parquet"
         pq.write_table(t.drop_columns(["html"]), out)
-        staged.append(str(out))
-    dec = tmp_path / "decisions.parquet"
-    pq.write_table(OUTPUT_SCHEMA.empty_table(), dec)
+        staged.append((str(out), name.split(".")[0]))
+    dec = tmp_path / "decisions"  # per-input-file decisions (i17): b's row lands in b.parquet
     assert add_record_id_duplicates(staged, str(dec)) == 1
-    row = pq.read_table(dec).to_pylist()[0]
-    a_id = pq.read_table(staged[1]).column("doc_id")[0].as_py()
-    b_id = pq.read_table(staged[0]).column("doc_id")[0].as_py()
+    assert sorted(p.name for p in dec.iterdir()) == ["b.parquet"]
+    row = pq.read_table(dec / "b.parquet").to_pylist()[0]
+    a_id = pq.read_table(staged[1][0]).column("doc_id")[0].as_py()
+    b_id = pq.read_table(staged[0][0]).column("doc_id")[0].as_py()
     assert row["reason"] == "dedup.record_id"
     assert (row["doc_id"], row["keeper_doc_id"]) == (b_id, a_id)
     assert add_record_id_duplicates(staged, str(dec)) == 0  # idempotent on resume
