@@ -43,6 +43,8 @@ EXECUTION_CHANGES: dict[str, Any] = {
     "execution.ray_address": "local",
     "execution.progress": True,
     "execution.dedup_local_max_docs": 0,  # the Ray shuffle instead of the in-driver clustering
+    "execution.lineage_publish_interval_s": 0.0,  # publish after every unit commit
+    "execution.output_shared": True,  # a one-node run: the multi-node guard has nothing to say
 }
 
 # Output-affecting fields whose changed value cannot be derived from the type alone.
@@ -140,8 +142,8 @@ def test_execution_field_keeps_hash(path, tmp_path):
     assert cfg.canonical_json() == PipelineConfig().canonical_json()
 
 
-DEFAULT_HASH = "031cbf150bc33e12"  # see test_default_hash_is_unchanged_since_v1
-POLICY_HASH_HASH = "afd932a7bd1504c0"
+DEFAULT_HASH = "02eb546ae8da21cc"  # see test_default_hash_is_unchanged_since_v1
+POLICY_HASH_HASH = "ee18c251b6d8ee19"
 
 
 def test_default_hash_is_unchanged_since_v1():
@@ -149,8 +151,10 @@ def test_default_hash_is_unchanged_since_v1():
 
     Issue 19 added output fields (read.keep_record_id, extract.max_attributes) and changed
     doc_id to a hash; issue 21 added language-ID and word-statistics fields and the
-    `lang_detector` column: output bytes changed, so the default hash moved on purpose (v1 was
-    9845ce6c3f5c3000; pii.policy=hash a94ecb8c8acf88a7).
+    `lang_detector` column; issue 18 added work units and shard caps (output.shard_max_bytes,
+    unit_max_files, unit_max_bytes) and the published data/ layout: output bytes changed, so
+    the default hash moved on purpose (v1 was 9845ce6c3f5c3000; pii.policy=hash
+    a94ecb8c8acf88a7).
     """
     assert PipelineConfig().config_hash == DEFAULT_HASH
     # v1 hashed these execution fields and left these output fields out: same names

@@ -84,8 +84,8 @@ def _damaged_run(damaged: list, small_inputs: list[str], tmp_path) -> None:
 def test_chunk_without_docs_does_not_break_phase2(tmp_path):
     """Ray-free minimal repro: phase 1 on a missing file, then phase 2 with no signatures."""
     from pipeline.config import load_config
-    from pipeline.phase1 import ChunkProcessor, read_file_chunks
     from pipeline.dedup_phase import run_dedup_phase
+    from pipeline.phase1 import ChunkProcessor, read_file_chunks
     from pipeline.work import Layout
 
     cfg = load_config(None, [])
