@@ -1,45 +1,32 @@
 """The persistent deletion blocklist: URLs and domains that must never reappear in an output.
 
-`lineage delete` adds every deleted URL (as requested and as stored) or the requested domain
-to the `url_blocklist` table; the pipeline loads it once per run (`load_blocklist`) and drops
-matching documents in phase 1 under the reason `url.deleted` (`blocked_mask` is the
-vectorized test).
+`lineage delete` adds the `url_hash` (core/urls.py: hash of the normalised ORIGINAL url) of
+every deleted or requested URL, or the requested domain, to the `url_blocklist` table; the
+pipeline loads it once per run (`load_blocklist`) and drops matching documents in phase 1
+under the reason `url.deleted` and again in phase 3 (staged work of an interrupted run may
+predate the deletion). `blocked_mask` is the vectorized test. Matching goes through the one
+normaliser, so `HTTP://Example.com.:80/a`, `http://example%2ecom/a` and the original spelling
+are one URL, and a domain covers its subdomains however their hosts are spelled.
 """
 
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: Host part of an absolute URL (no userinfo, no port), as a DuckDB/RE2 regular expression.
-HOST_REGEX = r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]+)"
-_NAMED_HOST_REGEX = HOST_REGEX.replace("([^:", "(?P<h>[^:")
-_HOST = re.compile(HOST_REGEX)
+from core.urls import host_array, host_matches, host_of, normalize_domain, url_hash, url_hash_array
 
-
-def normalize_domain(domain: str) -> str:
-    """Lower-case, no scheme, no leading `*.`/`.`, no trailing dot or path."""
-    d = domain.strip().lower()
-    m = _HOST.match(d)
-    if m:
-        d = m.group(1)
-    d = d.split("/", 1)[0].lstrip("*").lstrip(".").rstrip(".")
-    return d
-
-
-def host_of(url: str) -> str:
-    m = _HOST.match(url or "")
-    return m.group(1).lower().rstrip(".") if m else ""
+__all__ = ["load_blocklist", "is_blocked", "blocked_mask", "register_url_functions"]
 
 
 def load_blocklist(lineage_path: str | os.PathLike[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """(blocked URLs, blocked domains) from the published lineage; empty when there is none.
+    """(blocked url hashes, blocked domains) from the published lineage; empty when none.
 
-    Reads the published snapshot read-only, so it never waits for or blocks a writer.
+    Reads the published snapshot read-only, so it never waits for or blocks a writer. Rows
+    written before `url_hash` existed are hashed from their `url`.
     """
     if not os.path.exists(lineage_path):
         return frozenset(), frozenset()
@@ -47,50 +34,73 @@ def load_blocklist(lineage_path: str | os.PathLike[str]) -> tuple[frozenset[str]
 
     con = connect_snapshot(lineage_path)
     try:
-        has = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'url_blocklist'"
-        ).fetchone()[0]
-        if not has:
+        cols = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'url_blocklist'").fetchall()}
+        if not cols:
             return frozenset(), frozenset()
-        urls = {r[0] for r in con.execute(
-            "SELECT DISTINCT url FROM url_blocklist WHERE url IS NOT NULL").fetchall()}
-        domains = {normalize_domain(r[0]) for r in con.execute(
-            "SELECT DISTINCT domain FROM url_blocklist WHERE domain IS NOT NULL").fetchall()}
+        hash_col = "url_hash" if "url_hash" in cols else "NULL"
+        rows = con.execute(f"SELECT DISTINCT {hash_col}, url, domain FROM url_blocklist").fetchall()
     finally:
         con.close()
-    return frozenset(urls), frozenset(d for d in domains if d)
+    hashes = {h or url_hash(u) for h, u, _ in rows if h or u}
+    domains = {normalize_domain(d) for _, _, d in rows if d}
+    return frozenset(hashes), frozenset(d for d in domains if d)
 
 
-def is_blocked(url: str, urls: frozenset[str], domains: frozenset[str]) -> bool:
-    """One URL: exact URL match, or its host is a blocked domain or a subdomain of one."""
-    if url in urls:
+def is_blocked(url: str, hashes: frozenset[str], domains: frozenset[str],
+               hash_: str | None = None) -> bool:
+    """One URL: its hash is blocked, or its host is a blocked domain or a subdomain of one."""
+    if (hash_ or url_hash(url)) in hashes:
         return True
-    host = host_of(url)
-    while host:
-        if host in domains:
-            return True
-        host = host.partition(".")[2]
-    return False
+    return bool(domains) and host_matches(host_of(url), domains) is not None
 
 
-def blocked_mask(
-    url: pa.Array | pa.ChunkedArray, urls: frozenset[str], domains: frozenset[str]
-) -> pa.BooleanArray:
-    """Vectorized `is_blocked` over a URL column (null URLs are not blocked)."""
-    if isinstance(url, pa.ChunkedArray):
-        url = url.combine_chunks()
-    n = len(url)
+def blocked_mask(table: pa.Table, hashes: frozenset[str], domains: frozenset[str]) -> pa.Array:
+    """Vectorized `is_blocked` over a document table (`url_hash`, else `url`; nulls pass).
+
+    The hash column is the one computed from the original url at read time; a table without
+    it (staged before it existed) is hashed from `url`.
+    """
+    n = table.num_rows
     mask = np.zeros(n, dtype=bool)
-    if urls:
-        mask |= pc.fill_null(pc.is_in(url, value_set=pa.array(sorted(urls), pa.string())),
-                             False).to_numpy(zero_copy_only=False)
+    if n == 0 or not (hashes or domains):
+        return pa.array(mask, pa.bool_())
+    url = table.column("url") if "url" in table.column_names else pa.nulls(n, pa.string())
+    if hashes:
+        h = table.column("url_hash") if "url_hash" in table.column_names else None
+        if h is None or h.null_count == n:
+            h = url_hash_array(url)
+        vs = pa.array(sorted(hashes), pa.string())
+        mask |= pc.fill_null(pc.is_in(h, value_set=vs), False).to_numpy(zero_copy_only=False)
     if domains:
-        host = pc.utf8_lower(pc.extract_regex(url, _NAMED_HOST_REGEX)
-                             .field("h"))
-        host = pc.fill_null(host, "")
-        dom = pa.array(sorted(domains), pa.string())
-        hit = pc.fill_null(pc.is_in(host, value_set=dom), False).to_numpy(zero_copy_only=False)
-        for d in domains:  # subdomains: few blocked domains, one vectorized test each
-            hit |= pc.ends_with(host, "." + d).to_numpy(zero_copy_only=False)
-        mask |= hit
+        hosts = host_array(url).to_pylist()
+        mask |= np.array([bool(x) and host_matches(x, domains) is not None for x in hosts],
+                         dtype=bool)
     return pa.array(mask, pa.bool_())
+
+
+def register_url_functions(con) -> None:  # noqa: ANN001 - duckdb connection
+    """SQL access to the one normaliser: `url_host(url)`, `url_hash(url)`, `url_domain(d)`.
+
+    Registered on every lineage connection (analyst sessions included: pure functions, no I/O)
+    so queries and deletions match hosts exactly as ingest does.
+    """
+    from core.urls import normalize_url
+
+    for name, fn in (("url_host", host_of), ("url_hash", url_hash),
+                     ("url_normalize", normalize_url), ("url_domain", normalize_domain)):
+        try:
+            con.create_function(name, _null_safe(fn), ["VARCHAR"], "VARCHAR",
+                                side_effects=False)
+        except Exception as e:  # noqa: BLE001 - already registered on this connection
+            if "already exists" not in str(e):
+                raise
+
+
+def _null_safe(fn):  # noqa: ANN001, ANN202
+    def f(v: str | None) -> str | None:
+        return None if v is None else fn(v)
+
+    f.__name__ = fn.__name__
+    return f

@@ -107,14 +107,15 @@ def _output_db(output: str) -> str:
 
 
 def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
-    from lineage.store import open_reader
+    """Every verb reads through the analyst sandbox: read-only, files of the views only."""
+    from lineage.sandbox import open_analyst_connection
 
     path = resolve_db(args)
     if not os.path.exists(path):
         raise UserError(f"lineage database not found: {path} (use --lineage DB or --output DIR)")
     try:
-        return open_reader(path, config=getattr(args, "config", None),
-                           all_configs=bool(getattr(args, "all_configs", False)))
+        return open_analyst_connection(path, config=getattr(args, "config", None),
+                                       all_configs=bool(getattr(args, "all_configs", False)))
     except duckdb.Error as e:
         raise UserError(f"cannot open lineage database {path}: {e}".splitlines()[0]) from e
 
@@ -235,7 +236,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             raise UserError(f"no URLs in {args.urls}")
         kw: dict[str, Any] = {"urls": urls, "selector": f"urls:{os.path.abspath(args.urls)}"}
     else:
-        kw = {"domain": args.domain}
+        kw = {"domain": args.domain, "force": args.force}
     try:
         res = delete_documents(path, dry_run=args.dry_run, **kw)
     except (DeletionError, ValueError) as e:
@@ -254,8 +255,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
                            [[o, n or "(none: no documents left)"]
                             for o, n in res.shards_rewritten]))
     if res.unmatched_urls:
-        print(f"{len(res.unmatched_urls)} URLs matched no stored document (matched as stored; "
-              "outputs hold PII-scrubbed URLs):")
+        print(f"{len(res.unmatched_urls)} URLs matched no stored document (matched by the "
+              "normalised original URL or the URL as stored); blocklisted anyway:")
         print("\n".join(f"  {u}" for u in res.unmatched_urls[:20]))
     if not args.dry_run:
         print(f"blocklisted: {len(res.blocklisted)} entr{'y' if len(res.blocklisted) == 1 else 'ies'}"
@@ -348,8 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("delete", parents=[common],
                        help="remove documents from every shard (deletion request)")
     g = x.add_mutually_exclusive_group(required=True)
-    g.add_argument("--urls", metavar="FILE", help="file with one URL per line (as stored)")
+    g.add_argument("--urls", metavar="FILE",
+                   help="file with one URL per line: the original URL (any spelling) or the "
+                   "URL as stored (PII-scrubbed)")
     g.add_argument("--domain", help="a domain; its subdomains are included")
+    x.add_argument("--force", action="store_true",
+                   help="allow --domain to be a public suffix (com, co.uk, github.io...)")
     x.add_argument("--dry-run", action="store_true", help="show what would be deleted")
     x.set_defaults(func=cmd_delete)
     s = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")

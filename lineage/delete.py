@@ -2,17 +2,25 @@
 
 Order of operations, so that a crash at any point leaves a consistent, retryable state:
 
-1. find the matching documents through lineage (`documents` and `rejections` views);
+0. take the output lock (no run writes meanwhile) and open the writer, which publishes its
+   working copy: a commit a killed earlier attempt made but did not publish becomes visible;
+1. find the matching documents through lineage (`documents` and `rejections` views), by
+   `url_hash` (core/urls.py: hash of the normalised ORIGINAL url) or stored url, or by
+   normalised host for a domain (a public suffix needs `force`);
 2. write new versions of every affected shard next to the old one (`<name>.v<N>.parquet`,
    `<name>.v<N>.bin/.idx`; atomic renames; the token shard is sliced from the old `.bin`,
    no re-tokenization; `shard_row` and `token_start` recomputed);
 3. one lineage transaction (the commit point): old shard rows -> `superseded`, new rows
    (version + 1, `shard_inputs`, `pii_stats`), one `deletions` row per removed document,
-   the URLs / domain into `url_blocklist`, mixes that used an old shard -> `stale`;
+   the URL hashes / domain into `url_blocklist`, mixes that used an old shard -> `stale`;
+   rows an earlier attempt committed are replaced, never inserted twice;
 4. delete the superseded files from disk (they hold the data subject's content). Files of
-   superseded shards left by a crash between 3 and 4 are removed by the next request.
+   superseded shards left by a crash between 3 and 4 are removed by the next request;
+5. purge caches (`purge_caches`): deleted doc ids leave the dedup index and archived dedup
+   decisions, staged `_work/` of unfinished runs is removed. Runs every time (idempotent).
 
 A crash before 3 leaves only unreferenced new files, overwritten by the retry (same names).
+A retry after a crash anywhere completes the request.
 Shards on an object store (s3://, gs://) are read and written through `core.storage`; a
 token shard is fetched to a temporary directory to be sliced.
 """
@@ -41,7 +49,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core import storage
-from lineage.blocklist import HOST_REGEX, normalize_domain
+from core.urls import domain_forms, is_public_suffix, normalize_domain, url_hash
+from lineage.blocklist import register_url_functions
 from lineage.store import LineageStore, open_reader, output_root, resolve_path
 from lineage.writer import now
 from stages.token_shards import IndexedDataset, build_index_bytes
@@ -52,6 +61,8 @@ _MIGRATIONS = (
     "ALTER TABLE deletions ADD COLUMN IF NOT EXISTS old_token_shard_id VARCHAR",
     "ALTER TABLE deletions ADD COLUMN IF NOT EXISTS new_token_shard_id VARCHAR",
     "ALTER TABLE url_blocklist ADD COLUMN IF NOT EXISTS selector VARCHAR",
+    "ALTER TABLE url_blocklist ADD COLUMN IF NOT EXISTS url_hash VARCHAR",
+    "ALTER TABLE deletions ADD COLUMN IF NOT EXISTS url_hash VARCHAR",
 )
 _VERSION_SUFFIX = re.compile(r"\.v\d+$")
 
@@ -102,23 +113,38 @@ def versioned_base(shard_id: str, suffix: str) -> str:
     return _VERSION_SUFFIX.sub("", base)
 
 
-def _match_sql(view: str, by_domain: bool) -> str:
-    cols = "doc_id, url, filename" + (", source_uri" if view == "documents" else "")
+def _match_sql(view: str, by_domain: bool, has_hash: bool) -> str:
+    """Documents of `view` a request covers, matched through the one normaliser (core/urls).
+
+    By URL: the `url_hash` column (hash of the normalised ORIGINAL url, computed at read time)
+    or the hash of the stored url, so the original, any equivalent spelling and the stored
+    (scrubbed) form all match. By domain: the normalised host of the stored url.
+    """
+    h = "coalesce(url_hash, url_hash(url))" if has_hash else "url_hash(url)"
+    cols = f"doc_id, url, filename, {h} AS h" + (", source_uri" if view == "documents" else "")
     if by_domain:
-        host = f"lower(regexp_extract(url, '{HOST_REGEX}', 1))"
-        return (f"SELECT {cols} FROM {view} WHERE {host} = $d OR ends_with({host}, '.' || $d)")
-    return f"SELECT {cols} FROM {view} WHERE list_contains($urls, url)"
+        return (f"SELECT {cols} FROM (SELECT *, url_host(url) AS _host FROM {view}) WHERE "
+                "_host = $d0 OR ends_with(_host, '.' || $d0) OR "
+                "_host = $d1 OR ends_with(_host, '.' || $d1)")
+    return (f"SELECT {cols} FROM {view} WHERE list_contains($h, {h}) "
+            "OR list_contains($h, url_hash(url)) OR list_contains($urls, url)")
 
 
 def _find(con: duckdb.DuckDBPyConnection, urls: list[str] | None, domain: str | None):
-    params: dict[str, Any] = {"d": domain} if domain else {"urls": urls}
+    register_url_functions(con)
+    if domain:
+        forms = domain_forms(domain)  # punycode and Unicode spellings of the domain
+        params: dict[str, Any] = {"d0": forms[0], "d1": forms[-1]}
+    else:
+        params = {"h": sorted({url_hash(u) for u in urls or []}), "urls": list(urls or [])}
     found = {}
     for view in ("documents", "rejections"):
         cols = [d[0] for d in con.execute(f"SELECT * FROM {view} LIMIT 0").description]
         if "url" not in cols or "filename" not in cols or "source_uri" not in cols:
             found[view] = []
             continue
-        found[view] = con.execute(_match_sql(view, domain is not None), params).fetchall()
+        found[view] = con.execute(_match_sql(view, domain is not None, "url_hash" in cols),
+                                  params).fetchall()
     return found
 
 
@@ -152,19 +178,33 @@ def delete_documents(
     domain: str | None = None,
     selector: str | None = None,
     dry_run: bool = False,
+    force: bool = False,
 ) -> DeletionResult:
-    """Remove every stored document whose URL is in `urls` (exact, as stored) or whose host is
-    `domain` or a subdomain of it; see the module docstring for the protocol."""
+    """Remove every stored document whose URL is one of `urls` (any spelling of the original,
+    or the stored scrubbed form) or whose host is `domain` or a subdomain of it; see the module
+    docstring for the protocol. A public suffix (`com`, `co.uk`) as `domain` needs `force`.
+
+    Every step is idempotent: a retry after a kill anywhere completes the request.
+    """
     if (urls is None) == (domain is None):
         raise ValueError("give exactly one of urls or domain")
     t0 = time.perf_counter()
-    domain = normalize_domain(domain) if domain is not None else None
-    if domain is not None and not domain:
-        raise ValueError("empty domain")
+    if domain is not None:
+        raw_domain = domain
+        domain = normalize_domain(domain)
+        if not domain:
+            raise ValueError("empty domain")
+        if is_public_suffix(domain) and not force:
+            raise DeletionError(
+                f"--domain {raw_domain!r} is a public suffix ({domain}): it would delete every "
+                "site registered under it; pass --force if that is really meant")
     urls = list(dict.fromkeys(u.strip() for u in urls or [] if u.strip())) if urls else urls
     selector = selector or (f"domain:{domain}" if domain else f"urls:{len(urls or [])}")
     res = DeletionResult(deletion_id=uuid.uuid4().hex[:16], selector=selector)
 
+    # Open the writer first: it publishes the working copy, so a commit a killed request made
+    # but did not publish is visible below and is not applied twice.
+    store = None if dry_run else _open_store(lineage_path)
     # Every config's documents: a deletion request is about the data, not one config.
     con = open_reader(lineage_path, all_configs=True)
     try:
@@ -189,16 +229,21 @@ def delete_documents(
     finally:
         con.close()
 
+    matched_hashes = {r[3] for v in found.values() for r in v if r[3]}
     matched_urls = {r[1] for v in found.values() for r in v}
     if urls:
-        res.unmatched_urls = [u for u in urls if u not in matched_urls]
-    doomed_by_path: dict[str, dict[str, str]] = defaultdict(dict)
+        res.unmatched_urls = [u for u in urls if url_hash(u) not in matched_hashes
+                              and u not in matched_urls]
+    doomed_by_path: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
     for view in ("documents", "rejections"):
-        for doc_id, url, path, *_ in found[view]:
-            doomed_by_path[path][doc_id] = url
+        for doc_id, url, path, h, *_ in found[view]:
+            doomed_by_path[path][doc_id] = (url, h)
     res.docs_by_kind = {"text": len(found["documents"]), "rejected": len(found["rejections"])}
     res.docs_deleted = sum(res.docs_by_kind.values())
-    res.blocklisted = [f"domain:{domain}"] if domain else sorted(set(urls or []) | matched_urls)
+    # Blocked by hash: the requested spellings and the originals of what matched. The
+    # requested strings themselves are not stored (they may carry the data subject's PII).
+    block_hashes = sorted({url_hash(u) for u in urls or []} | matched_hashes)
+    res.blocklisted = [f"domain:{domain}"] if domain else block_hashes
     if dry_run:
         res.shards_rewritten = [(r["shard_id"], None) for r in [*old_text.values(),
                                                                  *old_rej.values()]]
@@ -219,6 +264,7 @@ def delete_documents(
             raise DeletionError(f"text shard {old['shard_id']} has no live token shard")
         new_id, new_tok_id, recs, pii = _rewrite_text_pair(old, tok, doomed_by_path[path],
                                                            old_inputs[old["shard_id"]], ts)
+        _fault("delete.files_written")
         new_shards += recs["shards"]
         new_inputs += recs["inputs"]
         if new_id and pii:
@@ -228,10 +274,10 @@ def delete_documents(
         old_files += [old["path"], tok["path"], tok["path"][: -len(".bin")] + ".idx"]
         res.shards_rewritten.append((old["shard_id"], new_id))
         res.shards_rewritten.append((tok["shard_id"], new_tok_id))
-        for doc_id, url in sorted(doomed_by_path[path].items()):
+        for doc_id, (url, h) in sorted(doomed_by_path[path].items()):
             deletion_rows.append({
                 "deletion_id": res.deletion_id, "requested_at": ts, "selector": selector,
-                "doc_id": doc_id, "url": url, "old_shard_id": old["shard_id"],
+                "doc_id": doc_id, "url": url, "url_hash": h, "old_shard_id": old["shard_id"],
                 "new_shard_id": new_id, "kind": "text", "old_token_shard_id": tok["shard_id"],
                 "new_token_shard_id": new_tok_id})
     for path, old in sorted(old_rej.items()):
@@ -242,43 +288,109 @@ def delete_documents(
         superseded.append(old["shard_id"])
         old_files.append(old["path"])
         res.shards_rewritten.append((old["shard_id"], new_id))
-        for doc_id, url in sorted(doomed_by_path[path].items()):
+        for doc_id, (url, h) in sorted(doomed_by_path[path].items()):
             deletion_rows.append({
                 "deletion_id": res.deletion_id, "requested_at": ts, "selector": selector,
-                "doc_id": doc_id, "url": url, "old_shard_id": old["shard_id"],
+                "doc_id": doc_id, "url": url, "url_hash": h, "old_shard_id": old["shard_id"],
                 "new_shard_id": new_id, "kind": "rejected", "old_token_shard_id": None,
                 "new_token_shard_id": None})
 
     if domain:
-        block_rows = [{"url": None, "domain": domain, "added_at": ts,
+        block_rows = [{"url": None, "url_hash": None, "domain": domain, "added_at": ts,
                        "deletion_id": res.deletion_id, "selector": selector}]
     else:
-        block_rows = [{"url": u, "domain": None, "added_at": ts, "deletion_id": res.deletion_id,
-                       "selector": selector} for u in res.blocklisted]
+        stored = {r[3]: r[1] for v in found.values() for r in v if r[3]}
+        block_rows = [{"url": stored.get(h), "url_hash": h, "domain": None, "added_at": ts,
+                       "deletion_id": res.deletion_id, "selector": selector}
+                      for h in block_hashes]
 
-    store = _open_store(lineage_path)
+    assert store is not None
     with store.transaction() as con:
         for ddl in _MIGRATIONS:
             con.execute(ddl)
         if superseded:
             con.execute("UPDATE shards SET status = 'superseded' WHERE shard_id IN "
                         "(SELECT unnest(?))", [superseded])
+        # Idempotent inserts: rows a half-applied earlier attempt left are replaced.
+        new_ids = [r["shard_id"] for r in new_shards]
+        if new_ids:
+            con.execute("DELETE FROM shards WHERE shard_id IN (SELECT unnest(?))", [new_ids])
+            con.execute("DELETE FROM shard_inputs WHERE shard_id IN (SELECT unnest(?))",
+                        [new_ids])
+            con.execute("DELETE FROM pii_stats WHERE shard_id IN (SELECT unnest(?))", [new_ids])
         store.insert_rows(con, "shards", new_shards)
         store.insert_rows(con, "shard_inputs", new_inputs)
         store.insert_rows(con, "pii_stats", pii_rows)
         store.insert_rows(con, "deletions", deletion_rows)
-        existing = {(u, d) for u, d in con.execute(
-            "SELECT url, domain FROM url_blocklist").fetchall()}
+        existing = {(h, d) for h, d in con.execute(
+            "SELECT coalesce(url_hash, ''), coalesce(domain, '') FROM url_blocklist").fetchall()}
         store.insert_rows(con, "url_blocklist",
-                          [b for b in block_rows if (b["url"], b["domain"]) not in existing])
+                          [b for b in block_rows
+                           if (b["url_hash"] or "", b["domain"] or "") not in existing])
         if superseded:
             res.stale_mixes = [r[0] for r in con.execute(
                 "UPDATE mixes SET stale = true WHERE mix_id IN (SELECT mix_id FROM "
                 "mix_components WHERE shard_id IN (SELECT unnest(?))) RETURNING mix_id",
                 [superseded]).fetchall()]
+    _fault("delete.committed")
     res.files_removed = remove_superseded_files(store, extra=old_files)
+    _fault("delete.files_removed")
+    purge_caches(store)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _fault(name: str) -> None:
+    """Fault-injection hook (core/faults.py) for the kill-and-retry tests."""
+    if os.environ.get("CCPIPE_KILL_AT"):
+        from core import faults
+
+        faults.point(name)
+
+
+def purge_caches(store: LineageStore) -> dict[str, int]:
+    """Remove every deleted document from the output's caches (idempotent, run each time).
+
+    - `_dedup_index/` parts (released signatures a later run dedups against) and archived
+      dedup decisions (`duplicates` view) lose the rows of deleted doc ids;
+    - `_work/` (staged work of unfinished runs, written before the deletion) is removed: a
+      resumed run would otherwise finish it with the deleted documents in it. The caller
+      holds the output lock, so no run is using it.
+    """
+    ids_rows = store.query("SELECT DISTINCT doc_id FROM deletions WHERE doc_id IS NOT NULL")
+    gone = pa.array(sorted(r[0] for r in ids_rows), pa.string())
+    outs = sorted({r[0] for r in store.query(
+        "SELECT DISTINCT output_dir FROM runs WHERE output_dir IS NOT NULL")})
+    decisions = [r[0] for r in store.query(
+        "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%'")]
+    stats = {"index_parts": 0, "decision_files": 0, "work_dirs": 0}
+    files: list[str] = list(decisions)
+    for out in outs:
+        index_root = storage.join(out, "_dedup_index")
+        if storage.exists(index_root):
+            files += [p for p in storage.list_files(index_root) if p.endswith(".parquet")]
+    if len(gone):
+        for path in files:
+            if not storage.exists(path):
+                continue
+            table = _read_table(path)
+            cols = [c for c in ("doc_id", "keeper_doc_id") if c in table.column_names]
+            if not cols:
+                continue
+            hit = None
+            for c in cols:
+                m = pc.fill_null(pc.is_in(table.column(c), value_set=gone), False)
+                hit = m if hit is None else pc.or_(hit, m)
+            if pc.any(hit).as_py():
+                storage.write_parquet_atomic(path, table.filter(pc.invert(hit)),
+                                             max(1, table.num_rows))
+                stats["decision_files" if path in decisions else "index_parts"] += 1
+    for out in outs:
+        work = storage.join(out, "_work")
+        if storage.exists(work):
+            storage.delete_tree(work)
+            stats["work_dirs"] += 1
+    return stats
 
 
 def _open_store(lineage_path: str | os.PathLike[str]) -> LineageStore:
@@ -352,7 +464,7 @@ def _token_shard(bin_path: str) -> Iterator[IndexedDataset]:
         yield IndexedDataset(local)
 
 
-def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, str], sources: list[str],
+def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, Any], sources: list[str],
                        ts: Any) -> tuple[str | None, str | None, dict, dict[str, int]]:
     """New text + token shard without `doomed` doc ids; (None, None) if nothing remains."""
     table = _read_table(old["path"])
@@ -408,7 +520,7 @@ def _rewrite_pair(old: dict, tok: dict, table: pa.Table, kept: pa.Table, ds: Ind
     return new_text_id, new_tok_id, {"shards": shards, "inputs": inputs}, pii
 
 
-def _rewrite_rejected(old: dict, doomed: dict[str, str], sources: list[str],
+def _rewrite_rejected(old: dict, doomed: dict[str, Any], sources: list[str],
                       ts: Any) -> tuple[str | None, dict]:
     table = _read_table(old["path"])
     kept = table.filter(pc.invert(pc.is_in(table.column("doc_id"),

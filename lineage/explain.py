@@ -1,9 +1,11 @@
 """Explain what happened to a URL: kept (where), dropped (stage, reason, measured value,
 keeper of a duplicate), deleted on request, or never seen as an HTML document.
 
-URLs in outputs are PII-scrubbed (e-mails, tokens in query strings replaced), so the match is
-on the URL as stored; when nothing matches exactly, URLs with the same host and path are
-offered, which is how a scrubbed query string shows up.
+URLs in outputs are PII-scrubbed (e-mails, tokens in query strings replaced). A document
+matches when its stored URL equals the given one or its `url_hash` (hash of the normalised
+ORIGINAL url, core/urls.py) equals the hash of the given one, so the original spelling, any
+equivalent spelling and the stored form all work; when nothing matches, URLs with the same
+host and path are offered, which is how a scrubbed query string shows up.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import duckdb
 
-from lineage.blocklist import HOST_REGEX
+from core.urls import url_hash
+from lineage.blocklist import is_blocked
 from lineage.trace import _has_column, _rows
 
 NOT_STORED_NOTE = (
@@ -28,14 +31,21 @@ def _strip_query(url: str) -> str:
 def explain(con: duckdb.DuckDBPyConnection, url: str) -> dict[str, Any]:
     """Everything lineage knows about `url`; `verdict` is kept | dropped | deleted | not_seen."""
     url = url.strip()
+    h = url_hash(url)
+
+    def match(view: str, alias: str) -> str:
+        if _has_column(con, view, "url_hash"):
+            return f"({alias}.url = $url OR {alias}.url_hash = $h)"
+        return f"{alias}.url = $url"
+
     kept: list[dict[str, Any]] = []
     if _has_column(con, "documents", "shard_row"):
         kept = _rows(
             con,
             "SELECT d.doc_id, d.crawl_id, d.warc_date, d.lang, d.quality_bucket, d.n_tokens, "
             "s.shard_id, s.run_id FROM documents d LEFT JOIN shards s ON s.path = d.filename "
-            "WHERE d.url = ? ORDER BY d.warc_date, d.doc_id",
-            [url],
+            f"WHERE {match('documents', 'd')} ORDER BY d.warc_date, d.doc_id",
+            {"url": url, "h": h},
         )
     dropped: list[dict[str, Any]] = []
     if _has_column(con, "rejections", "drop_reason"):
@@ -46,21 +56,23 @@ def explain(con: duckdb.DuckDBPyConnection, url: str) -> dict[str, Any]:
             "s.shard_id AS audit_shard, s.run_id "
             "FROM rejections r LEFT JOIN shards s ON s.path = r.filename "
             "LEFT JOIN (SELECT DISTINCT doc_id, url FROM documents) k "
-            "ON k.doc_id = r.keeper_doc_id WHERE r.url = ? ORDER BY r.warc_date, r.doc_id",
-            [url],
+            f"ON k.doc_id = r.keeper_doc_id WHERE {match('rejections', 'r')} "
+            "ORDER BY r.warc_date, r.doc_id",
+            {"url": url, "h": h},
         )
+    del_match = "url = $url OR url_hash = $h" if _has_column(
+        con, "deletions", "url_hash") else "url = $url"
     deleted = _rows(
         con,
         "SELECT deletion_id, requested_at, selector, doc_id, old_shard_id FROM deletions "
-        "WHERE url = ? ORDER BY requested_at",
-        [url],
+        f"WHERE {del_match} ORDER BY requested_at",
+        {"url": url, "h": h},
     )
-    host = f"lower(regexp_extract($url, '{HOST_REGEX}', 1))"
-    blocked = con.execute(
-        f"SELECT count(*) FROM url_blocklist WHERE url = $url OR (domain IS NOT NULL AND "
-        f"({host} = domain OR ends_with({host}, '.' || domain)))",
-        {"url": url},
-    ).fetchone()[0]
+    bl_hash = "url_hash" if _has_column(con, "url_blocklist", "url_hash") else "NULL"
+    rows = con.execute(f"SELECT {bl_hash}, url, domain FROM url_blocklist").fetchall()
+    hashes = frozenset(x or url_hash(u) for x, u, _ in rows if x or u)
+    domains = frozenset(d for _, _, d in rows if d)
+    blocked = is_blocked(url, hashes, domains, h) or url in {u for _, u, _ in rows}
     if kept:
         verdict = "kept"
     elif dropped:

@@ -32,12 +32,14 @@ DDL: list[str] = [
         requested_at TIMESTAMP,
         selector     VARCHAR,               -- 'urls:<file>' or 'domain:<d>'
         doc_id       VARCHAR,
-        url          VARCHAR,
+        url          VARCHAR,               -- as stored (PII-scrubbed)
+        url_hash     VARCHAR,               -- core.urls.url_hash of the original url
         old_shard_id VARCHAR,
         new_shard_id VARCHAR
     )""",
     """CREATE TABLE IF NOT EXISTS url_blocklist (
-        url          VARCHAR,
+        url          VARCHAR,               -- as stored (scrubbed); NULL for unmatched requests
+        url_hash     VARCHAR,               -- what runs match on (core.urls.url_hash)
         domain       VARCHAR,
         added_at     TIMESTAMP,
         deletion_id  VARCHAR

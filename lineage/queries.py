@@ -1,6 +1,8 @@
 """Named example queries over the lineage store (documented in docs/lineage.md).
 
-Each is plain DuckDB SQL; parameters are `$name` placeholders bound with a dict, e.g.
+Each is DuckDB SQL; `url_host`, `url_domain`, `url_hash` and `url_normalize` are the one URL
+normaliser (core/urls.py) registered on analyst connections (lineage/sandbox.py). Parameters
+are `$name` placeholders bound with a dict, e.g.
 `con.execute(DOCS_FROM_DOMAIN, {"domain": "example.net"})`. Run them from the shell with
 `python -m lineage sql --named NAME --param domain=example.net`.
 """
@@ -8,8 +10,6 @@ Each is plain DuckDB SQL; parameters are `$name` placeholders bound with a dict,
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from lineage.blocklist import HOST_REGEX
 
 TOKENS_PER_LANGUAGE_PER_CRAWL = """
 SELECT crawl_id, lang, count(*) AS shards, sum(n_docs) AS docs, sum(n_tokens) AS tokens
@@ -36,11 +36,11 @@ WHERE c.mix_id = $mix_id OR c.mix_id IN (SELECT mix_id FROM mixes WHERE name = $
 ORDER BY c.source, c.shard_id
 """
 
-DOCS_FROM_DOMAIN = f"""
+DOCS_FROM_DOMAIN = """
 SELECT doc_id, url, crawl_id, lang, quality_bucket, n_tokens, filename AS shard_path
 FROM documents
-WHERE lower(regexp_extract(url, '{HOST_REGEX}', 1)) = lower($domain)
-   OR ends_with(lower(regexp_extract(url, '{HOST_REGEX}', 1)), '.' || lower($domain))
+WHERE url_host(url) = url_domain($domain)
+   OR ends_with(url_host(url), '.' || url_domain($domain))
 ORDER BY url
 """
 

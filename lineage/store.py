@@ -63,6 +63,7 @@ _REL_FILENAME = (
 LATEST_CONFIG = "(SELECT config_hash FROM runs ORDER BY started_at DESC LIMIT 1)"
 _PROVENANCE = (
     "NULL::VARCHAR AS doc_id, NULL::VARCHAR AS warc_record_id, NULL::VARCHAR AS url, "
+    "NULL::VARCHAR AS url_hash, "
     "NULL::TIMESTAMPTZ AS warc_date, NULL::VARCHAR AS crawl_id, NULL::VARCHAR AS source_uri, "
     "NULL::BIGINT AS source_offset, NULL::BIGINT AS source_length, "
     "NULL::VARCHAR AS content_type, NULL::VARCHAR AS lang, NULL::FLOAT AS lang_score, "

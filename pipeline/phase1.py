@@ -29,7 +29,7 @@ from stages.warc_reader import DOC_SCHEMA, read_warc
 
 # Columns every rejected (audit) row carries, whatever stage dropped it: the reader's
 # provenance columns, then what the later stages know and why the row was dropped.
-_PROVENANCE = ("doc_id", "url", "warc_date", "crawl_id", "source_uri", "source_offset",
+_PROVENANCE = ("doc_id", "url", "url_hash", "warc_date", "crawl_id", "source_uri", "source_offset",
                "source_length", "content_type")
 REJECTED_SCHEMA = pa.schema(
     [DOC_SCHEMA.field(name) for name in _PROVENANCE]
@@ -155,7 +155,7 @@ class ChunkProcessor:
     """Loads every phase-1 model once (per Ray actor) and processes chunk rows."""
 
     def __init__(self, cfg: PipelineConfig, layout: Layout, rkey: str,
-                 blocked_urls: list[str] | None = None,
+                 blocked_urls: list[str] | None = None,  # url hashes (core.urls)
                  blocked_domains: list[str] | None = None):
         self.cfg = cfg
         self.layout = layout
@@ -178,7 +178,7 @@ class ChunkProcessor:
         rejected = []
         kept = docs
         if (self.blocked_urls or self.blocked_domains) and docs.num_rows:
-            gone = blocked_mask(docs.column("url"), self.blocked_urls, self.blocked_domains)
+            gone = blocked_mask(docs, self.blocked_urls, self.blocked_domains)
             n_gone = int(pc.sum(gone).as_py() or 0)
             if n_gone:
                 counts["url.deleted"] += n_gone

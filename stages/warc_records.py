@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from core.urls import url_hash
 from stages.warc_backend import HTTP_HEAD_PROBE as _HTTP_HEAD_PROBE
 from stages.warc_backend import SCAN_BLOCK as _SCAN_BLOCK
 from stages.warc_backend import _Rec
@@ -28,6 +29,9 @@ DOC_SCHEMA = pa.schema(
         ("doc_id", pa.string()),
         ("warc_record_id", pa.string()),  # hashed unless read.keep_record_id
         ("url", pa.string()),
+        # Hash of the normalised ORIGINAL url (core/urls.py), computed here, before any PII
+        # scrubbing touches `url`: deletions and the blocklist match on it.
+        ("url_hash", pa.string()),
         ("warc_date", pa.timestamp("s", tz="UTC")),
         ("crawl_id", pa.string()),
         ("source_uri", pa.string()),
@@ -357,6 +361,7 @@ def make_table(rows: list[dict], crawl_id: str) -> pa.Table:
     """Rows from :meth:`RecordNormaliser._classify` as a ``DOC_SCHEMA`` table."""
     cols = {name: [r.get(name) for r in rows] for name in DOC_SCHEMA.names}
     cols["crawl_id"] = [crawl_id] * len(rows)
+    cols["url_hash"] = [None if u is None else url_hash(u) for u in cols["url"]]
     return pa.Table.from_pydict(cols, schema=DOC_SCHEMA)
 
 

@@ -15,10 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lineage.blocklist import blocked_mask, host_of, is_blocked, load_blocklist, normalize_domain
+from core.urls import host_of, normalize_domain, url_hash
+from lineage.blocklist import blocked_mask, is_blocked, load_blocklist
 from lineage.cli import main
 from lineage.delete import delete_documents, versioned_base
 from lineage.queries import QUERIES
+from lineage.sandbox import open_analyst_connection
 from lineage.store import LineageStore, open_reader
 from stages.token_shards import IndexedDataset
 
@@ -138,7 +140,7 @@ def test_every_named_query_runs_on_the_sample(db):
     dup = _q(db, "SELECT doc_id FROM rejections WHERE drop_stage = 'dedup' LIMIT 1")[0][0]
     doc = _q(db, "SELECT doc_id FROM documents LIMIT 1")[0][0]
     params = {"mix_id": "no-such-mix", "domain": "example.net", "doc_id": dup}
-    con = open_reader(db)
+    con = open_analyst_connection(db)  # what `lineage sql` and the notebook use
     try:
         results = {}
         for q in QUERIES.values():
@@ -275,9 +277,14 @@ def test_delete_flags_mixes_records_event_and_blocklist(deleted):
                   "WHERE deletion_id = ?", [deleted["r1"].deletion_id])
     assert len(rows) == deleted["n_url_docs"] and {r[4] for r in rows} == {"text", "rejected"}
     assert all(r[3] is None or ".v2." in r[3] for r in rows)
-    urls, domains = load_blocklist(db)
-    assert set(deleted["urls"]) <= urls and "https://unknown.example/" in urls
+    hashes, domains = load_blocklist(db)
+    assert {url_hash(u) for u in deleted["urls"]} <= hashes
+    assert url_hash("https://unknown.example/") in hashes
     assert domains == {"heimatblatt.example.net"}
+    # the request's own strings are not stored (they may carry PII): matched rows keep the
+    # stored (scrubbed) url, unmatched requests only their hash
+    stored = {u for (u,) in _q(db, "SELECT url FROM url_blocklist WHERE url IS NOT NULL")}
+    assert "https://unknown.example/" not in stored
 
 
 def test_delete_cli_dry_run_and_explain_after(deleted, capsys):
@@ -362,12 +369,13 @@ def test_blocked_mask_matches_scalar_rule(hosts, blocked, path):
 
     urls = [f"https://{h}{path}" for h in hosts] + [None, "not a url"]
     domains = frozenset(normalize_domain(d) for d in blocked)
-    exact = frozenset(urls[:1])
-    mask = blocked_mask(pa.array(urls, pa.string()), exact, domains).to_pylist()
+    exact = frozenset(url_hash(u) for u in urls[:1])
+    table = pa.table({"url": pa.array(urls, pa.string())})
+    mask = blocked_mask(table, exact, domains).to_pylist()
     assert mask == [u is not None and is_blocked(u, exact, domains) for u in urls]
     for h, m in zip(hosts, mask, strict=False):
         under = any(h == d or h.endswith("." + d) for d in domains)
-        assert m == (under or f"https://{h}{path}" in exact)
+        assert m == (under or url_hash(f"https://{h}{path}") in exact)
 
 
 @given(st.from_regex(r"[a-z]{1,5}(/[a-z0-9-]{1,8}){0,2}", fullmatch=True),

@@ -1,0 +1,136 @@
+"""Read-only analyst sessions: the one way analyst-facing code opens the lineage store.
+
+`python -m lineage sql`, the other lineage verbs and the notebook helpers run whatever SQL a
+person types. A plain DuckDB connection would let that SQL read any file (`read_text`), write
+anywhere (`COPY ... TO`, over shards too), attach the writer database read-write (and delete
+`url_blocklist` rows, bringing deleted pages back) or install extensions. An analyst
+connection instead:
+
+- opens a pinned snapshot of the published database read-only (`store.connect_snapshot`), so
+  tables cannot change (`CREATE TABLE`, `DELETE`, `ATTACH ... READ_WRITE` of the same file fail);
+- reads shard files only through a read-only filesystem (`ccpipe-ro-file://`, `ccpipe-ro-s3://`
+  ...) that opens, lists and globs only the output's `data/`, `_rejected/` and `_dedup/`
+  folders (what the `documents` / `rejections` / `duplicates` views read) and refuses every
+  write and every other path;
+- then sets `enable_external_access = false` (no other file, no `COPY`, `EXPORT`, `INSTALL`,
+  `LOAD`, no new database), allows only those read-only protocols, turns off extension
+  autoloading and sets `lock_configuration = true` (no `SET`/`RESET`/`PRAGMA` that changes a
+  setting).
+
+The one normaliser's SQL functions (`url_host`, `url_hash`, `url_normalize`, `url_domain`;
+lineage/blocklist.py) are registered before the lock. DuckDB enforces all of this itself, so
+it holds for `con.cursor()` and anything else reached from the connection.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+__all__ = ["open_analyst_connection", "RO_PREFIX", "SandboxViolation"]
+
+RO_PREFIX = "ccpipe-ro-"
+
+
+class SandboxViolation(PermissionError):
+    """An analyst session tried to touch a file it may not."""
+
+
+def _read_only_fs(scheme: str, inner: Any, prefixes: tuple[str, ...]) -> Any:
+    """An fsspec filesystem over `inner` that reads, lists and globs only under `prefixes`
+    (the output's data, audit and dedup-decision folders) and refuses every write."""
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    protocol = RO_PREFIX + scheme
+
+    class ReadOnlyFS(ArrowFSWrapper):
+        @classmethod
+        def _strip_protocol(cls, path: str) -> str:
+            # fsspec's default would split an object-store URI into host and path.
+            path = str(path)
+            return path.split("://", 1)[1] if "://" in path else path
+
+        def _check(self, path: str) -> str:
+            p = self._strip_protocol(path)
+            parts = p.split("/")
+            if ".." in parts or not any(p == x.rstrip("/") or p.startswith(x) for x in prefixes):
+                raise SandboxViolation(
+                    f"analyst session: {path} is not a file of this output's views")
+            return p
+
+        def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+            if any(m in mode for m in "wax+"):
+                raise SandboxViolation(f"analyst session is read-only: cannot write {path}")
+            return super()._open(self._check(path), mode, *args, **kwargs)
+
+        def info(self, path: str, **kwargs: Any) -> Any:
+            return super().info(self._check(path), **kwargs)
+
+        def ls(self, path: str, detail: bool = False, **kwargs: Any) -> Any:
+            return super().ls(self._check(path), detail=detail, **kwargs)
+
+        def glob(self, path: str, **kwargs: Any) -> Any:
+            return super().glob(self._check(path), **kwargs)
+
+        def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+            raise SandboxViolation("analyst session is read-only")
+
+        rm = rm_file = _rm = mkdir = makedirs = mv = cp_file = copy = put_file = _refuse
+        touch = rmdir = pipe_file = _refuse
+
+    cls = type(f"ReadOnly{scheme.capitalize()}FS", (ReadOnlyFS,), {"protocol": protocol})
+    return cls(inner)
+
+
+# Folders under the output root an analyst may read (the views' files).
+READABLE = ("data/", "_rejected/", "_dedup/")
+
+
+def open_analyst_connection(path: str | os.PathLike[str], config: str | None = None,
+                            all_configs: bool = False) -> duckdb.DuckDBPyConnection:
+    """A locked-down, read-only DuckDB connection to the lineage snapshot at `path`.
+
+    Only the lineage tables and the output's data files (the folders behind the views) can
+    be read; see the module docstring for what is refused and why. Views answer for one
+    config as `store.open_reader`'s do (`config`, `all_configs`). Normal queries, the named
+    queries and the documented examples work unchanged.
+    """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"lineage database not found: {path}")
+    from lineage.blocklist import register_url_functions
+    from lineage.store import ALL_CONFIGS, connect_snapshot, create_views, output_root
+
+    con = connect_snapshot(path)
+    try:
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        register_url_functions(con)
+        root = output_root(path, con).rstrip("/")
+        if "://" in root:
+            from core import storage
+
+            scheme = root.split("://", 1)[0]
+            inner = storage.resolve(root + "/")[0]
+            base = root.split("://", 1)[1]
+        else:
+            import pyarrow.fs as pafs
+
+            scheme, inner, base = "file", pafs.LocalFileSystem(), os.path.abspath(root)
+        prefixes = tuple(f"{base}/{d}" for d in READABLE)
+        con.register_filesystem(_read_only_fs(scheme, inner, prefixes))
+        ro_root = f"{RO_PREFIX}{scheme}://{base}"
+        sel = ALL_CONFIGS if all_configs else config
+        try:
+            create_views(con, ro_root, config=sel, absolute=True, temporary=True)
+        except duckdb.Error:  # not a lineage database (yet): tables only
+            pass
+        con.execute(f"SET allowed_directories = ['{RO_PREFIX}{scheme}://']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
