@@ -16,8 +16,8 @@ Order of operations, so that a crash at any point leaves a consistent, retryable
    rows an earlier attempt committed are replaced, never inserted twice;
 4. delete the superseded files from disk (they hold the data subject's content). Files of
    superseded shards left by a crash between 3 and 4 are removed by the next request;
-5. purge caches (`purge_caches`): deleted doc ids leave the dedup index and archived dedup
-   decisions, staged `_work/` of unfinished runs is removed. Runs every time (idempotent).
+5. remove staged `_work/` of unfinished runs (`purge_caches`; it predates the deletion and
+   a resumed run would finish it). Runs on every request (idempotent).
 
 A crash before 3 leaves only unreferenced new files, overwritten by the retry (same names).
 A retry after a crash anywhere completes the request.
@@ -348,49 +348,25 @@ def _fault(name: str) -> None:
         faults.point(name)
 
 
-def purge_caches(store: LineageStore) -> dict[str, int]:
-    """Remove every deleted document from the output's caches (idempotent, run each time).
+def purge_caches(store: LineageStore) -> list[str]:
+    """Remove staged work (`<output>/_work/`) of every output this lineage records.
 
-    - `_dedup_index/` parts (released signatures a later run dedups against) and archived
-      dedup decisions (`duplicates` view) lose the rows of deleted doc ids;
-    - `_work/` (staged work of unfinished runs, written before the deletion) is removed: a
-      resumed run would otherwise finish it with the deleted documents in it. The caller
-      holds the output lock, so no run is using it.
+    Staged phase-1 results of an unfinished run were written before the deletion and hold the
+    deleted pages (unscrubbed); a resumed run would finish them into new shards. The caller
+    holds the output lock, so no run is using them; a resumed run redoes its work. The
+    released-signature dedup index keeps deleted documents' signatures on purpose (no URL,
+    no text): mirrors of the same content under other URLs stay dropped as duplicates.
+    Idempotent; runs on every request. Returns the directories removed.
     """
-    ids_rows = store.query("SELECT DISTINCT doc_id FROM deletions WHERE doc_id IS NOT NULL")
-    gone = pa.array(sorted(r[0] for r in ids_rows), pa.string())
     outs = sorted({r[0] for r in store.query(
         "SELECT DISTINCT output_dir FROM runs WHERE output_dir IS NOT NULL")})
-    decisions = [r[0] for r in store.query(
-        "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%'")]
-    stats = {"index_parts": 0, "decision_files": 0, "work_dirs": 0}
-    files: list[str] = list(decisions)
-    for out in outs:
-        index_root = storage.join(out, "_dedup_index")
-        if storage.exists(index_root):
-            files += [p for p in storage.list_files(index_root) if p.endswith(".parquet")]
-    if len(gone):
-        for path in files:
-            if not storage.exists(path):
-                continue
-            table = _read_table(path)
-            cols = [c for c in ("doc_id", "keeper_doc_id") if c in table.column_names]
-            if not cols:
-                continue
-            hit = None
-            for c in cols:
-                m = pc.fill_null(pc.is_in(table.column(c), value_set=gone), False)
-                hit = m if hit is None else pc.or_(hit, m)
-            if pc.any(hit).as_py():
-                storage.write_parquet_atomic(path, table.filter(pc.invert(hit)),
-                                             max(1, table.num_rows))
-                stats["decision_files" if path in decisions else "index_parts"] += 1
+    removed = []
     for out in outs:
         work = storage.join(out, "_work")
         if storage.exists(work):
             storage.delete_tree(work)
-            stats["work_dirs"] += 1
-    return stats
+            removed.append(work)
+    return removed
 
 
 def _open_store(lineage_path: str | os.PathLike[str]) -> LineageStore:

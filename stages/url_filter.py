@@ -3,7 +3,10 @@
 Why first: it is the cheapest rule (no text needed) and removes whole sites no text rule would
 catch reliably. Vectorized over the batch with Arrow kernels: a host and each of its parent
 domains are looked up in a hash set (``is_in``), so a multi-million-entry list (UT1 adult, as
-FineWeb used) costs the same per document as the shipped example list.
+FineWeb used) costs the same per document as the shipped example list. Hosts and URLs go
+through the one URL normaliser (core/urls.py), like ingest, deletions and the deletion
+blocklist: `EXAMPLE.com.`, `example%2ecom` and an IDN's Unicode or punycode spelling are one
+host, so no spelling slips past a blocklist entry.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.config_effects import Output
+from core.urls import host_array, normalize_domain, normalize_url
 
 __all__ = ["DEFAULT_BLOCKLIST", "UrlFilterConfig", "UrlFilter", "load_blocklist"]
 
 DEFAULT_BLOCKLIST = "package:stages/data/url_blocklist.txt"
-_HOST_RE = r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?(?:[^@/?#]*@)?(?P<host>[^:/?#]*)"
 _MAX_LEVELS = 10
 
 
@@ -82,10 +85,19 @@ def _parse_entries(lines: list[str]) -> tuple[frozenset[str], tuple[str, ...]]:
         if entry.startswith("www."):
             entry = entry[4:]
         if "/" in entry.rstrip("/"):
-            prefixes.append(entry)
+            prefixes.append(_bare(entry))
         else:
-            domains.add(entry.rstrip("/").rstrip("."))
+            d = normalize_domain(entry.rstrip("/"))
+            if d:
+                domains.add(d)
     return frozenset(domains), tuple(sorted(set(prefixes)))
+
+
+def _bare(url: str) -> str:
+    """Normalised URL without scheme and leading `www.`, lower-cased: what prefixes match."""
+    n = normalize_url(url).lower()
+    n = n.split("://", 1)[1] if "://" in n else n
+    return n[4:] if n.startswith("www.") else n
 
 
 def _np_str(arr: pa.Array) -> np.ndarray:
@@ -126,9 +138,7 @@ class UrlFilter:
             return reason, detail
         low = pc.utf8_lower(pc.fill_null(urls.cast(pa.large_string()), ""))
         if len(self._domains):
-            host = pc.struct_field(pc.extract_regex(low, _HOST_RE), [0])
-            host = pc.utf8_rtrim(host, ".")
-            cur = host
+            cur = pc.fill_null(host_array(urls), "")
             for _ in range(_MAX_LEVELS):
                 hit = _np_str(pc.is_in(cur, value_set=self._domains)).astype(bool)
                 new = hit & (reason == None)  # noqa: E711
@@ -141,7 +151,7 @@ class UrlFilter:
                     break
                 cur = nxt
         if self._prefix_re:
-            bare = pc.replace_substring_regex(low, r"^[a-z][a-z0-9+.-]*://(www\.)?", "")
+            bare = pa.array([_bare(u) for u in low.to_pylist()], pa.string())
             m = pc.struct_field(pc.extract_regex(bare, self._prefix_re), [0])
             vals = _np_str(m)
             new = (vals != None) & (reason == None)  # noqa: E711

@@ -86,3 +86,20 @@ def test_hostile_urls_are_linear_and_never_raise():
         assert isinstance(url_hash(u), str)
         assert isinstance(host_of(u), str)
         assert time.perf_counter() - t < 2.0
+
+
+def test_url_filter_blocks_every_spelling_of_a_blocked_host():
+    """stages/url_filter.py goes through the same normaliser as ingest and deletion."""
+    import pyarrow as pa
+
+    from stages.url_filter import UrlFilter, UrlFilterConfig
+
+    f = UrlFilter(UrlFilterConfig(blocklist_path=None, banned_substrings=[],
+                                  extra_blocked_domains=["Blocked.Example.", "bücher.example",
+                                                         "prefix.example/private/"]))
+    urls = ["http://blocked.example/a", "HTTP://BLOCKED%2eEXAMPLE.:80/a",
+            "https://sub.blocked.example./x", "http://xn--bcher-kva.example/",
+            "http://BÜCHER.example/x", "https://www.prefix.example/%70rivate/doc",
+            "http://notblocked.example/", "https://prefix.example/public/", None]
+    reason, _ = f.evaluate(pa.array(urls, pa.string()))
+    assert list(reason) == ["url.blocklist"] * 6 + [None, None, None]
