@@ -221,7 +221,6 @@ def nightly(deleted):
     return rc
 
 
-@pytest.mark.slow
 def test_deleted_urls_never_return_after_nightly_reingest(deleted, nightly):
     runs = _q(deleted["db"], "SELECT kind, status FROM runs ORDER BY started_at")
     assert runs[-1] == ("nightly", "succeeded")
@@ -231,7 +230,6 @@ def test_deleted_urls_never_return_after_nightly_reingest(deleted, nightly):
     _assert_gone(deleted)
 
 
-@pytest.mark.slow
 def test_deleted_urls_never_return_after_changed_config(deleted, nightly):
     from pipeline.config import load_config
     from pipeline.run import run_pipeline
