@@ -22,6 +22,7 @@ POINTS = (
     "lineage.before_publish", # committed in the writer copy, snapshot not yet published
     "phase3.committed",       # after a file's commit
     "run.before_finish",
+    "delete.locked",          # lineage delete: holds the output lock, nothing done yet
     "delete.files_written",   # lineage delete: a new shard version is on disk, not committed
     "delete.committed",       # lineage delete: committed and published, old files still there
     "delete.files_removed",   # lineage delete: superseded files gone, staged work not yet removed

@@ -20,6 +20,9 @@ import duckdb
 DEFAULT_DB = "lineage.duckdb"
 
 
+EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL, as `pipeline run`: the output is locked, retry later
+
+
 class UserError(Exception):
     """Printed as one line; exit status 2."""
 
@@ -237,10 +240,16 @@ def cmd_delete(args: argparse.Namespace) -> int:
         kw: dict[str, Any] = {"urls": urls, "selector": f"urls:{os.path.abspath(args.urls)}"}
     else:
         kw = {"domain": args.domain, "force": args.force}
+    from core.output_lock import OutputLockedError
+
     try:
-        res = delete_documents(path, dry_run=args.dry_run, **kw)
+        res = delete_documents(path, dry_run=args.dry_run, wait=args.wait,
+                               lock_timeout_s=args.wait_timeout, **kw)
     except (DeletionError, ValueError) as e:
         raise UserError(str(e)) from e
+    except OutputLockedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_LOCKED
     if remote_output and not args.dry_run:
         publish_lineage(args.output, path)
     if args.json:
@@ -356,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--force", action="store_true",
                    help="allow --domain to be a public suffix (com, co.uk, github.io...)")
     x.add_argument("--dry-run", action="store_true", help="show what would be deleted")
+    x.add_argument("--wait", action="store_true",
+                   help="wait for a running pipeline to release the output lock (default: "
+                   "exit 75 at once, naming the holder)")
+    x.add_argument("--wait-timeout", type=float, metavar="SECONDS",
+                   help="with --wait: give up (exit 75) after this long")
     x.set_defaults(func=cmd_delete)
     s = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     s.add_argument("query", nargs="?")

@@ -2,7 +2,8 @@
 
 Order of operations, so that a crash at any point leaves a consistent, retryable state:
 
-0. take the output lock (no run writes meanwhile) and open the writer, which publishes its
+0. take the output lock of every output the lineage covers (core/output_lock.py: the lock
+   every run holds; `wait` or a one-line OutputLockedError naming the holder) and open the writer, which publishes its
    working copy: a commit a killed earlier attempt made but did not publish becomes visible;
 1. find the matching documents through lineage (`documents` and `rejections` views), by
    `url_hash` (core/urls.py: hash of the normalised ORIGINAL url) or stored url, or by
@@ -51,7 +52,7 @@ import pyarrow.parquet as pq
 from core import storage
 from core.urls import domain_forms, is_public_suffix, normalize_domain, url_hash
 from lineage.blocklist import register_url_functions
-from lineage.store import LineageStore, open_reader, output_root, resolve_path
+from lineage.store import LineageStore, connect_snapshot, open_reader, output_root, resolve_path
 from lineage.writer import now
 from stages.token_shards import IndexedDataset, build_index_bytes
 
@@ -171,7 +172,47 @@ def _row_group_size(path: str) -> int:
     return max([md.row_group(i).num_rows for i in range(md.num_row_groups)] or [2000])
 
 
+def output_roots(lineage_path: str | os.PathLike[str]) -> list[str]:
+    """The output root this lineage's paths are relative to (`store.output_root`)."""
+    con = connect_snapshot(lineage_path)
+    try:
+        return [output_root(lineage_path, con)]
+    finally:
+        con.close()
+
+
 def delete_documents(
+    lineage_path: str | os.PathLike[str],
+    *,
+    urls: list[str] | None = None,
+    domain: str | None = None,
+    selector: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    wait: bool = False,
+    lock_timeout_s: float | None = None,
+) -> DeletionResult:
+    """Carry out a deletion request under the output lock of every output the lineage covers
+    (core/output_lock.py, the lock runs take), so no run writes shards or lineage meanwhile.
+
+    Raises `OutputLockedError` (naming the holder) when a run holds one, unless `wait`.
+    A dry run reads only and takes no lock. See `_delete` for the arguments.
+    """
+    if dry_run:
+        return _delete(lineage_path, urls=urls, domain=domain, selector=selector,
+                       dry_run=True, force=force)
+    from core.output_lock import hold_output_lock
+
+    with contextlib.ExitStack() as stack:
+        for root in output_roots(lineage_path):
+            stack.enter_context(hold_output_lock(root, purpose="lineage delete", wait=wait,
+                                                 timeout_s=lock_timeout_s))
+        _fault("delete.locked")
+        return _delete(lineage_path, urls=urls, domain=domain, selector=selector,
+                       dry_run=False, force=force)
+
+
+def _delete(
     lineage_path: str | os.PathLike[str],
     *,
     urls: list[str] | None = None,
@@ -358,8 +399,7 @@ def purge_caches(store: LineageStore) -> list[str]:
     no text): mirrors of the same content under other URLs stay dropped as duplicates.
     Idempotent; runs on every request. Returns the directories removed.
     """
-    outs = sorted({r[0] for r in store.query(
-        "SELECT DISTINCT output_dir FROM runs WHERE output_dir IS NOT NULL")})
+    outs = [store.root]
     removed = []
     for out in outs:
         work = storage.join(out, "_work")
@@ -370,7 +410,8 @@ def purge_caches(store: LineageStore) -> list[str]:
 
 
 def _open_store(lineage_path: str | os.PathLike[str]) -> LineageStore:
-    """The writer; retried briefly because a running pipeline holds it for short commits."""
+    """The writer; retried briefly in case another lineage user (a second output sharing this
+    lineage, a mix build) holds it for a short commit."""
     for attempt in range(20):
         try:
             return LineageStore(lineage_path)

@@ -244,30 +244,67 @@ def test_deleted_urls_never_return_after_changed_config(deleted, nightly):
 
 
 # ---- kill at any step, then retry ----------------------------------------------------------
-KILL_POINTS = ["delete.files_written", "lineage.in_transaction", "lineage.before_publish",
+KILL_POINTS = ["delete.locked", "delete.files_written", "lineage.in_transaction", "lineage.before_publish",
                "delete.committed", "delete.files_removed"]
 
 
-def _delete_proc(db: str, url_file: Path, kill_at: str | None) -> subprocess.CompletedProcess:
+def _delete_cmd(db: str, url_file: Path, kill_at: str | None, *extra: str):
     env = {k: v for k, v in os.environ.items() if k != "CCPIPE_KILL_AT"}
     env["PYTHONPATH"] = str(REPO)
     if kill_at:
         env["CCPIPE_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "lineage", "delete", "--urls", str(url_file),
-                           "--lineage", db], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return [sys.executable, "-m", "lineage", "delete", "--urls", str(url_file), "--lineage",
+            db, *extra], env
 
 
-@pytest.mark.parametrize("kill_at", KILL_POINTS)
-def test_retry_after_kill_completes(sample_run, tmp_path, kill_at):
-    out = tmp_path / "out"
-    db = copy_output(sample_run.output, out)
+def _delete_proc(db: str, url_file: Path, kill_at: str | None,
+                 *extra: str) -> subprocess.CompletedProcess:
+    cmd, env = _delete_cmd(db, url_file, kill_at, *extra)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _two_urls(db: str, tmp_path: Path) -> tuple[list[str], Path]:
     shard = _q(db, "SELECT filename FROM documents GROUP BY filename HAVING count(*) >= 2 "
                    "ORDER BY filename LIMIT 1")[0][0]
     urls = [u for (u,) in _q(db, "SELECT url FROM documents WHERE filename = ? "
                                  "ORDER BY shard_row LIMIT 2", [shard])]
     url_file = tmp_path / "urls.txt"
     url_file.write_text("\n".join(urls) + "\n")
+    return urls, url_file
+
+
+def test_delete_takes_the_output_lock_of_runs(sample_run, tmp_path):
+    """A delete while a run holds the output: one line naming the holder, exit 75, nothing
+    touched; with --wait it proceeds once the run is done."""
+    from core.output_lock import hold_output_lock
+
+    out = tmp_path / "out"
+    db = copy_output(sample_run.output, out)
+    urls, url_file = _two_urls(db, tmp_path)
+    with hold_output_lock(str(out), purpose="pipeline run"):
+        p = _delete_proc(db, url_file, None)
+        assert p.returncode == 75, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+        assert f"pid {os.getpid()}" in p.stderr and "pipeline run" in p.stderr
+        assert _q(db, "SELECT count(*) FROM deletions") == [(0,)]
+        cmd, env = _delete_cmd(db, url_file, None, "--wait")
+        waiting = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            waiting.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            pass
+        assert waiting.returncode is None  # still waiting for the run
+    _, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err
+    assert _q(db, "SELECT count(*) FROM documents WHERE list_contains(?, url)", [urls]) == [(0,)]
+
+
+@pytest.mark.parametrize("kill_at", KILL_POINTS)
+def test_retry_after_kill_completes(sample_run, tmp_path, kill_at):
+    out = tmp_path / "out"
+    db = copy_output(sample_run.output, out)
+    urls, url_file = _two_urls(db, tmp_path)
     killed = _delete_proc(db, url_file, kill_at)
     assert killed.returncode == -9, (kill_at, killed.stderr[-2000:])
     retry = _delete_proc(db, url_file, None)
