@@ -49,9 +49,8 @@ _PCT = re.compile(r"%([0-9a-fA-F]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Characters left as they are in a path or query (RFC 3986 pchar + '/' + '?'); the rest is
 # percent-encoded (as UTF-8).
-_KEEP = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?%"
-)
+_NOT_KEPT = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]")
+_BARE_PCT = re.compile(r"%(?![0-9a-fA-F]{2})")
 _HASH_BYTES = 16
 
 
@@ -60,18 +59,17 @@ def _pct_unreserved(m: re.Match[str]) -> str:
     return chr(b) if b in _UNRESERVED else "%" + m.group(1).upper()
 
 
+def _encode_char(m: re.Match[str]) -> str:
+    return "".join(f"%{b:02X}" for b in m.group(0).encode("utf-8", "surrogatepass"))
+
+
 def _encode_part(s: str) -> str:
-    """Percent-encode what must be, normalise existing escapes; one pass, linear."""
-    if any(c not in _KEEP for c in s):
-        out = []
-        for c in s:
-            if c in _KEEP:
-                out.append(c)
-            else:
-                out.extend(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
-        s = "".join(out)
+    """Percent-encode what must be, normalise existing escapes; linear regex passes."""
+    s = _NOT_KEPT.sub(_encode_char, s)
+    if "%" not in s:
+        return s
     # A '%' not followed by two hex digits is a literal percent sign.
-    s = re.sub(r"%(?![0-9a-fA-F]{2})", "%25", s)
+    s = _BARE_PCT.sub("%25", s)
     return _PCT.sub(_pct_unreserved, s)
 
 

@@ -76,6 +76,17 @@ def _emit_json(obj: Any) -> None:
 
 
 # ---- database ------------------------------------------------------------------------------------
+def error_line(e: BaseException) -> str:
+    """One meaningful line of a DuckDB error. An error raised inside a Python filesystem (the
+    analyst sandbox's refusals) arrives as a whole traceback: use its last line."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        tail = [ln for ln in lines if "Error:" in ln or "Violation:" in ln]
+        return tail[-1] if tail else lines[-1]
+    return lines[0] if lines else type(e).__name__
+
+
+
 def resolve_db(args: argparse.Namespace) -> str:
     """--lineage, else --output/lineage.duckdb, else $CCPIPE_LINEAGE, else ./lineage.duckdb.
 
@@ -120,7 +131,7 @@ def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
         return open_analyst_connection(path, config=getattr(args, "config", None),
                                        all_configs=bool(getattr(args, "all_configs", False)))
     except duckdb.Error as e:
-        raise UserError(f"cannot open lineage database {path}: {e}".splitlines()[0]) from e
+        raise UserError(f"cannot open lineage database {path}: {error_line(e)}") from e
 
 
 # ---- verbs -------------------------------------------------------------------------------------
@@ -305,7 +316,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         cols = [d[0] for d in cur.description] if cur.description else []
         rows = cur.fetchall() if cols else []
     except duckdb.Error as e:
-        raise UserError(f"query failed: {str(e).splitlines()[0]}") from e
+        raise UserError(f"query failed: {error_line(e)}") from e
     finally:
         con.close()
     if args.json:
