@@ -395,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Progress and notices (lineage mirrored, waiting for the output lock) go through logging.
+    from pipeline.progress import setup_cli_logging
+
+    setup_cli_logging()
     try:
         return int(args.func(args) or 0)
     except UserError as e:

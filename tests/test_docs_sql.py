@@ -51,10 +51,11 @@ def test_docs_have_sql_examples():
 
 @pytest.fixture(scope="module")
 def analyst(sample_run):
-    """A read-only connection to the sample run's lineage and real parameter values."""
-    from lineage.store import open_reader
+    """The analyst session (`lineage sql`, notebook: read-only, sandboxed) on the sample run's
+    lineage, and real parameter values."""
+    from lineage.sandbox import open_analyst_connection
 
-    con = open_reader(sample_run.lineage_path)
+    con = open_analyst_connection(sample_run.lineage_path)
     dup = con.execute("SELECT doc_id FROM duplicates ORDER BY doc_id LIMIT 1").fetchone()
     url = con.execute("SELECT url FROM documents ORDER BY url LIMIT 1").fetchone()[0]
     domain = re.match(r"^[a-z]+://([^/:]+)", url).group(1)

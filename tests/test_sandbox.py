@@ -153,36 +153,3 @@ def test_no_temp_files_or_pins_left_and_outside_untouched(small_output):
     con.close()
     assert sorted(os.listdir(o["out"])) == before
 
-
-def _doc_sql_blocks() -> list[tuple[str, str]]:
-    """Every ```sql block of the README, docs/lineage.md and mixes/README.md."""
-    import re
-
-    repo = Path(__file__).resolve().parents[1]
-    out = []
-    for rel in ("README.md", "docs/lineage.md", "mixes/README.md"):
-        text = (repo / rel).read_text(encoding="utf-8")
-        out += [(rel, b) for b in re.findall(r"```sql\n(.*?)```", text, re.S)]
-    return out
-
-
-def test_documented_queries_run_in_an_analyst_session(sample_run):
-    """Normal use is unaffected: each documented example binds and runs on a real run."""
-    import re
-
-    blocks = _doc_sql_blocks()
-    assert len(blocks) >= 5
-    con = open_analyst_connection(sample_run.lineage_path)
-    try:
-        doc_id = con.execute("SELECT doc_id FROM documents LIMIT 1").fetchone()[0]
-        for rel, sql in blocks:
-            params = {p: (doc_id if p == "doc_id" else "example.net")
-                      for p in set(re.findall(r"\$([a-z_]+)", sql))}
-            for stmt in [s for s in sql.split(";") if s.strip()]:
-                used = {k: v for k, v in params.items() if f"${k}" in stmt}
-                try:
-                    con.execute(stmt, used).fetchall()
-                except duckdb.Error as e:  # e.g. a sandbox refusal
-                    raise AssertionError(f"{rel}: {stmt.strip()[:80]}: {e}") from e
-    finally:
-        con.close()
