@@ -393,12 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stderr_notices() -> None:
+    """Notices (lineage mirrored, waiting for the output lock) go through logging: show our
+    loggers' INFO lines on stderr unless the caller configured logging already."""
+    import logging
+
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        for name in ("ccpipe", "core", "lineage"):
+            logging.getLogger(name).setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Progress and notices (lineage mirrored, waiting for the output lock) go through logging.
-    from pipeline.progress import setup_cli_logging
-
-    setup_cli_logging()
+    _stderr_notices()
     try:
         return int(args.func(args) or 0)
     except UserError as e:
