@@ -86,8 +86,15 @@ def register_url_functions(con) -> None:  # noqa: ANN001 - duckdb connection
     Registered on every lineage connection (analyst sessions included: pure functions, no I/O)
     so queries and deletions match hosts exactly as ingest does.
     """
+    import contextlib
+
+    import duckdb
+
     from core.urls import normalize_url
 
+    # DuckDB refuses new work while an earlier execute() has an unfetched result.
+    with contextlib.suppress(duckdb.Error):
+        con.fetchall()
     for name, fn in (("url_host", host_of), ("url_hash", url_hash),
                      ("url_normalize", normalize_url), ("url_domain", normalize_domain)):
         try:

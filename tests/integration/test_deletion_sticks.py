@@ -88,6 +88,16 @@ def _variant(url: str) -> str:
     return f"{scheme.upper()}://{host.upper()}.{port}/{path}"
 
 
+def _abs(out: Path, p: str) -> str:
+    """A lineage path (relative to the output root) as a local path."""
+    return p if os.path.isabs(p) else str(out / p)
+
+
+def _tok_prefix(out: Path, text_rel: str) -> str:
+    """Token-file prefix mirroring a text shard (`data/...x.parquet` -> `OUT/tokens/...x`)."""
+    return str(out / "tokens" / text_rel[len("data/"): -len(".parquet")])
+
+
 def _token_docs(paths: list[str]) -> set[bytes]:
     out = set()
     for p in paths:
@@ -129,18 +139,18 @@ def deleted(sample_run, tmp_path_factory):
     pii = [by_hash[url_hash(u)] for u in PII_URLS]  # hashed from the original...
     assert pii[0][1] != PII_URLS[0]  # ...stored scrubbed (the e-mail in its query)
     # a kept page not under DOMAIN, asked for in another spelling
-    other = next(r for r in rows if "/_rejected/" not in r[4] and DOMAIN not in r[1]
+    other = next(r for r in rows if not r[4].startswith("_rejected/") and DOMAIN not in r[1]
                  and r not in pii)
     by_domain = [r for r in rows if f"://{DOMAIN}/" in r[1]]
     assert by_domain
     targets = [*pii, other, *by_domain]
-    live_tokens = [p for (p,) in _q(db, "SELECT path FROM shards WHERE kind = 'tokens' AND "
-                                        "status = 'live'")]
+    live_tokens = [_abs(out, p) for (p,) in _q(db, "SELECT path FROM shards WHERE kind = "
+                                                   "'tokens' AND status = 'live'")]
     # token sequences of the doomed kept documents, read from the token shards
     doomed_tokens = set()
     for doc_id, fn, row in _q(db, "SELECT doc_id, filename, shard_row FROM documents"):
         if doc_id in {t[0] for t in targets}:
-            doomed_tokens.add(np.asarray(IndexedDataset(fn[: -len(".parquet")])[row]).tobytes())
+            doomed_tokens.add(np.asarray(IndexedDataset(_tok_prefix(out, fn))[row]).tobytes())
     assert doomed_tokens and not doomed_tokens - _token_docs(live_tokens)
 
     url_file = root / "urls.txt"
@@ -171,8 +181,8 @@ def _assert_gone(d: dict) -> None:
     for view in ("documents", "rejections"):
         assert not _q(db, f"SELECT doc_id FROM {view} WHERE list_contains(?, doc_id)",
                       [sorted(ids)])
-    tokens = [p for (p,) in _q(db, "SELECT path FROM shards WHERE kind = 'tokens' AND "
-                                   "status = 'live'")]
+    tokens = [_abs(d["out"], p) for (p,) in _q(db, "SELECT path FROM shards WHERE kind = "
+                                               "'tokens' AND status = 'live'")]
     assert not (d["doomed_tokens"] & _token_docs(tokens))
     # nothing else left on disk holds the URLs (JSON reports, staged work...)
     for p in d["out"].rglob("*"):
@@ -313,7 +323,7 @@ def test_retry_after_kill_completes(sample_run, tmp_path, kill_at):
     # one live row per shard id, every live file exists, no superseded file left on disk
     dup = _q(db, "SELECT shard_id, count(*) FROM shards GROUP BY shard_id HAVING count(*) > 1")
     assert dup == []
-    live = {p for (p,) in _q(db, "SELECT path FROM shards WHERE status = 'live'")}
+    live = {_abs(out, p) for (p,) in _q(db, "SELECT path FROM shards WHERE status = 'live'")}
     assert all(os.path.exists(p) for p in live)
     on_disk = {str(p) for p in out.rglob("*.parquet") if "_dedup" not in str(p)} | {
         str(p) for p in out.rglob("*.bin")}
@@ -325,4 +335,5 @@ def test_retry_after_kill_completes(sample_run, tmp_path, kill_at):
     for text, tok in _q(db, "SELECT t.path, k.path FROM shards t JOIN shards k ON "
                             "k.mirrors_shard = t.shard_id AND k.status = 'live' "
                             "WHERE t.status = 'live' AND t.kind = 'text'"):
-        assert len(IndexedDataset(tok[: -len(".bin")])) == pq.read_metadata(text).num_rows
+        assert len(IndexedDataset(_abs(out, tok)[: -len(".bin")])) == pq.read_metadata(
+            _abs(out, text)).num_rows
