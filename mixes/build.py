@@ -54,9 +54,11 @@ def resolve_shard_path(path: str, root: str | os.PathLike[str] | None) -> str:
     The one place mixes turn lineage paths into files, so a moved or copied output (with its
     lineage) builds mixes over its own shards.
     """
-    if "://" in path or os.path.isabs(path) or root is None:
+    from lineage.store import resolve_path  # the store's one rule (URIs, absolute, relative)
+
+    if root is None:
         return path
-    return os.path.normpath(os.path.join(os.fspath(root), path))
+    return resolve_path(os.fspath(root), path)
 
 
 def read_token_shards(

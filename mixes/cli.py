@@ -51,7 +51,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output-root",
         help="directory that relative shard paths in lineage are relative to "
-        "(default: the lineage file's directory)",
+        "(default: the root the lineage store records, normally its own directory)",
     )
 
 

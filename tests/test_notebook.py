@@ -90,7 +90,9 @@ def test_notebook_writes_a_mix_that_builds(sample_run, tmp_path, monkeypatch):
 
     proc = subprocess.run(
         [sys.executable, "-m", "mixes", "build", str(out_yaml), "--lineage", str(lin),
-         "--out", str(tmp_path / "built")],
+         "--out", str(tmp_path / "built"),
+         # the lineage file was copied alone: its relative shard paths are the run's
+         "--output-root", str(Path(sample_run.lineage_path).parent)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
