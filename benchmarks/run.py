@@ -214,6 +214,30 @@ def run_e2e(profile: str, paths: list[str], workers: int, chunk_records: int,
     }
 
 
+def run_startup(profile: str, paths: list[str], chunk_records: int, overrides: list[str],
+                tmp: Path) -> dict[str, Any]:
+    """Start-up cost: wall of the CLI on a few records in a fresh process (Ray init, actors,
+    model loads, phase barriers, lineage): what a nightly run of a few files pays every time."""
+    out = tmp / f"startup-{profile}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "pipeline", "run", *paths, "--output", str(out),
+           "--profile", profile, "--workers", "1", "--set", f"read.chunk_records={chunk_records}",
+           "--set", "execution.progress=false"]
+    for o in overrides:
+        cmd += ["--set", o]
+    with TreeSampler() as tree, Timer() as t:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    shutil.rmtree(out, ignore_errors=True)
+    from stages.warc_reader import ReadConfig, read_warc
+
+    docs = sum(c.docs.num_rows for pth in paths for c in read_warc(pth, ReadConfig()))
+    return {
+        "profile": profile, "docs": docs, "exit_status": proc.returncode,
+        "wall_s": round(t.wall, 3), "cpu_s": round(tree.cpu(), 3),
+        "error": proc.stderr[-500:] if proc.returncode else None,
+    }
+
+
 def marginal(full: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
     """Steady-state e2e rate: (full - small run) docs over (full - small) seconds.
 
@@ -353,6 +377,57 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def budget(res: dict[str, Any]) -> dict[str, Any]:
+    """Where one document's CPU goes, per profile: each stage, then everything else.
+
+    Stage CPU ms per document = the stage's CPU seconds in the one-core stage run over the
+    documents read (so the rows add up). The end-to-end CPU per document is steady state:
+    the full run minus the small `--marginal` run, else minus the `--startup` run, else the
+    full run itself (start-up included, said in ``basis``). ``overhead`` = end-to-end minus
+    the sum of the stages: Ray tasks/actors, Arrow <-> Python conversions between operators,
+    object store copies, phase 2 clustering, shard writing and the lineage commit.
+    """
+    out: dict[str, Any] = {}
+    for p, prof in res.get("profiles", {}).items():
+        docs = prof["chain"]["docs"]
+        if not docs:
+            continue
+        rows = {k: v["cpu_s"] * 1000 / docs for k, v in prof["stages"].items()}
+        full = [x for x in res.get("e2e", []) if x["profile"] == p and x["workers"] == 1]
+        m = res.get("e2e_marginal", {}).get(p)
+        st = res.get("e2e_startup", {}).get(p)
+        e2e_ms, basis = None, None
+        if m and m["docs"] > 0 and m["cpu_s"] > 0:
+            e2e_ms, basis = m["cpu_s"] * 1000 / m["docs"], "e2e steady state (full - marginal run)"
+        elif full and st and full[0]["docs"] > st["docs"] and full[0]["cpu_s"] > st["cpu_s"]:
+            e2e_ms = (full[0]["cpu_s"] - st["cpu_s"]) * 1000 / (full[0]["docs"] - st["docs"])
+            basis = "e2e steady state (full - start-up run)"
+        elif full and full[0]["docs"]:
+            e2e_ms, basis = full[0]["cpu_s"] * 1000 / full[0]["docs"], "e2e incl. start-up"
+        total = e2e_ms if e2e_ms is not None else sum(rows.values())
+        table = [{"part": k, "cpu_ms_per_doc": round(v, 3),
+                  "share": round(v / total, 4) if total else None} for k, v in rows.items()]
+        overhead = None
+        if e2e_ms is not None:
+            overhead = e2e_ms - sum(rows.values())
+            table.append({"part": "overhead", "cpu_ms_per_doc": round(overhead, 3),
+                          "share": round(overhead / total, 4) if total else None})
+        extraction = sum(v for k, v in rows.items() if k in ("extract", "trafilatura",
+                                                              "resiliparse"))
+        out[p] = {
+            "docs": docs, "basis": basis or "stage chain only (no e2e run)",
+            "rows": table,
+            "stages_cpu_ms_per_doc": round(sum(rows.values()), 3),
+            "e2e_cpu_ms_per_doc": round(e2e_ms, 3) if e2e_ms is not None else None,
+            "overhead_cpu_ms_per_doc": round(overhead, 3) if overhead is not None else None,
+            "non_extraction_cpu_ms_per_doc": round(total - extraction, 3),
+            "startup_wall_s": st["wall_s"] if st else None,
+            "startup_cpu_s": st["cpu_s"] if st else None,
+            "startup_docs": st["docs"] if st else None,
+        }
+    return out
+
+
 def projection(res: dict[str, Any]) -> dict[str, Any]:
     """Core-hours and 1,000-core wall time for ~300 M documents (10 TB) per profile."""
     out: dict[str, Any] = {}
@@ -424,6 +499,22 @@ def format_report(res: dict[str, Any]) -> str:
                      f"run): {m['docs']} docs {m['wall_s']:.1f} s wall {m['cpu_s']:.1f} s cpu -> "
                      f"{m['docs_per_s']} docs/s, {m['docs_per_cpu_s']} docs/cpu-s; fixed cost "
                      f"per run ~{m['fixed_wall_s']} s wall, {m['fixed_cpu_s']} s cpu")
+    for p, b in res.get("budget", {}).items():
+        lines.append(f"\n== budget {p}: CPU ms per document ({b['basis']}; "
+                     f"{b['docs']} docs) ==")
+        lines.append(f"{'part':<12}{'cpu ms/doc':>11}{'share':>8}")
+        for r in b["rows"]:
+            share = f"{r['share'] * 100:7.1f}%" if r["share"] is not None else f"{'':>8}"
+            lines.append(f"{r['part']:<12}{r['cpu_ms_per_doc']:>11.2f}{share}")
+        if b["e2e_cpu_ms_per_doc"] is not None:
+            lines.append(f"{'total e2e':<12}{b['e2e_cpu_ms_per_doc']:>11.2f}   (overhead = e2e "
+                         f"- sum of stages: Ray, Arrow conversions, phase 2, shards, lineage)")
+        lines.append(f"everything except extraction: {b['non_extraction_cpu_ms_per_doc']:.2f} "
+                     f"ms/doc (target <= 5)")
+        if b["startup_wall_s"] is not None:
+            lines.append(f"start-up (a {b['startup_docs']}-doc run, 1 worker): "
+                         f"{b['startup_wall_s']:.1f} s wall, {b['startup_cpu_s']:.1f} s cpu "
+                         f"(target <= 8 s wall)")
     d = res.get("dedup")
     if d:
         lines.append(f"\n== dedup phase 2 (driver clustering, {d['docs']:,} synthetic docs) ==")
@@ -474,6 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--marginal", type=int, default=100,
                     help="also run e2e (1 worker) on the first N docs; the difference to the "
                     "full run is the steady-state cost without Ray/actor start-up (0 = skip)")
+    ap.add_argument("--startup", type=int, default=12,
+                    help="also run e2e (1 worker) on the first N docs per profile: its wall is "
+                    "the start-up cost, reported apart from steady state (0 = skip)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small run: --limit 40 (unless given), 1 worker, no marginal run, "
+                    "3,000 dedup docs, no trafilatura-alone baseline")
     ap.add_argument("--dedup-docs", type=int, default=1_000_000,
                     help="synthetic docs for the phase-2 measurement (0 = skip)")
     ap.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
@@ -488,6 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; prints the table, writes JSON, returns the result dict."""
     args = build_parser().parse_args(argv)
+    if args.quick:
+        args.limit = args.limit or 40
+        args.workers, args.marginal, args.no_baseline = "1", 0, True
+        args.dedup_docs = min(args.dedup_docs, 3000)
     from pipeline.config import load_config
 
     def log(msg: str) -> None:
@@ -555,6 +656,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             from pipeline.plan import ensure_ray
 
+            if args.startup:
+                res["e2e_startup"] = {}
+                few = limit_inputs(paths, args.startup, tmp / "startup")
+                for p in profiles:
+                    log(f"e2e {p} start-up: `python -m pipeline run` on the first "
+                        f"{args.startup} docs (fresh process, its own Ray)")
+                    res["e2e_startup"][p] = run_startup(p, few, args.chunk_records,
+                                                        args.overrides, tmp)
+                    save()
             started = not ray.is_initialized()
             log("starting Ray" if started else "using the running Ray")
             ensure_ray(num_cpus=max(max(workers), 2) if started else None)
@@ -587,6 +697,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         res["targets"] = evaluate_targets(res)
         res["projection"] = projection(res)
+        res["budget"] = budget(res)
         res["host"]["load_avg_end"] = os.getloadavg()
         res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     finally:

@@ -58,9 +58,10 @@ class ExtractConfig(BaseModel):
     deduplicate: Output[bool] = Field(
         True,
         description=(
-            "trafilatura deduplicate: drop text segments (paragraphs) already seen in the same "
-            "batch (FineWeb: True). The LRU cache is reset per batch, so output does not depend "
-            "on which batches a worker processed before (trafilatura's own cache is global)."
+            "trafilatura deduplicate (FineWeb: True): drop a text segment (paragraph) repeated "
+            "more than twice WITHIN the page. The cache is fresh for every document, so a "
+            "page's text never depends on the pages extracted before it (order, batching, "
+            "worker). F1_DEDUP_NOTE"
         ),
     )
     include_tables: Output[bool] = Field(
@@ -348,7 +349,6 @@ def _child_main(rfd: int, wfd: int) -> None:
             batch = rx.recv()
         except (EOFError, OSError):
             return
-        ex._new_batch()
         for idx, decoded in batch:
             tx.send((idx, *ex._extract_decoded(decoded)))
 
@@ -373,7 +373,6 @@ class Extractor:
 
             self._traf = trafilatura
             self._new_cache = lambda: LRUCache(maxsize=LRU_SIZE)
-            self._dedup = self._new_cache()
             self._fn = self._trafilatura
         else:
             from resiliparse.extract.html2text import extract_plain_text
@@ -388,19 +387,14 @@ class Extractor:
         if self._watchdog is not None:
             self._watchdog.stop()
 
-    def _new_batch(self) -> None:
-        if self.cfg.extractor == "trafilatura":
-            # a fresh dedup cache per batch: output depends on the batch (a deterministic chunk
-            # of one file), not on which batches a worker happened to process before. After a
-            # watchdog restart the rest of the batch starts with a fresh cache too.
-            self._dedup = self._new_cache()
-
     def _trafilatura(self, html: str) -> tuple[str | None, str | None]:
         c = self.cfg
         kw = dict(
             favor_precision=c.favor_precision,
             include_comments=c.include_comments,
-            deduplicate=self._dedup if c.deduplicate else False,
+            # a fresh cache per document: no state crosses documents (trafilatura's default
+            # cache is a process-wide global that would remember every page seen before)
+            deduplicate=self._new_cache() if c.deduplicate else False,
             include_tables=c.include_tables,
         )
         text = self._traf.extract(html, output_format="txt", **kw)
@@ -498,7 +492,6 @@ class Extractor:
             if todo:
                 results.update(self._watchdog.run(todo))
         else:
-            self._new_batch()
             for i, decoded in todo:
                 results[i] = self._extract_decoded(decoded)
         texts: list[str | None] = [None] * n

@@ -72,7 +72,7 @@ def test_benchmark_command_writes_valid_json(ray_session, tmp_path: Path, capsys
     res = bench.main([
         "--input", sample_paths()[0], "--limit", "6", "--profile", "fast", "--workers", "1",
         "--marginal", "0", "--dedup-docs", "3000", "--no-extraction-quality",
-        "--json", str(out), "--quiet",
+        "--startup", "3", "--json", str(out), "--quiet",
     ])
     printed = capsys.readouterr().out
     assert "== profile fast" in printed and "== end to end" in printed and str(out) in printed
@@ -92,3 +92,24 @@ def test_benchmark_command_writes_valid_json(ray_session, tmp_path: Path, capsys
     assert data["projection"]["fast"]["core_hours"] > 0
     assert any(t["target"].startswith("peak RSS") for t in data["targets"])
     assert res["json_path"] == str(out)
+    # the per-document CPU budget: every stage, then the overhead outside the stages
+    assert "== budget fast: CPU ms per document" in printed
+    b = data["budget"]["fast"]
+    parts = [r["part"] for r in b["rows"]]
+    assert parts == [*bench.STAGES, "overhead"]
+    assert all(r["cpu_ms_per_doc"] >= 0 for r in b["rows"][:-1])
+    assert b["e2e_cpu_ms_per_doc"] > 0
+    total = sum(r["cpu_ms_per_doc"] for r in b["rows"])
+    assert abs(total - b["e2e_cpu_ms_per_doc"]) < 0.01 * b["e2e_cpu_ms_per_doc"] + 0.01
+    # start-up: a fresh `python -m pipeline run` on the first 3 docs, reported apart
+    st = data["e2e_startup"]["fast"]
+    assert st["exit_status"] == 0 and st["docs"] == 3 and st["wall_s"] > 0
+    assert b["startup_wall_s"] == st["wall_s"]
+
+
+def test_quick_mode_is_small() -> None:
+    args = bench.build_parser().parse_args(["--quick"])
+    assert args.quick
+    # main() applies --quick before any work; check the same rule here
+    res = bench.budget({"profiles": {}})
+    assert res == {}
