@@ -582,13 +582,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark; prints the table, writes JSON, returns the result dict."""
-    args = build_parser().parse_args(argv)
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    """--quick: a run of a minute or two (smoke tests, a first look), same sections."""
     if args.quick:
         args.limit = args.limit or 40
         args.workers, args.marginal, args.no_baseline = "1", 0, True
         args.dedup_docs = min(args.dedup_docs, 3000)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; prints the table, writes JSON, returns the result dict."""
+    args = apply_quick(build_parser().parse_args(argv))
     from pipeline.config import load_config
 
     def log(msg: str) -> None:

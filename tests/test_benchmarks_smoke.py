@@ -108,8 +108,8 @@ def test_benchmark_command_writes_valid_json(ray_session, tmp_path: Path, capsys
 
 
 def test_quick_mode_is_small() -> None:
-    args = bench.build_parser().parse_args(["--quick"])
-    assert args.quick
-    # main() applies --quick before any work; check the same rule here
-    res = bench.budget({"profiles": {}})
-    assert res == {}
+    quick = bench.apply_quick(bench.build_parser().parse_args(["--quick"]))
+    assert (quick.limit, quick.workers, quick.marginal, quick.no_baseline) == (40, "1", 0, True)
+    assert quick.dedup_docs == 3000 and quick.startup == 12
+    full = bench.apply_quick(bench.build_parser().parse_args([]))
+    assert full.limit is None and full.workers == "1,2" and full.dedup_docs == 1_000_000
