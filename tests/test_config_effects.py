@@ -142,8 +142,8 @@ def test_execution_field_keeps_hash(path, tmp_path):
     assert cfg.canonical_json() == PipelineConfig().canonical_json()
 
 
-DEFAULT_HASH = "02eb546ae8da21cc"  # see test_default_hash_is_unchanged_since_v1
-POLICY_HASH_HASH = "ee18c251b6d8ee19"
+DEFAULT_HASH = "2663354841fce92b"  # see test_default_hash_is_unchanged_since_v1
+POLICY_HASH_HASH = "049d7489e418122b"
 
 
 def test_default_hash_is_unchanged_since_v1():
@@ -152,9 +152,10 @@ def test_default_hash_is_unchanged_since_v1():
     Issue 19 added output fields (read.keep_record_id, extract.max_attributes) and changed
     doc_id to a hash; issue 21 added language-ID and word-statistics fields and the
     `lang_detector` column; issue 18 added work units and shard caps (output.shard_max_bytes,
-    unit_max_files, unit_max_bytes) and the published data/ layout: output bytes changed, so
-    the default hash moved on purpose (v1 was 9845ce6c3f5c3000; pii.policy=hash
-    a94ecb8c8acf88a7).
+    unit_max_files, unit_max_bytes) and the published data/ layout; issue 20 turned
+    extract.deduplicate off by default (no cross-document state; F1 in its description):
+    output bytes changed, so the default hash moved on purpose (v1 was 9845ce6c3f5c3000;
+    pii.policy=hash a94ecb8c8acf88a7).
     """
     assert PipelineConfig().config_hash == DEFAULT_HASH
     # v1 hashed these execution fields and left these output fields out: same names
