@@ -102,6 +102,20 @@ def build_stages(cfg: Any) -> list[Any]:
     return stages
 
 
+def _children_cpu() -> float:
+    """User+system CPU seconds of this process's live child processes."""
+    import psutil
+
+    total = 0.0
+    for c in psutil.Process().children(recursive=True):
+        try:
+            t = c.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def run_batch(
     batch: pa.Table,
     stages: list[Any],
@@ -112,8 +126,15 @@ def run_batch(
     from stages.contract import run_chain
 
     html_in: dict[str, int] = {}
+    # CPU of child processes (the extraction watchdog runs the library in one) is not in
+    # process_time: sample the live children around each stage and add it to that stage
+    child_cpu: dict[str, float] = {}
+    last = [_children_cpu()]
 
     def observe(name: str, table: pa.Table, res: Any) -> None:
+        now = _children_cpu()
+        child_cpu[name] = child_cpu.get(name, 0.0) + max(0.0, now - last[0])
+        last[0] = now
         html_in[name] = html_bytes(table)
         if name in ("extract", "trafilatura", "resiliparse") and extracted is not None:
             out = pa.concat_tables([res.kept, res.dropped], promote_options="permissive")
@@ -128,7 +149,7 @@ def run_batch(
         s.html_bytes_in += html_in[name]
         s.docs_out += st.docs_out
         s.wall_s += st.wall_s
-        s.cpu_s += st.cpu_s
+        s.cpu_s += st.cpu_s + child_cpu.get(name, 0.0)
 
 
 def time_stages(cfg: Any, batches: list[pa.Table], read: StageTime) -> tuple[dict, pa.Table]:
