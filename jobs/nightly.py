@@ -36,6 +36,7 @@ from typing import Any
 from jobs.common import build_config, log, prepare_ray_job_env, publish_lineage, restore_lineage
 from pipeline import storage
 from pipeline.config import ConfigError, PipelineConfig, list_profiles
+from pipeline.progress import setup_cli_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: another run holds the lock, try again later
@@ -193,6 +194,7 @@ def _run_id_since(lineage_path: str, started: datetime) -> str | None:
 # ---- main -------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_cli_logging(quiet=getattr(args, "quiet", False))  # progress lines reach `ray job logs`
     prepare_ray_job_env()
     try:
         cfg = build_config(inputs=args.listing, output=args.output, config=args.config,

@@ -23,6 +23,7 @@ from jobs.common import build_config, in_ray_job, log, prepare_ray_job_env, publ
 from jobs.common import restore_lineage as _restore
 from pipeline import storage
 from pipeline.config import ConfigError, list_profiles
+from pipeline.progress import setup_cli_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_PARTIAL = 3  # some inputs were not WARC (listed); the others were processed
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_cli_logging(quiet=getattr(args, "quiet", False))  # progress lines reach `ray job logs`
     prepare_ray_job_env()
     try:
         cfg = build_config(inputs=args.inputs, output=args.output, config=args.config,

@@ -177,12 +177,19 @@ def create_views(con: duckdb.DuckDBPyConnection, root: str, *, config: str | Non
     ).fetchall()
     files = [resolve_path(root, r[0]) for r in rows]
     files = [f for f in files if "://" in f or os.path.exists(f)]
+    empty = f"SELECT {_EMPTY_VIEW['duplicates']} WHERE false"
     if files:
         lst = ", ".join(f"'{_q(f)}'" for f in files)
-        body = f"SELECT * FROM read_parquet([{lst}], union_by_name = true)"
-    else:
-        body = f"SELECT {_EMPTY_VIEW['duplicates']} WHERE false"
-    con.execute(f"CREATE OR REPLACE {kind_sql} duplicates AS {body}")
+        try:
+            con.execute(f"CREATE OR REPLACE {kind_sql} duplicates AS SELECT * FROM "
+                        f"read_parquet([{lst}], union_by_name = true)")
+            return
+        except duckdb.Error:
+            if "://" not in root:
+                raise
+            # object-store files: this (writer) connection has no filesystem for them and
+            # must not download httpfs; reader connections bind them (lineage.remote_views)
+    con.execute(f"CREATE OR REPLACE {kind_sql} duplicates AS {empty}")
 
 
 def _output_root(db_path: str | os.PathLike[str], con: duckdb.DuckDBPyConnection) -> str:
