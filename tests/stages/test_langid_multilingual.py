@@ -12,7 +12,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from stages.langid import DEFAULT_GROUPS, LangIdConfig, LanguageIdentifier
+from stages.langid import (
+    DEFAULT_GROUPS,
+    LangIdConfig,
+    LanguageIdentifier,
+    dominant_script_fraction,
+)
 
 # Written for this test: the same short news item in Croatian, Bosnian, Serbian (Cyrillic),
 # Zulu, Norwegian Bokmal and Malay, plus English/German/French controls.
@@ -113,6 +118,26 @@ def test_other_groups_and_second_detector(lid: LanguageIdentifier) -> None:
     zu = _run(off, [ZU])[0]
     assert zu["drop_reason"] == "lang.low_score" and zu["lang"] != "zu"
     assert zu["drop_detail"].endswith("(lid176 " + zu["lang"] + ")")
+
+
+MIXED = (
+    "The meeting starts at nine. Das Wetter ist heute schön. Il fait très froid ce matin.\n"
+    "Me gusta mucho el café. Сегодня очень холодно. 我们明天去公园。\n"
+    "Il treno è in ritardo di dieci minuti. Сколько это стоит? 这本书很有意思。"
+)
+
+
+def test_mixed_script_page_is_not_relabelled_by_the_second_detector(
+    lid: LanguageIdentifier,
+) -> None:
+    """lid.176 rightly scores a page of six languages low; lingua's confidences are relative
+    among its candidates, so it named one anyway (Sesotho at 0.94 on the sample's language-mix
+    page). Mixed scripts keep lid.176's low-score drop."""
+    row = _run(lid, [MIXED])[0]
+    assert row["drop_reason"] == "lang.low_score" and row["lang_detector"] == "lid176"
+    assert "mixed scripts" in row["drop_detail"]
+    assert dominant_script_fraction(MIXED) < 0.8 <= dominant_script_fraction(ZU)
+    assert dominant_script_fraction("日本語のテキストです。カタカナも。") == 1.0
 
 
 def test_confident_languages_never_reach_the_second_detector(lid: LanguageIdentifier) -> None:
