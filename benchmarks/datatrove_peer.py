@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         JsonlWriter(str(work / "output")),
     ]
     executor = LocalPipelineExecutor(
-        pipeline=pipeline, tasks=1, workers=1, logging_dir=str(work / "logs"),
+        pipeline=pipeline,
+        tasks=1,
+        workers=1,
+        logging_dir=str(work / "logs"),
         skip_completed=False,
     )
     cpu0 = _cpu_seconds()
@@ -127,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = {
         "engine": "datatrove",
-        "versions": {d: md.version(d) for d in ("datatrove", "trafilatura", "fasttext-numpy2-wheel")},
+        "versions": {
+            d: md.version(d) for d in ("datatrove", "trafilatura", "fasttext-numpy2-wheel")
+        },
         "tasks": 1,
         "docs_read": counts["read"],
         "docs_written": counts["written"],
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         # ru_maxrss is KiB on Linux; children = the largest reaped child (extraction sandbox)
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_children_mb": round(
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
         "lid_model": args.lid_model,
     }
     print("DATATROVE_RESULT " + json.dumps(out), flush=True)

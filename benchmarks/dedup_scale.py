@@ -44,14 +44,16 @@ def mix(x: np.ndarray, salt: int) -> np.ndarray:
     """splitmix64 of (x, salt): deterministic, well-spread 64-bit values."""
     with np.errstate(over="ignore"):
         z = x.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(
-            (salt * 0xD1B54A32D192ED03 + 1) % 2**64)
+            (salt * 0xD1B54A32D192ED03 + 1) % 2**64
+        )
         z = (z ^ (z >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
         return z ^ (z >> np.uint64(31))
 
 
-def plan(n: int, exact: float, near_chain: float, near_star: float, chain: int,
-         star: int) -> dict[str, int]:
+def plan(
+    n: int, exact: float, near_chain: float, near_star: float, chain: int, star: int
+) -> dict[str, int]:
     """Cluster counts for n docs: fractions are of all docs that sit in each cluster kind."""
     e = int(n * exact) // 2
     c = int(n * near_chain) // chain
@@ -59,8 +61,16 @@ def plan(n: int, exact: float, near_chain: float, near_star: float, chain: int,
     a = 1_000_003
     while math.gcd(a, n) != 1:
         a += 2
-    return {"n": n, "exact_groups": e, "chains": c, "stars": s, "chain": chain, "star": star,
-            "perm_a": a, "expected_removed": e + c * (chain - 1) + s * (star - 1)}
+    return {
+        "n": n,
+        "exact_groups": e,
+        "chains": c,
+        "stars": s,
+        "chain": chain,
+        "star": star,
+        "perm_a": a,
+        "expected_removed": e + c * (chain - 1) + s * (star - 1),
+    }
 
 
 def synthetic_docs(p: dict[str, int], lo: int, hi: int) -> pa.Table:
@@ -91,7 +101,8 @@ def synthetic_docs(p: dict[str, int], lo: int, hi: int) -> pa.Table:
         col_n = ((j + np.uint64(1)) % np.uint64(BANDS)).astype(np.int64)
         bands[rows[has_prev], col_p[has_prev]] = mix(base[has_prev] + j[has_prev], 2000)
         bands[rows[has_next], col_n[has_next]] = mix(
-            base[has_next] + j[has_next] + np.uint64(1), 2000)
+            base[has_next] + j[has_next] + np.uint64(1), 2000
+        )
     st = (slot >= c_end) & (slot < s_end)
     if st.any():
         k = slot[st] - c_end
@@ -105,16 +116,20 @@ def synthetic_docs(p: dict[str, int], lo: int, hi: int) -> pa.Table:
         for t in range(1, p["star"]):
             bands[rows[centre], t % BANDS] = mix(s[~leaf] * S + np.uint64(t), 3000)
     hi_id = mix(i, 7)
-    doc_id = pa.array([f"{a:016x}-{b:019d}" for a, b in zip(hi_id.tolist(), i.tolist(),
-                                                            strict=True)])
+    doc_id = pa.array(
+        [f"{a:016x}-{b:019d}" for a, b in zip(hi_id.tolist(), i.tolist(), strict=True)]
+    )
     date = (mix(i, 8) % np.uint64(100_000_000)).astype(np.int64) + 1_600_000_000
-    return pa.table({
-        "doc_id": doc_id,
-        "warc_date": pa.array(date, pa.int64()),
-        "text_hash": pa.array(th, pa.uint64()),
-        "minhash_bands": pa.FixedSizeListArray.from_arrays(
-            pa.array(bands.reshape(-1), pa.uint64()), BANDS),
-    })
+    return pa.table(
+        {
+            "doc_id": doc_id,
+            "warc_date": pa.array(date, pa.int64()),
+            "text_hash": pa.array(th, pa.uint64()),
+            "minhash_bands": pa.FixedSizeListArray.from_arrays(
+                pa.array(bands.reshape(-1), pa.uint64()), BANDS
+            ),
+        }
+    )
 
 
 def write_synthetic(p: dict[str, int], out_dir: str, files: int) -> list[tuple[str, str]]:
@@ -129,8 +144,11 @@ def write_synthetic(p: dict[str, int], out_dir: str, files: int) -> list[tuple[s
 
     os.makedirs(out_dir, exist_ok=True)
     step = -(-p["n"] // files)
-    refs = [_one.remote(k, k * step, min(p["n"], (k + 1) * step))
-            for k in range(files) if k * step < p["n"]]
+    refs = [
+        _one.remote(k, k * step, min(p["n"], (k + 1) * step))
+        for k in range(files)
+        if k * step < p["n"]
+    ]
     return [(u, f"f{k:05d}") for k, u in enumerate(ray.get(refs))]
 
 
@@ -240,8 +258,11 @@ def main() -> None:
     """CLI."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=1_000_000)
-    ap.add_argument("--ray", action="store_true",
-                    help="run the distributed Ray Data path (default: the one-task path)")
+    ap.add_argument(
+        "--ray",
+        action="store_true",
+        help="run the distributed Ray Data path (default: the one-task path)",
+    )
     ap.add_argument("--json", help="write the result JSON here")
     ap.add_argument("--files", type=int, default=0, help="input files (default docs/50k)")
     ap.add_argument("--exact", type=float, default=0.05)
@@ -278,9 +299,14 @@ def main() -> None:
     rounds_log: list[tuple[int, int, int]] = []
     with Sampler() as s:
         t0 = time.perf_counter()
-        stats = run_dedup_phase(sig, None, os.path.join(work, "decisions"), DedupConfig(),
-                                local_max_docs=0 if args.ray else args.docs,
-                                on_round=lambda r, a, b: rounds_log.append((r, a, b)))
+        stats = run_dedup_phase(
+            sig,
+            None,
+            os.path.join(work, "decisions"),
+            DedupConfig(),
+            local_max_docs=0 if args.ray else args.docs,
+            on_round=lambda r, a, b: rounds_log.append((r, a, b)),
+        )
         secs = time.perf_counter() - t0
     out = {
         "docs": args.docs,

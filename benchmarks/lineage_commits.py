@@ -34,13 +34,20 @@ CFG = "b" * 64
 def _tiny_parquet() -> bytes:
     from pipeline import storage
 
-    t = pa.table({
-        "doc_id": ["d0", "d1"], "url": ["https://a.example/x", "https://b.example/y"],
-        "source_uri": ["s", "s"], "source_offset": pa.array([0, 10], pa.int64()),
-        "lang": ["en", "en"], "quality_bucket": ["high", "high"], "text": ["x", "y"],
-        "shard_row": pa.array([0, 1], pa.int64()), "token_start": pa.array([0, 1], pa.int64()),
-        "n_tokens": pa.array([1, 1], pa.int32()),
-    })
+    t = pa.table(
+        {
+            "doc_id": ["d0", "d1"],
+            "url": ["https://a.example/x", "https://b.example/y"],
+            "source_uri": ["s", "s"],
+            "source_offset": pa.array([0, 10], pa.int64()),
+            "lang": ["en", "en"],
+            "quality_bucket": ["high", "high"],
+            "text": ["x", "y"],
+            "shard_row": pa.array([0, 1], pa.int64()),
+            "token_start": pa.array([0, 1], pa.int64()),
+            "n_tokens": pa.array([1, 1], pa.int32()),
+        }
+    )
     return storage.parquet_bytes(t)
 
 
@@ -53,12 +60,20 @@ def _unit(out: Path, i: int, blob: bytes) -> dict[str, Any]:
     files = []
     for f in range(FILES_PER_UNIT):
         uri = f"/crawl/seg-{i:06d}-{f}.warc.gz"
-        files.append({
-            "p1": {"source_uri": uri, "file_key": hashlib.sha256(uri.encode()).hexdigest()[:16],
-                   "records_read": 30, "counts": {"lang": 3, "gopher_quality.word_count": 3},
-                   "errors": []},
-            "docs_kept": 24, "dedup_counts": {}, "size_bytes": 1000,
-        })
+        files.append(
+            {
+                "p1": {
+                    "source_uri": uri,
+                    "file_key": hashlib.sha256(uri.encode()).hexdigest()[:16],
+                    "records_read": 30,
+                    "counts": {"lang": 3, "gopher_quality.word_count": 3},
+                    "errors": [],
+                },
+                "docs_kept": 24,
+                "dedup_counts": {},
+                "size_bytes": 1000,
+            }
+        )
     shards, pii = [], {}
     sha = hashlib.sha256(blob).hexdigest()
     for lang in LANGS:
@@ -66,22 +81,65 @@ def _unit(out: Path, i: int, blob: bytes) -> dict[str, Any]:
             text = layout.text_part(lang, bucket, unit_id, 0)
             tok = layout.token_part(lang, bucket, unit_id, 0)
             rej = layout.rejected_part(lang, bucket, unit_id, 0)
-            for p, data in ((text, blob), (tok + ".bin", b"\0\0"), (tok + ".idx", b"\0"),
-                            (rej, blob)):
+            for p, data in (
+                (text, blob),
+                (tok + ".bin", b"\0\0"),
+                (tok + ".idx", b"\0"),
+                (rej, blob),
+            ):
                 os.makedirs(os.path.dirname(p), exist_ok=True)
                 Path(p).write_bytes(data)
-            inputs = [{"source_uri": x["p1"]["source_uri"], "n_docs": 1, "first_offset": 0,
-                       "last_offset": 10} for x in files]
-            common = {"lang": lang, "quality_bucket": bucket, "crawl_id": "CC-BENCH",
-                      "n_docs": 2, "inputs": inputs}
+            inputs = [
+                {
+                    "source_uri": x["p1"]["source_uri"],
+                    "n_docs": 1,
+                    "first_offset": 0,
+                    "last_offset": 10,
+                }
+                for x in files
+            ]
+            common = {
+                "lang": lang,
+                "quality_bucket": bucket,
+                "crawl_id": "CC-BENCH",
+                "n_docs": 2,
+                "inputs": inputs,
+            }
             tid = layout.relative(text)
-            shards.append({**common, "kind": "text", "shard_id": tid, "path": tid,
-                           "n_bytes": len(blob), "sha256": sha, "n_tokens": 2})
-            shards.append({**common, "kind": "tokens", "shard_id": layout.relative(tok + ".bin"),
-                           "path": layout.relative(tok + ".bin"), "n_bytes": 2, "sha256": sha,
-                           "n_tokens": 2, "token_dtype": "uint16", "mirrors_shard": tid})
-            shards.append({**common, "kind": "rejected", "shard_id": layout.relative(rej),
-                           "path": layout.relative(rej), "n_bytes": len(blob), "sha256": sha})
+            shards.append(
+                {
+                    **common,
+                    "kind": "text",
+                    "shard_id": tid,
+                    "path": tid,
+                    "n_bytes": len(blob),
+                    "sha256": sha,
+                    "n_tokens": 2,
+                }
+            )
+            shards.append(
+                {
+                    **common,
+                    "kind": "tokens",
+                    "shard_id": layout.relative(tok + ".bin"),
+                    "path": layout.relative(tok + ".bin"),
+                    "n_bytes": 2,
+                    "sha256": sha,
+                    "n_tokens": 2,
+                    "token_dtype": "uint16",
+                    "mirrors_shard": tid,
+                }
+            )
+            shards.append(
+                {
+                    **common,
+                    "kind": "rejected",
+                    "shard_id": layout.relative(rej),
+                    "path": layout.relative(rej),
+                    "n_bytes": len(blob),
+                    "sha256": sha,
+                }
+            )
             pii[tid] = {"EMAIL_ADDRESS": 1}
     return {"unit_id": unit_id, "files": files, "shards": shards, "pii": pii}
 
@@ -95,11 +153,19 @@ def run(commits: int, workdir: str) -> dict[str, Any]:
     from pipeline.config import ExecutionConfig
 
     interval = ExecutionConfig().lineage_publish_interval_s  # what a pipeline run uses
-    store = LineageStore(out / "lineage.duckdb", publish_interval_s=interval,
-                         output_root=str(out))
-    writer.start_run(store, run_id="bench", run_key="k", kind="run", config_hash=CFG,
-                     config_json="{}", code_version="bench", output_dir=str(out),
-                     models_json="{}", n_inputs=commits * FILES_PER_UNIT)
+    store = LineageStore(out / "lineage.duckdb", publish_interval_s=interval, output_root=str(out))
+    writer.start_run(
+        store,
+        run_id="bench",
+        run_key="k",
+        kind="run",
+        config_hash=CFG,
+        config_json="{}",
+        code_version="bench",
+        output_dir=str(out),
+        models_json="{}",
+        n_inputs=commits * FILES_PER_UNIT,
+    )
     blob = _tiny_parquet()
     lat = []
     for i in range(commits):
@@ -113,11 +179,13 @@ def run(commits: int, workdir: str) -> dict[str, Any]:
     writer.finish_run(store, "bench", "succeeded", {})
     n = min(100, len(lat))
     return {
-        "commits": commits, "files_per_unit": FILES_PER_UNIT,
+        "commits": commits,
+        "files_per_unit": FILES_PER_UNIT,
         "shards_per_commit": len(LANGS) * len(BUCKETS) * 3,
         "first100_median_s": round(statistics.median(lat[:n]), 5),
         "last100_median_s": round(statistics.median(lat[-n:]), 5),
-        "max_s": round(max(lat), 5), "total_s": round(sum(lat), 3),
+        "max_s": round(max(lat), 5),
+        "total_s": round(sum(lat), 3),
         "finish_s": round(time.perf_counter() - t, 4),
         "ratio_last_first": round(statistics.median(lat[-n:]) / statistics.median(lat[:n]), 3),
         "lineage_bytes": os.path.getsize(out / "lineage.duckdb"),

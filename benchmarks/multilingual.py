@@ -245,7 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     hdr = "| lang | clean kept+labelled | labelled | junk dropped | langid ms/doc | quality ms/doc (clean, true label) | detectors (clean) | clean drops |"
     if old:
         hdr = hdr.replace("| clean kept+labelled |", "| clean kept+labelled (old) |")
-        hdr = hdr.replace("| quality ms/doc (clean, true label) |", "| quality ms/doc (old -> new) |")
+        hdr = hdr.replace(
+            "| quality ms/doc (clean, true label) |", "| quality ms/doc (old -> new) |"
+        )
     print(hdr)
     print("|" + "|".join(["---"] * (hdr.count("|") - 1)) + "|")
     tot = Counter()

@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no input WARCs: {missing(DATA / 'warc')}")
     corpus = load_corpus(inputs, args.extractor)
     n = corpus.num_rows
-    print(f"{n} documents from {len(inputs)} WARC file(s); langs: "
-          f"{Counter(corpus.column('lang').to_pylist()).most_common(6)}")
+    print(
+        f"{n} documents from {len(inputs)} WARC file(s); langs: "
+        f"{Counter(corpus.column('lang').to_pylist()).most_common(6)}"
+    )
     stage = QualityFilter(QualityConfig())
     batches = [corpus.slice(i, args.batch_size) for i in range(0, n, args.batch_size)]
     best = best_cpu = float("inf")
@@ -124,9 +126,11 @@ def main(argv: list[str] | None = None) -> None:
         out = pa.concat_tables(outs)
     assert out is not None
     chars = sum(len(t) for t in corpus.column("text").to_pylist())
-    print(f"\nquality stage: {n / best:,.0f} docs/s, {chars / best / 1e6:.1f} M chars/s "
-          f"wall; {n / best_cpu:,.0f} docs/s CPU time (1 process, batch {args.batch_size}, "
-          f"best of {args.repeat}; pid {os.getpid()})")
+    print(
+        f"\nquality stage: {n / best:,.0f} docs/s, {chars / best / 1e6:.1f} M chars/s "
+        f"wall; {n / best_cpu:,.0f} docs/s CPU time (1 process, batch {args.batch_size}, "
+        f"best of {args.repeat}; pid {os.getpid()})"
+    )
     reasons = Counter(r for r in out.column("drop_reason").to_pylist())
     kept = reasons.pop(None, 0)
     buckets = Counter(b for b in out.column("quality_bucket").to_pylist() if b)

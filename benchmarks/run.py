@@ -125,8 +125,9 @@ def limit_inputs(paths: list[str], limit: int, workdir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- extraction quality
-def snippet_scores(extractor: str, extracted: pa.Table | None, limit: int | None,
-                   eval_input: bool) -> dict[str, Any] | None:
+def snippet_scores(
+    extractor: str, extracted: pa.Table | None, limit: int | None, eval_input: bool
+) -> dict[str, Any] | None:
     """Snippet precision/recall of the profile's extractor on trafilatura-eval."""
     from benchmarks import extraction_quality as eq
 
@@ -137,8 +138,12 @@ def snippet_scores(extractor: str, extracted: pa.Table | None, limit: int | None
         s = eq.score(extractor, eq.load_pages(limit), snippets)
     else:  # the stage run already extracted these pages: count as eq.score does
         s = eq.Score(extractor, extracted.num_rows, 0.0)
-        for url, text, reason in zip(extracted["url"].to_pylist(), extracted["text"].to_pylist(),
-                                     extracted["drop_reason"].to_pylist(), strict=True):
+        for url, text, reason in zip(
+            extracted["url"].to_pylist(),
+            extracted["text"].to_pylist(),
+            extracted["drop_reason"].to_pylist(),
+            strict=True,
+        ):
             truth = snippets.get(url)
             if truth is None:
                 continue
@@ -167,22 +172,32 @@ def snippet_scores(extractor: str, extracted: pa.Table | None, limit: int | None
 
 
 # --------------------------------------------------------------------------- end to end
-def run_e2e(profile: str, paths: list[str], workers: int, chunk_records: int,
-            overrides: list[str], tmp: Path) -> dict[str, Any]:
+def run_e2e(
+    profile: str,
+    paths: list[str],
+    workers: int,
+    chunk_records: int,
+    overrides: list[str],
+    tmp: Path,
+) -> dict[str, Any]:
     """The real pipeline on ``paths`` with ``workers`` actors; Ray must already be up."""
     from pipeline.config import load_config
     from pipeline.run import run_pipeline
 
     out = tmp / f"e2e-{profile}-{workers}w"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = load_config(None, [
-        f"input.paths={json.dumps(paths)}",
-        f"output.dir={json.dumps(str(out))}",
-        f"execution.num_workers={workers}",
-        "execution.progress=false",
-        f"read.chunk_records={chunk_records}",
-        *overrides,
-    ], profile=profile)
+    cfg = load_config(
+        None,
+        [
+            f"input.paths={json.dumps(paths)}",
+            f"output.dir={json.dumps(str(out))}",
+            f"execution.num_workers={workers}",
+            "execution.progress=false",
+            f"read.chunk_records={chunk_records}",
+            *overrides,
+        ],
+        profile=profile,
+    )
     with TreeSampler() as tree, Timer() as t:
         res = run_pipeline(cfg)
     read_drops = sum(v for k, v in res.counts.items() if k.startswith("read."))
@@ -214,15 +229,30 @@ def run_e2e(profile: str, paths: list[str], workers: int, chunk_records: int,
     }
 
 
-def run_startup(profile: str, paths: list[str], chunk_records: int, overrides: list[str],
-                tmp: Path) -> dict[str, Any]:
+def run_startup(
+    profile: str, paths: list[str], chunk_records: int, overrides: list[str], tmp: Path
+) -> dict[str, Any]:
     """Start-up cost: wall of the CLI on a few records in a fresh process (Ray init, actors,
     model loads, phase barriers, lineage): what a nightly run of a few files pays every time."""
     out = tmp / f"startup-{profile}"
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "pipeline", "run", *paths, "--output", str(out),
-           "--profile", profile, "--workers", "1", "--set", f"read.chunk_records={chunk_records}",
-           "--set", "execution.progress=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        *paths,
+        "--output",
+        str(out),
+        "--profile",
+        profile,
+        "--workers",
+        "1",
+        "--set",
+        f"read.chunk_records={chunk_records}",
+        "--set",
+        "execution.progress=false",
+    ]
     for o in overrides:
         cmd += ["--set", o]
     with TreeSampler() as tree, Timer() as t:
@@ -232,8 +262,11 @@ def run_startup(profile: str, paths: list[str], chunk_records: int, overrides: l
 
     docs = sum(c.docs.num_rows for pth in paths for c in read_warc(pth, ReadConfig()))
     return {
-        "profile": profile, "docs": docs, "exit_status": proc.returncode,
-        "wall_s": round(t.wall, 3), "cpu_s": round(tree.cpu(), 3),
+        "profile": profile,
+        "docs": docs,
+        "exit_status": proc.returncode,
+        "wall_s": round(t.wall, 3),
+        "cpu_s": round(tree.cpu(), 3),
         "error": proc.stderr[-500:] if proc.returncode else None,
     }
 
@@ -249,9 +282,12 @@ def marginal(full: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
     wall = full["wall_s"] - small["wall_s"]
     cpu = full["cpu_s"] - small["cpu_s"]
     return {
-        "profile": full["profile"], "docs": d,
-        "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-        "docs_per_s": _rate(d, wall), "docs_per_cpu_s": _rate(d, cpu),
+        "profile": full["profile"],
+        "docs": d,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "docs_per_s": _rate(d, wall),
+        "docs_per_cpu_s": _rate(d, cpu),
         "fixed_wall_s": round(small["wall_s"] - small["docs"] * wall / d, 3) if d else None,
         "fixed_cpu_s": round(small["cpu_s"] - small["docs"] * cpu / d, 3) if d else None,
     }
@@ -285,17 +321,29 @@ def dedup_scale(n_docs: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- peer
-def run_peer_datatrove(paths: list[str], tmp: Path, timeout_s: float,
-                       extract_timeout: float) -> dict[str, Any]:
+def run_peer_datatrove(
+    paths: list[str], tmp: Path, timeout_s: float, extract_timeout: float
+) -> dict[str, Any]:
     """datatrove_peer.py in its own venv; an ``error`` key says why it could not run."""
     from stages.langid import default_model_path
 
     py = PEER_VENV / "bin" / "python"
     if not py.is_file():
-        return {"engine": "datatrove", "error": f"peer venv missing: {PEER_VENV} (create it with "
-                "`bash benchmarks/setup_datatrove.sh`; needs PyPI only)"}
-    cmd = [str(py), str(PEER_SCRIPT), "--lid-model", default_model_path(),
-           "--workdir", str(tmp / "datatrove"), "--timeout", str(extract_timeout)]
+        return {
+            "engine": "datatrove",
+            "error": f"peer venv missing: {PEER_VENV} (create it with "
+            "`bash benchmarks/setup_datatrove.sh`; needs PyPI only)",
+        }
+    cmd = [
+        str(py),
+        str(PEER_SCRIPT),
+        "--lid-model",
+        default_model_path(),
+        "--workdir",
+        str(tmp / "datatrove"),
+        "--timeout",
+        str(extract_timeout),
+    ]
     for p in paths:
         cmd += ["--input", p]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -319,61 +367,115 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     prof = res.get("profiles", {})
     out: list[dict[str, Any]] = []
 
-    def add(name: str, target: float, wall: float | None, cpu: float | None, basis: str,
-            note: str, higher_is_better: bool = True) -> None:
+    def add(
+        name: str,
+        target: float,
+        wall: float | None,
+        cpu: float | None,
+        basis: str,
+        note: str,
+        higher_is_better: bool = True,
+    ) -> None:
         val = cpu if basis == "cpu" else wall
         met = None if val is None else (val >= target if higher_is_better else val <= target)
-        out.append({"target": name, "goal": target, "wall_ratio": wall, "cpu_ratio": cpu,
-                    "basis": basis, "met": met, "note": note})
+        out.append(
+            {
+                "target": name,
+                "goal": target,
+                "wall_ratio": wall,
+                "cpu_ratio": cpu,
+                "basis": basis,
+                "met": met,
+                "note": note,
+            }
+        )
 
     q1 = e2e.get(("quality", 1))
     traf = prof.get("quality", {}).get("trafilatura_alone")
     if q1 and traf:
-        add("quality e2e / trafilatura alone >= 0.8", TARGETS["quality_vs_trafilatura"],
+        add(
+            "quality e2e / trafilatura alone >= 0.8",
+            TARGETS["quality_vs_trafilatura"],
             _ratio(q1["docs_per_s"], traf["docs_per_s"]),
-            _ratio(q1["docs_per_cpu_s"], traf["docs_per_cpu_s"]), "cpu",
+            _ratio(q1["docs_per_cpu_s"], traf["docs_per_cpu_s"]),
+            "cpu",
             "1 worker vs one bare trafilatura loop; e2e also reads, filters, dedups, scrubs, "
-            "tokenizes, writes and commits lineage")
+            "tokenizes, writes and commits lineage",
+        )
     peer = res.get("peer")
     if q1 and peer and not peer.get("error"):
-        add("quality e2e / datatrove >= 2", TARGETS["quality_vs_datatrove"],
+        add(
+            "quality e2e / datatrove >= 2",
+            TARGETS["quality_vs_datatrove"],
             _ratio(q1["docs_per_s"], peer["docs_per_s"]),
-            _ratio(q1["docs_per_cpu_s"], peer["docs_per_cpu_s"]), "cpu",
-            "1 worker vs 1 datatrove task; datatrove runs no MinHash, tokenizer or lineage")
+            _ratio(q1["docs_per_cpu_s"], peer["docs_per_cpu_s"]),
+            "cpu",
+            "1 worker vs 1 datatrove task; datatrove runs no MinHash, tokenizer or lineage",
+        )
     f1 = e2e.get(("fast", 1))
     if q1 and f1:
-        add("fast e2e / quality e2e >= 5", TARGETS["fast_vs_quality"],
+        add(
+            "fast e2e / quality e2e >= 5",
+            TARGETS["fast_vs_quality"],
             _ratio(f1["docs_per_s"], q1["docs_per_s"]),
-            _ratio(f1["docs_per_cpu_s"], q1["docs_per_cpu_s"]), "cpu", "1 worker each")
+            _ratio(f1["docs_per_cpu_s"], q1["docs_per_cpu_s"]),
+            "cpu",
+            "1 worker each",
+        )
     m = res.get("e2e_marginal", {})
     qm, fm = m.get("quality"), m.get("fast")
     steady = "steady state: full minus small e2e run (fixed start-up costs removed)"
     if qm and traf:
-        add("quality steady / trafilatura alone >= 0.8", TARGETS["quality_vs_trafilatura"],
+        add(
+            "quality steady / trafilatura alone >= 0.8",
+            TARGETS["quality_vs_trafilatura"],
             _ratio(qm["docs_per_s"], traf["docs_per_s"]),
-            _ratio(qm["docs_per_cpu_s"], traf["docs_per_cpu_s"]), "cpu", steady)
+            _ratio(qm["docs_per_cpu_s"], traf["docs_per_cpu_s"]),
+            "cpu",
+            steady,
+        )
     if qm and peer and not peer.get("error"):
-        add("quality steady / datatrove >= 2", TARGETS["quality_vs_datatrove"],
+        add(
+            "quality steady / datatrove >= 2",
+            TARGETS["quality_vs_datatrove"],
             _ratio(qm["docs_per_s"], peer["docs_per_s"]),
-            _ratio(qm["docs_per_cpu_s"], peer["docs_per_cpu_s"]), "cpu",
-            steady + "; datatrove's whole run (its start-up is ~2 s)")
+            _ratio(qm["docs_per_cpu_s"], peer["docs_per_cpu_s"]),
+            "cpu",
+            steady + "; datatrove's whole run (its start-up is ~2 s)",
+        )
     if qm and fm:
-        add("fast steady / quality steady >= 5", TARGETS["fast_vs_quality"],
+        add(
+            "fast steady / quality steady >= 5",
+            TARGETS["fast_vs_quality"],
             _ratio(fm["docs_per_s"], qm["docs_per_s"]),
-            _ratio(fm["docs_per_cpu_s"], qm["docs_per_cpu_s"]), "cpu", steady)
+            _ratio(fm["docs_per_cpu_s"], qm["docs_per_cpu_s"]),
+            "cpu",
+            steady,
+        )
     for p in PROFILES:
         a, b = e2e.get((p, 1)), e2e.get((p, 2))
         if a and b:
-            add(f"{p}: 2 workers / 1 worker >= 1.7", TARGETS["scaling_2_vs_1"],
-                _ratio(b["docs_per_s"], a["docs_per_s"]), None, "wall",
+            add(
+                f"{p}: 2 workers / 1 worker >= 1.7",
+                TARGETS["scaling_2_vs_1"],
+                _ratio(b["docs_per_s"], a["docs_per_s"]),
+                None,
+                "wall",
                 "wall time only (CPU time does not show scaling); on a shared 2-core machine "
-                "other users' load caps it")
+                "other users' load caps it",
+            )
     peaks = [r["peak_rss_worker_mb"] for r in res.get("e2e", []) if r.get("peak_rss_worker_mb")]
     if peaks:
         gb = round(max(peaks) / 1024, 3)
-        add("peak RSS per worker <= 1.5 GB", TARGETS["peak_rss_worker_gb"], gb, None, "wall",
+        add(
+            "peak RSS per worker <= 1.5 GB",
+            TARGETS["peak_rss_worker_gb"],
+            gb,
+            None,
+            "wall",
             "max over Ray worker processes of all e2e runs (RSS includes shared pages)",
-            higher_is_better=False)
+            higher_is_better=False,
+        )
     return out
 
 
@@ -405,17 +507,30 @@ def budget(res: dict[str, Any]) -> dict[str, Any]:
         elif full and full[0]["docs"]:
             e2e_ms, basis = full[0]["cpu_s"] * 1000 / full[0]["docs"], "e2e incl. start-up"
         total = e2e_ms if e2e_ms is not None else sum(rows.values())
-        table = [{"part": k, "cpu_ms_per_doc": round(v, 3),
-                  "share": round(v / total, 4) if total else None} for k, v in rows.items()]
+        table = [
+            {
+                "part": k,
+                "cpu_ms_per_doc": round(v, 3),
+                "share": round(v / total, 4) if total else None,
+            }
+            for k, v in rows.items()
+        ]
         overhead = None
         if e2e_ms is not None:
             overhead = e2e_ms - sum(rows.values())
-            table.append({"part": "overhead", "cpu_ms_per_doc": round(overhead, 3),
-                          "share": round(overhead / total, 4) if total else None})
-        extraction = sum(v for k, v in rows.items() if k in ("extract", "trafilatura",
-                                                              "resiliparse"))
+            table.append(
+                {
+                    "part": "overhead",
+                    "cpu_ms_per_doc": round(overhead, 3),
+                    "share": round(overhead / total, 4) if total else None,
+                }
+            )
+        extraction = sum(
+            v for k, v in rows.items() if k in ("extract", "trafilatura", "resiliparse")
+        )
         out[p] = {
-            "docs": docs, "basis": basis or "stage chain only (no e2e run)",
+            "docs": docs,
+            "basis": basis or "stage chain only (no e2e run)",
             "rows": table,
             "stages_cpu_ms_per_doc": round(sum(rows.values()), 3),
             "e2e_cpu_ms_per_doc": round(e2e_ms, 3) if e2e_ms is not None else None,
@@ -455,124 +570,184 @@ def projection(res: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- report
 def format_report(res: dict[str, Any]) -> str:
-    lines = [f"input: {', '.join(res['inputs'])}  ({res['docs']} HTML docs, "
-             f"{res['html_mb']:.1f} MB HTML, {res['records']} records)"]
+    lines = [
+        f"input: {', '.join(res['inputs'])}  ({res['docs']} HTML docs, "
+        f"{res['html_mb']:.1f} MB HTML, {res['records']} records)"
+    ]
     for p, r in res.get("profiles", {}).items():
         lines.append(f"\n== profile {p}: stages on one core (warm-up excluded) ==")
-        lines.append(f"{'stage':<12}{'docs in':>8}{'wall s':>9}{'cpu s':>9}{'docs/s':>9}"
-                     f"{'docs/cpu-s':>11}{'MB/s':>8}{'MB/cpu-s':>9}")
+        lines.append(
+            f"{'stage':<12}{'docs in':>8}{'wall s':>9}{'cpu s':>9}{'docs/s':>9}"
+            f"{'docs/cpu-s':>11}{'MB/s':>8}{'MB/cpu-s':>9}"
+        )
         for name, s in r["stages"].items():
             lines.append(
                 f"{name:<12}{s['docs_in']:>8}{s['wall_s']:>9.2f}{s['cpu_s']:>9.2f}"
                 f"{s['docs_per_s'] or 0:>9.1f}{s['docs_per_cpu_s'] or 0:>11.1f}"
-                f"{s['html_mb_per_s'] or 0:>8.2f}{s['html_mb_per_cpu_s'] or 0:>9.2f}")
+                f"{s['html_mb_per_s'] or 0:>8.2f}{s['html_mb_per_cpu_s'] or 0:>9.2f}"
+            )
         c = r["chain"]
-        lines.append(f"{'chain':<12}{c['docs']:>8}{c['wall_s']:>9.2f}{c['cpu_s']:>9.2f}"
-                     f"{c['docs_per_s'] or 0:>9.1f}{c['docs_per_cpu_s'] or 0:>11.1f}"
-                     f"{'':>8}{c['html_mb_per_cpu_s'] or 0:>9.2f}")
-        lines.append(f"model load {c['model_load_s']:.1f} s; peak RSS of this single process "
-                     f"(holds all input batches) {c['peak_rss_mb']:.0f} MB")
+        lines.append(
+            f"{'chain':<12}{c['docs']:>8}{c['wall_s']:>9.2f}{c['cpu_s']:>9.2f}"
+            f"{c['docs_per_s'] or 0:>9.1f}{c['docs_per_cpu_s'] or 0:>11.1f}"
+            f"{'':>8}{c['html_mb_per_cpu_s'] or 0:>9.2f}"
+        )
+        lines.append(
+            f"model load {c['model_load_s']:.1f} s; peak RSS of this single process "
+            f"(holds all input batches) {c['peak_rss_mb']:.0f} MB"
+        )
         t = r.get("trafilatura_alone")
         if t:
-            lines.append(f"trafilatura alone: {t['docs']} docs {t['wall_s']:.1f} s wall "
-                         f"{t['cpu_s']:.1f} s cpu -> {t['docs_per_s']} docs/s, "
-                         f"{t['docs_per_cpu_s']} docs/cpu-s")
+            lines.append(
+                f"trafilatura alone: {t['docs']} docs {t['wall_s']:.1f} s wall "
+                f"{t['cpu_s']:.1f} s cpu -> {t['docs_per_s']} docs/s, "
+                f"{t['docs_per_cpu_s']} docs/cpu-s"
+            )
         q = r.get("extraction_quality")
         if q:
-            lines.append(f"extraction quality ({q['extractor']}, {q['pages']} eval pages): "
-                         f"precision {q['precision']:.3f} recall {q['recall']:.3f} "
-                         f"f1 {q['f1']:.3f}")
+            lines.append(
+                f"extraction quality ({q['extractor']}, {q['pages']} eval pages): "
+                f"precision {q['precision']:.3f} recall {q['recall']:.3f} "
+                f"f1 {q['f1']:.3f}"
+            )
     if res.get("e2e"):
-        lines.append(f"\n== end to end (run_pipeline, read.chunk_records="
-                     f"{res['e2e'][0]['chunk_records']}) ==")
-        lines.append(f"{'profile':<9}{'workers':>8}{'docs':>6}{'kept':>6}{'wall s':>8}"
-                     f"{'cpu s':>8}{'docs/s':>8}{'docs/cpu-s':>11}{'peak RSS/worker MB':>20}"
-                     f"  phases s")
+        lines.append(
+            f"\n== end to end (run_pipeline, read.chunk_records="
+            f"{res['e2e'][0]['chunk_records']}) =="
+        )
+        lines.append(
+            f"{'profile':<9}{'workers':>8}{'docs':>6}{'kept':>6}{'wall s':>8}"
+            f"{'cpu s':>8}{'docs/s':>8}{'docs/cpu-s':>11}{'peak RSS/worker MB':>20}"
+            f"  phases s"
+        )
         for e in res["e2e"]:
             ph = " ".join(f"{k[-1]}:{v:.1f}" for k, v in e["phase_seconds"].items())
             lines.append(
                 f"{e['profile']:<9}{e['workers']:>8}{e['docs']:>6}{e['docs_kept']:>6}"
                 f"{e['wall_s']:>8.1f}{e['cpu_s']:>8.1f}{e['docs_per_s'] or 0:>8.1f}"
-                f"{e['docs_per_cpu_s'] or 0:>11.1f}{e['peak_rss_worker_mb'] or 0:>20.0f}  {ph}")
+                f"{e['docs_per_cpu_s'] or 0:>11.1f}{e['peak_rss_worker_mb'] or 0:>20.0f}  {ph}"
+            )
     for p, m in res.get("e2e_marginal", {}).items():
-        lines.append(f"{p:<9} steady state (full minus first-{res['e2e_small'][0]['docs']}-docs "
-                     f"run): {m['docs']} docs {m['wall_s']:.1f} s wall {m['cpu_s']:.1f} s cpu -> "
-                     f"{m['docs_per_s']} docs/s, {m['docs_per_cpu_s']} docs/cpu-s; fixed cost "
-                     f"per run ~{m['fixed_wall_s']} s wall, {m['fixed_cpu_s']} s cpu")
+        lines.append(
+            f"{p:<9} steady state (full minus first-{res['e2e_small'][0]['docs']}-docs "
+            f"run): {m['docs']} docs {m['wall_s']:.1f} s wall {m['cpu_s']:.1f} s cpu -> "
+            f"{m['docs_per_s']} docs/s, {m['docs_per_cpu_s']} docs/cpu-s; fixed cost "
+            f"per run ~{m['fixed_wall_s']} s wall, {m['fixed_cpu_s']} s cpu"
+        )
     for p, b in res.get("budget", {}).items():
-        lines.append(f"\n== budget {p}: CPU ms per document ({b['basis']}; "
-                     f"{b['docs']} docs) ==")
+        lines.append(f"\n== budget {p}: CPU ms per document ({b['basis']}; {b['docs']} docs) ==")
         lines.append(f"{'part':<12}{'cpu ms/doc':>11}{'share':>8}")
         for r in b["rows"]:
             share = f"{r['share'] * 100:7.1f}%" if r["share"] is not None else f"{'':>8}"
             lines.append(f"{r['part']:<12}{r['cpu_ms_per_doc']:>11.2f}{share}")
         if b["e2e_cpu_ms_per_doc"] is not None:
-            lines.append(f"{'total e2e':<12}{b['e2e_cpu_ms_per_doc']:>11.2f}   (overhead = e2e "
-                         f"- sum of stages: Ray, Arrow conversions, phase 2, shards, lineage)")
-        lines.append(f"everything except extraction: {b['non_extraction_cpu_ms_per_doc']:.2f} "
-                     f"ms/doc (target <= 5)")
+            lines.append(
+                f"{'total e2e':<12}{b['e2e_cpu_ms_per_doc']:>11.2f}   (overhead = e2e "
+                f"- sum of stages: Ray, Arrow conversions, phase 2, shards, lineage)"
+            )
+        lines.append(
+            f"everything except extraction: {b['non_extraction_cpu_ms_per_doc']:.2f} "
+            f"ms/doc (target <= 5)"
+        )
         if b["startup_wall_s"] is not None:
-            lines.append(f"start-up (a {b['startup_docs']}-doc run, 1 worker): "
-                         f"{b['startup_wall_s']:.1f} s wall, {b['startup_cpu_s']:.1f} s cpu "
-                         f"(target <= 8 s wall)")
+            lines.append(
+                f"start-up (a {b['startup_docs']}-doc run, 1 worker): "
+                f"{b['startup_wall_s']:.1f} s wall, {b['startup_cpu_s']:.1f} s cpu "
+                f"(target <= 8 s wall)"
+            )
     d = res.get("dedup")
     if d:
         lines.append(f"\n== dedup phase 2 (driver clustering, {d['docs']:,} synthetic docs) ==")
-        lines.append(f"{d['wall_s']:.1f} s wall, {d['cpu_s']:.1f} s cpu; per million docs: "
-                     f"{d['wall_s_per_million']:.1f} s wall, {d['cpu_s_per_million']:.1f} s cpu, "
-                     f"{d['peak_above_input_mb_per_million']:.0f} MB above the input "
-                     f"(input {d['input_mb']:.0f} MB, process peak {d['peak_rss_mb']:.0f} MB)")
+        lines.append(
+            f"{d['wall_s']:.1f} s wall, {d['cpu_s']:.1f} s cpu; per million docs: "
+            f"{d['wall_s_per_million']:.1f} s wall, {d['cpu_s_per_million']:.1f} s cpu, "
+            f"{d['peak_above_input_mb_per_million']:.0f} MB above the input "
+            f"(input {d['input_mb']:.0f} MB, process peak {d['peak_rss_mb']:.0f} MB)"
+        )
     peer = res.get("peer")
     if peer:
         lines.append("\n== peer: datatrove (1 task) ==")
         if peer.get("error"):
             lines.append(f"not run: {peer['error']}")
         else:
-            lines.append(f"{peer['docs_read']} docs read, {peer['docs_written']} written, "
-                         f"{peer['wall_s']:.1f} s wall, {peer['cpu_s']:.1f} s cpu -> "
-                         f"{peer['docs_per_s']} docs/s, {peer['docs_per_cpu_s']} docs/cpu-s; "
-                         f"peak RSS {peer['peak_rss_mb']:.0f} MB; {peer['versions']}")
+            lines.append(
+                f"{peer['docs_read']} docs read, {peer['docs_written']} written, "
+                f"{peer['wall_s']:.1f} s wall, {peer['cpu_s']:.1f} s cpu -> "
+                f"{peer['docs_per_s']} docs/s, {peer['docs_per_cpu_s']} docs/cpu-s; "
+                f"peak RSS {peer['peak_rss_mb']:.0f} MB; {peer['versions']}"
+            )
     if res.get("targets"):
         lines.append("\n== targets ==")
         for t in res["targets"]:
             met = {True: "MET", False: "NOT MET", None: "n/a"}[t["met"]]
-            lines.append(f"{met:<8} {t['target']:<40} wall {t['wall_ratio']}  cpu "
-                         f"{t['cpu_ratio']}  (judged on {t['basis']}; {t['note']})")
+            lines.append(
+                f"{met:<8} {t['target']:<40} wall {t['wall_ratio']}  cpu "
+                f"{t['cpu_ratio']}  (judged on {t['basis']}; {t['note']})"
+            )
     if res.get("projection"):
         lines.append(f"\n== projection: {DOCS_10TB / 1e6:.0f} M docs (~10 TB WARC) ==")
         for p, j in res["projection"].items():
-            lines.append(f"{p:<8} {j['docs_per_core_s']} docs/core-s ({j['basis']}) -> "
-                         f"{j['core_hours']:,} core-hours, {j['wall_hours_on_1000_cores']} h "
-                         f"on {CLUSTER_CORES:,} cores")
+            lines.append(
+                f"{p:<8} {j['docs_per_core_s']} docs/core-s ({j['basis']}) -> "
+                f"{j['core_hours']:,} core-hours, {j['wall_hours_on_1000_cores']} h "
+                f"on {CLUSTER_CORES:,} cores"
+            )
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.run",
-                                 description=__doc__.split("\n")[0])
-    ap.add_argument("--input", nargs="+", help="WARC files (default: trafilatura-eval, else "
-                    "the shipped sample)")
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument(
+        "--input", nargs="+", help="WARC files (default: trafilatura-eval, else the shipped sample)"
+    )
     ap.add_argument("--profile", choices=[*PROFILES, "both"], default="both")
     ap.add_argument("--limit", type=int, help="first N HTML documents of the input only")
     ap.add_argument("--json", help="write the results here (default: a file in the temp dir)")
     ap.add_argument("--peer", choices=["datatrove"], help="also run the peer in its venv")
     ap.add_argument("--workers", default="1,2", help="e2e worker counts, comma-separated")
-    ap.add_argument("--chunk-records", type=int, default=100,
-                    help="read.chunk_records for the stage batches and the e2e runs")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra config override for the e2e runs")
-    ap.add_argument("--marginal", type=int, default=100,
-                    help="also run e2e (1 worker) on the first N docs; the difference to the "
-                    "full run is the steady-state cost without Ray/actor start-up (0 = skip)")
-    ap.add_argument("--startup", type=int, default=12,
-                    help="also run e2e (1 worker) on the first N docs per profile: its wall is "
-                    "the start-up cost, reported apart from steady state (0 = skip)")
-    ap.add_argument("--quick", action="store_true",
-                    help="small run: --limit 40 (unless given), 1 worker, no marginal run, "
-                    "3,000 dedup docs, no trafilatura-alone baseline")
-    ap.add_argument("--dedup-docs", type=int, default=1_000_000,
-                    help="synthetic docs for the phase-2 measurement (0 = skip)")
+    ap.add_argument(
+        "--chunk-records",
+        type=int,
+        default=100,
+        help="read.chunk_records for the stage batches and the e2e runs",
+    )
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override for the e2e runs",
+    )
+    ap.add_argument(
+        "--marginal",
+        type=int,
+        default=100,
+        help="also run e2e (1 worker) on the first N docs; the difference to the "
+        "full run is the steady-state cost without Ray/actor start-up (0 = skip)",
+    )
+    ap.add_argument(
+        "--startup",
+        type=int,
+        default=12,
+        help="also run e2e (1 worker) on the first N docs per profile: its wall is "
+        "the start-up cost, reported apart from steady state (0 = skip)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small run: --limit 40 (unless given), 1 worker, no marginal run, "
+        "3,000 dedup docs, no trafilatura-alone baseline",
+    )
+    ap.add_argument(
+        "--dedup-docs",
+        type=int,
+        default=1_000_000,
+        help="synthetic docs for the phase-2 measurement (0 = skip)",
+    )
     ap.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end runs")
     ap.add_argument("--no-baseline", action="store_true", help="skip trafilatura alone")
@@ -610,8 +785,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.limit:
         paths = limit_inputs(paths, args.limit, tmp / "input")
     eval_input = [Path(p).name for p in (args.input or default_inputs())] == [EVAL_WARC.name]
-    out = Path(args.json) if args.json else Path(tempfile.gettempdir()) / (
-        f"ccpipe-bench-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    out = (
+        Path(args.json)
+        if args.json
+        else Path(tempfile.gettempdir()) / (f"ccpipe-bench-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    )
 
     def save() -> None:  # after every section: a long run that is stopped keeps its numbers
         out.write_text(json.dumps(res, indent=2, default=str))
@@ -619,7 +797,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "host": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
-        "inputs": paths, "limit": args.limit, "profiles": {}, "e2e": [],
+        "inputs": paths,
+        "limit": args.limit,
+        "profiles": {},
+        "e2e": [],
     }
     try:
         # ---- read once per distinct read config; stages per profile
@@ -631,8 +812,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 log(f"reading {len(paths)} input file(s) ({cfg.read.library})")
                 cache[key] = read_batches(paths, cfg.read)
             batches, read, records = cache[key]
-            res.update(docs=read.docs_in, html_mb=round(read.html_bytes_in / 1e6, 3),
-                       records=records)
+            res.update(
+                docs=read.docs_in, html_mb=round(read.html_bytes_in / 1e6, 3), records=records
+            )
             if args.no_stages or not batches:
                 continue
             log(f"profile {p}: timing stages on {read.docs_in} docs")
@@ -642,7 +824,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 prof["trafilatura_alone"] = time_trafilatura_alone(batches, cfg)
             if not args.no_extraction_quality:
                 prof["extraction_quality"] = snippet_scores(
-                    cfg.extract.extractor, extracted, args.limit, eval_input)
+                    cfg.extract.extractor, extracted, args.limit, eval_input
+                )
             res["profiles"][p] = prof
             save()
         cache.clear()
@@ -651,8 +834,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.peer == "datatrove":
             log("datatrove peer")
             cfg = load_config(None, [], profile="quality")
-            res["peer"] = run_peer_datatrove(paths, tmp, args.peer_timeout,
-                                             cfg.extract.timeout_s)
+            res["peer"] = run_peer_datatrove(paths, tmp, args.peer_timeout, cfg.extract.timeout_s)
             save()
 
         # ---- end to end
@@ -665,10 +847,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 res["e2e_startup"] = {}
                 few = limit_inputs(paths, args.startup, tmp / "startup")
                 for p in profiles:
-                    log(f"e2e {p} start-up: `python -m pipeline run` on the first "
-                        f"{args.startup} docs (fresh process, its own Ray)")
-                    res["e2e_startup"][p] = run_startup(p, few, args.chunk_records,
-                                                        args.overrides, tmp)
+                    log(
+                        f"e2e {p} start-up: `python -m pipeline run` on the first "
+                        f"{args.startup} docs (fresh process, its own Ray)"
+                    )
+                    res["e2e_startup"][p] = run_startup(
+                        p, few, args.chunk_records, args.overrides, tmp
+                    )
                     save()
             started = not ray.is_initialized()
             log("starting Ray" if started else "using the running Ray")
@@ -677,8 +862,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for p in profiles:
                     for w in workers:
                         log(f"e2e {p} with {w} worker(s)")
-                        res["e2e"].append(run_e2e(p, paths, w, args.chunk_records,
-                                                  args.overrides, tmp))
+                        res["e2e"].append(
+                            run_e2e(p, paths, w, args.chunk_records, args.overrides, tmp)
+                        )
                         save()
                 if args.marginal and res.get("docs", 0) >= 2 * args.marginal:
                     small = limit_inputs(paths, args.marginal, tmp / "marginal")

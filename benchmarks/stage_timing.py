@@ -212,5 +212,3 @@ def time_trafilatura_alone(batches: list[pa.Table], cfg: Any) -> dict[str, Any]:
         "docs_per_cpu_s": _rate(len(pages), t.cpu),
         "settings": kw,
     }
-
-

@@ -14,18 +14,18 @@ from collections import Counter
 _hits: Counter[str] = Counter()
 
 POINTS = (
-    "phase1.chunk_done",      # driver received a chunk summary
+    "phase1.chunk_done",  # driver received a chunk summary
     "phase1.done",
     "phase2.done",
-    "phase3.files_written",   # a file's shards are on disk, lineage not yet committed
-    "lineage.in_transaction", # inside the commit transaction, before COMMIT
-    "lineage.before_publish", # committed in the writer copy, snapshot not yet published
-    "phase3.committed",       # after a file's commit
+    "phase3.files_written",  # a file's shards are on disk, lineage not yet committed
+    "lineage.in_transaction",  # inside the commit transaction, before COMMIT
+    "lineage.before_publish",  # committed in the writer copy, snapshot not yet published
+    "phase3.committed",  # after a file's commit
     "run.before_finish",
-    "delete.locked",          # lineage delete: holds the output lock, nothing done yet
-    "delete.files_written",   # lineage delete: a new shard version is on disk, not committed
-    "delete.committed",       # lineage delete: committed and published, old files still there
-    "delete.files_removed",   # lineage delete: superseded files gone, staged work not yet removed
+    "delete.locked",  # lineage delete: holds the output lock, nothing done yet
+    "delete.files_written",  # lineage delete: a new shard version is on disk, not committed
+    "delete.committed",  # lineage delete: committed and published, old files still there
+    "delete.files_removed",  # lineage delete: superseded files gone, staged work not yet removed
 )
 
 

@@ -49,10 +49,17 @@ class OutputLockedError(RuntimeError):
         self.output = output
         self.holder = holder or {}
         h = self.holder
-        who = (f"pid {h.get('pid', '?')} on host {h.get('host', '?')}, started "
-               f"{h.get('started', '?')}, purpose: {h.get('purpose', '?')}") if h else "unknown holder"
-        super().__init__(f"output {output} is locked by another writer ({who}); "
-                         "wait for it, or pass --wait")
+        who = (
+            (
+                f"pid {h.get('pid', '?')} on host {h.get('host', '?')}, started "
+                f"{h.get('started', '?')}, purpose: {h.get('purpose', '?')}"
+            )
+            if h
+            else "unknown holder"
+        )
+        super().__init__(
+            f"output {output} is locked by another writer ({who}); wait for it, or pass --wait"
+        )
 
 
 def _is_remote(uri: str) -> bool:
@@ -62,8 +69,12 @@ def _is_remote(uri: str) -> bool:
 def _holder(purpose: str, token: str) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     return {
-        "pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose, "token": token,
-        "started": now.isoformat(timespec="seconds"), "heartbeat": time.time(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "purpose": purpose,
+        "token": token,
+        "started": now.isoformat(timespec="seconds"),
+        "heartbeat": time.time(),
     }
 
 
@@ -88,8 +99,9 @@ def _expired(deadline: float | None) -> bool:
 
 
 @contextlib.contextmanager
-def hold_output_lock(output: str, *, purpose: str, wait: bool = False,
-                     timeout_s: float | None = None) -> Iterator[dict[str, Any]]:
+def hold_output_lock(
+    output: str, *, purpose: str, wait: bool = False, timeout_s: float | None = None
+) -> Iterator[dict[str, Any]]:
     """Hold the exclusive writer lock of `output` for the body; yields the holder record.
 
     Raises OutputLockedError at once when another live process holds it (or after
@@ -114,8 +126,9 @@ def read_local_holder(output: str) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def _hold_local(output: str, purpose: str, wait: bool,
-                timeout_s: float | None) -> Iterator[dict[str, Any]]:
+def _hold_local(
+    output: str, purpose: str, wait: bool, timeout_s: float | None
+) -> Iterator[dict[str, Any]]:
     import fcntl
 
     output = os.path.abspath(output.removeprefix("file://"))
@@ -137,7 +150,9 @@ def _hold_local(output: str, purpose: str, wait: bool,
             if _expired(deadline):
                 raise OutputLockedError(output, holder) from None
             if not announced:
-                log.info("waiting for the lock of %s: %s", output, OutputLockedError(output, holder))
+                log.info(
+                    "waiting for the lock of %s: %s", output, OutputLockedError(output, holder)
+                )
                 announced = True
             time.sleep(POLL_S)
             continue
@@ -152,9 +167,14 @@ def _hold_local(output: str, purpose: str, wait: bool,
         break
     previous = read_local_holder(output)
     if previous:
-        log.warning("taking over the stale lock of %s (pid %s on %s, started %s, %s: no longer "
-                    "running)", output, previous.get("pid"), previous.get("host"),
-                    previous.get("started"), previous.get("purpose"))
+        log.warning(
+            "taking over the stale lock of %s (pid %s on %s, started %s, %s: no longer running)",
+            output,
+            previous.get("pid"),
+            previous.get("host"),
+            previous.get("started"),
+            previous.get("purpose"),
+        )
     holder = _holder(purpose, uuid.uuid4().hex)
     data = json.dumps(holder, sort_keys=True).encode()
     os.ftruncate(fd, 0)
@@ -208,8 +228,13 @@ def _stale(holder: dict[str, Any] | None, stale_after_s: float) -> bool:
 
 
 @contextlib.contextmanager
-def _hold_remote(output: str, purpose: str, wait: bool, timeout_s: float | None,
-                 stale_after_s: float = STALE_AFTER_S) -> Iterator[dict[str, Any]]:
+def _hold_remote(
+    output: str,
+    purpose: str,
+    wait: bool,
+    timeout_s: float | None,
+    stale_after_s: float = STALE_AFTER_S,
+) -> Iterator[dict[str, Any]]:
     fs, root = _fs(output)
     claims_dir = root.rstrip("/") + "/" + CLAIMS_DIR
     token = uuid.uuid4().hex
@@ -243,8 +268,11 @@ def _hold_remote(output: str, purpose: str, wait: bool, timeout_s: float | None,
         if _expired(deadline):
             raise OutputLockedError(output, (held or others)[0])
         if not announced:
-            log.info("waiting for the lock of %s: %s", output,
-                     OutputLockedError(output, (held or others)[0]))
+            log.info(
+                "waiting for the lock of %s: %s",
+                output,
+                OutputLockedError(output, (held or others)[0]),
+            )
             announced = True
         time.sleep(POLL_S + random.uniform(0, POLL_S))
     holder["state"] = "held"

@@ -156,8 +156,9 @@ def _host_port(authority: str) -> tuple[str, str]:
     if hostport.startswith("["):
         end = hostport.find("]")
         if end != -1:
-            return hostport[: end + 1].lower(), hostport[end + 2 :] if hostport[end + 1 :
-                                                                             end + 2] == ":" else ""
+            return hostport[: end + 1].lower(), hostport[end + 2 :] if hostport[
+                end + 1 : end + 2
+            ] == ":" else ""
     host, _, port = hostport.partition(":")
     return host, port
 
@@ -182,8 +183,9 @@ def normalize_url(url: str) -> str:
 
 def url_hash(url: str) -> str:
     """Hex of the first 128 bits of BLAKE2b over `normalize_url(url)`."""
-    return hashlib.blake2b(normalize_url(url).encode("utf-8", "surrogatepass"),
-                           digest_size=_HASH_BYTES).hexdigest()
+    return hashlib.blake2b(
+        normalize_url(url).encode("utf-8", "surrogatepass"), digest_size=_HASH_BYTES
+    ).hexdigest()
 
 
 def host_of(url: str) -> str:
@@ -265,7 +267,8 @@ def is_public_suffix(domain: str) -> bool:
     if _EXTRACTOR is None:
         import tldextract
 
-        _EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None,
-                                           include_psl_private_domains=True)
+        _EXTRACTOR = tldextract.TLDExtract(
+            suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
+        )
     ext = _EXTRACTOR(d)
     return not ext.domain and bool(ext.suffix)

@@ -45,22 +45,39 @@ STAGES = ("read", "extract", "lang", "quality", "dedup")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs.nightly", description=__doc__.splitlines()[0])
-    p.add_argument("--listing", required=True, action="append",
-                   help="warc.paths[.gz] listing, directory or s3:// prefix holding the crawl "
-                        "(repeatable)")
-    p.add_argument("--listing-prefix",
-                   help="prefix joined to relative listing entries (e.g. s3://commoncrawl/)")
+    p.add_argument(
+        "--listing",
+        required=True,
+        action="append",
+        help="warc.paths[.gz] listing, directory or s3:// prefix holding the crawl (repeatable)",
+    )
+    p.add_argument(
+        "--listing-prefix",
+        help="prefix joined to relative listing entries (e.g. s3://commoncrawl/)",
+    )
     p.add_argument("--output", "-o", required=True, help="output root (path or s3:// URI)")
     p.add_argument("--config", "-c", help="YAML config file")
     p.add_argument("--profile", choices=list_profiles(), help="preset applied before --config")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field",
+    )
     p.add_argument("--lineage", help="lineage DuckDB path (POSIX; see docs/cluster.md)")
-    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for a running nightly to finish (default 0: exit 75)")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for a running nightly to finish (default 0: exit 75)",
+    )
     p.add_argument("--workers", type=int, help="actor-pool size (default: cluster CPUs)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="compute and report the new files, process nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="compute and report the new files, process nothing"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -93,7 +110,9 @@ def committed_keys(lineage_path: str, config_hash: str) -> set[str]:
     try:
         rows = con.execute(
             "SELECT DISTINCT file_key FROM input_files "
-            "WHERE config_hash = ? AND status = 'committed'", [config_hash]).fetchall()
+            "WHERE config_hash = ? AND status = 'committed'",
+            [config_hash],
+        ).fetchall()
     finally:
         con.close()
     return {r[0] for r in rows}
@@ -116,8 +135,9 @@ def stage_funnel(records_read: int, counts: dict[str, int]) -> list[dict[str, An
 
     rows, n = [], records_read
     for stage in STAGES:
-        dropped = sum(v for k, v in counts.items()
-                      if stage_of(k) == stage and not k.startswith("file."))
+        dropped = sum(
+            v for k, v in counts.items() if stage_of(k) == stage and not k.startswith("file.")
+        )
         rows.append({"stage": stage, "docs_in": n, "dropped": dropped, "docs_out": n - dropped})
         n -= dropped
     return rows
@@ -143,8 +163,9 @@ def format_report(rep: dict[str, Any]) -> str:
     if rep["records_read"]:
         lines.append(f"{'stage':<10} {'docs in':>10} {'dropped':>10} {'docs out':>10}")
         for s in rep["stages"]:
-            lines.append(f"{s['stage']:<10} {s['docs_in']:>10,} {s['dropped']:>10,} "
-                         f"{s['docs_out']:>10,}")
+            lines.append(
+                f"{s['stage']:<10} {s['docs_in']:>10,} {s['dropped']:>10,} {s['docs_out']:>10,}"
+            )
     lines.append(f"documents added: {rep['docs_added']:,}   tokens added: {rep['tokens_added']:,}")
     if rep.get("error"):
         lines.append(f"error: {rep['error']}")
@@ -156,8 +177,9 @@ def write_report(cfg: PipelineConfig, rep: dict[str, Any]) -> str:
     assert cfg.output.dir
     base = storage.join(cfg.output.dir, "_reports", f"nightly-{rep['run_id']}")
     storage.write_bytes_atomic(base + ".txt", format_report(rep).encode())
-    storage.write_bytes_atomic(base + ".json",
-                               json.dumps(rep, indent=1, sort_keys=True, default=str).encode())
+    storage.write_bytes_atomic(
+        base + ".json", json.dumps(rep, indent=1, sort_keys=True, default=str).encode()
+    )
     return base + ".json"
 
 
@@ -168,8 +190,11 @@ def _failed_files(lineage_path: str, run_id: str) -> list[dict[str, str]]:
         return []
     con = open_reader(lineage_path)
     try:
-        rows = con.execute("SELECT source_uri, error FROM input_files WHERE run_id = ? AND "
-                           "status <> 'committed' ORDER BY source_uri", [run_id]).fetchall()
+        rows = con.execute(
+            "SELECT source_uri, error FROM input_files WHERE run_id = ? AND "
+            "status <> 'committed' ORDER BY source_uri",
+            [run_id],
+        ).fetchall()
     finally:
         con.close()
     return [{"source_uri": u, "error": e} for u, e in rows]
@@ -183,9 +208,11 @@ def _run_id_since(lineage_path: str, started: datetime) -> str | None:
         return None
     con = open_reader(lineage_path)
     try:
-        row = con.execute("SELECT run_id FROM runs WHERE kind = 'nightly' AND started_at >= ? "
-                          "ORDER BY started_at DESC LIMIT 1",
-                          [started.replace(tzinfo=None)]).fetchone()
+        row = con.execute(
+            "SELECT run_id FROM runs WHERE kind = 'nightly' AND started_at >= ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            [started.replace(tzinfo=None)],
+        ).fetchone()
     finally:
         con.close()
     return row[0] if row else None
@@ -197,10 +224,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_cli_logging(quiet=getattr(args, "quiet", False))  # progress lines reach `ray job logs`
     prepare_ray_job_env()
     try:
-        cfg = build_config(inputs=args.listing, output=args.output, config=args.config,
-                           profile=args.profile, overrides=args.overrides, lineage=args.lineage,
-                           workers=args.workers, quiet=args.quiet,
-                           listing_prefix=args.listing_prefix)
+        cfg = build_config(
+            inputs=args.listing,
+            output=args.output,
+            config=args.config,
+            profile=args.profile,
+            overrides=args.overrides,
+            lineage=args.lineage,
+            workers=args.workers,
+            quiet=args.quiet,
+            listing_prefix=args.listing_prefix,
+        )
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
@@ -213,16 +247,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=args.lock_timeout)
     except Timeout:
-        print(f"nightly: another nightly run holds {lock_file} ({_holder(lock_file)}); "
-              f"exiting with status {EXIT_LOCKED}", file=sys.stderr)
+        print(
+            f"nightly: another nightly run holds {lock_file} ({_holder(lock_file)}); "
+            f"exiting with status {EXIT_LOCKED}",
+            file=sys.stderr,
+        )
         return EXIT_LOCKED
     except OSError as exc:  # after Timeout, which is an OSError too
         print(f"nightly: failed: cannot take the lock {lock_file}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        Path(lock_file + ".owner").write_text(json.dumps(
-            {"pid": os.getpid(), "host": socket.gethostname(),
-             "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+        Path(lock_file + ".owner").write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
+        )
         return _locked_main(args, cfg)
     finally:
         Path(lock_file + ".owner").unlink(missing_ok=True)
@@ -235,23 +278,41 @@ def _locked_main(args: argparse.Namespace, cfg: PipelineConfig) -> int:
     started = datetime.now(timezone.utc)
     listing = [u if storage.is_remote(u) else os.path.abspath(u) for u in args.listing]
     rep: dict[str, Any] = {
-        "run_id": started.strftime("%Y%m%dT%H%M%S") + "-norun", "kind": "nightly",
-        "status": "failed", "exit_code": EXIT_FAILED,
-        "started_at": started.isoformat(timespec="seconds"), "listing": listing,
-        "output": cfg.output.dir, "lineage_path": cfg.output.lineage_path,
-        "config_hash": cfg.config_hash, "files_listed": 0, "files_already_committed": 0,
-        "new_files": [], "files_processed": 0, "files_failed": [], "records_read": 0,
-        "docs_added": 0, "tokens_added": 0, "counts": {}, "stages": [], "phase_seconds": {},
-        "duration_s": 0.0, "error": None,
+        "run_id": started.strftime("%Y%m%dT%H%M%S") + "-norun",
+        "kind": "nightly",
+        "status": "failed",
+        "exit_code": EXIT_FAILED,
+        "started_at": started.isoformat(timespec="seconds"),
+        "listing": listing,
+        "output": cfg.output.dir,
+        "lineage_path": cfg.output.lineage_path,
+        "config_hash": cfg.config_hash,
+        "files_listed": 0,
+        "files_already_committed": 0,
+        "new_files": [],
+        "files_processed": 0,
+        "files_failed": [],
+        "records_read": 0,
+        "docs_added": 0,
+        "tokens_added": 0,
+        "counts": {},
+        "stages": [],
+        "phase_seconds": {},
+        "duration_s": 0.0,
+        "error": None,
     }
     code = EXIT_FAILED
     try:
         restore_lineage(cfg.output.dir, cfg.output.lineage_path, args.quiet)
         listed, new = find_new_files(cfg)
-        rep.update(files_listed=len(listed), files_already_committed=len(listed) - len(new),
-                   new_files=new)
-        log(f"nightly: {len(listed)} files listed, {len(listed) - len(new)} already committed, "
-            f"{len(new)} new", args.quiet)
+        rep.update(
+            files_listed=len(listed), files_already_committed=len(listed) - len(new), new_files=new
+        )
+        log(
+            f"nightly: {len(listed)} files listed, {len(listed) - len(new)} already committed, "
+            f"{len(new)} new",
+            args.quiet,
+        )
         if args.dry_run:
             rep.update(status="dry-run", exit_code=EXIT_OK)
             code = EXIT_OK
@@ -300,9 +361,14 @@ def _process(cfg: PipelineConfig, new: list[str], rep: dict[str, Any], quiet: bo
         rep["inputs_listing"] = frozen
     result = run_pipeline(run_cfg, kind="nightly")
     rep.update(
-        run_id=result.run_id, status=result.status, files_processed=result.files_processed,
-        records_read=result.records_read, docs_added=result.docs_kept, tokens_added=result.tokens,
-        counts=result.counts, stages=stage_funnel(result.records_read, result.counts),
+        run_id=result.run_id,
+        status=result.status,
+        files_processed=result.files_processed,
+        records_read=result.records_read,
+        docs_added=result.docs_kept,
+        tokens_added=result.tokens,
+        counts=result.counts,
+        stages=stage_funnel(result.records_read, result.counts),
         phase_seconds=result.phase_seconds,
     )
     if new and result.files_total != len(new):

@@ -32,19 +32,34 @@ EXIT_LOCKED = 75  # another process writes the output (core/output_lock.py)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs.run", description=__doc__.splitlines()[0])
-    p.add_argument("inputs", nargs="*",
-                   help="WARC files, globs, directories, listings, s3:// URIs (default: the "
-                        "sample crawl shipped in the working dir)")
-    p.add_argument("--output", "-o", required=True,
-                   help="output root: a path every node sees (shared mount) or s3:// URI")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        help="WARC files, globs, directories, listings, s3:// URIs (default: the "
+        "sample crawl shipped in the working dir)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        help="output root: a path every node sees (shared mount) or s3:// URI",
+    )
     p.add_argument("--config", "-c", help="YAML config file (relative to the working dir)")
     p.add_argument("--profile", choices=list_profiles(), help="preset applied before --config")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. langid.threshold=0.5")
-    p.add_argument("--lineage",
-                   help="lineage DuckDB path (POSIX). Default <output>/lineage.duckdb, or for "
-                        "s3:// outputs a per-output file under $CCPIPE_LINEAGE_DIR "
-                        "(~/.cache/ccpipe/lineage) mirrored to <output>/_lineage/")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. langid.threshold=0.5",
+    )
+    p.add_argument(
+        "--lineage",
+        help="lineage DuckDB path (POSIX). Default <output>/lineage.duckdb, or for "
+        "s3:// outputs a per-output file under $CCPIPE_LINEAGE_DIR "
+        "(~/.cache/ccpipe/lineage) mirrored to <output>/_lineage/",
+    )
     p.add_argument("--workers", type=int, help="actor-pool size (default: cluster CPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
@@ -56,19 +71,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_cli_logging(quiet=getattr(args, "quiet", False))  # progress lines reach `ray job logs`
     prepare_ray_job_env()
     try:
-        cfg = build_config(inputs=args.inputs, output=args.output, config=args.config,
-                           profile=args.profile, overrides=args.overrides,
-                           lineage=args.lineage, workers=args.workers, quiet=args.quiet)
+        cfg = build_config(
+            inputs=args.inputs,
+            output=args.output,
+            config=args.config,
+            profile=args.profile,
+            overrides=args.overrides,
+            lineage=args.lineage,
+            workers=args.workers,
+            quiet=args.quiet,
+        )
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
     assert cfg.output.dir and cfg.output.lineage_path
     if in_ray_job() and not storage.is_remote(args.output) and not os.path.isabs(args.output):
-        log(f"warning: relative --output resolved inside the job's working dir: {cfg.output.dir}"
-            " (it is deleted with the job; pass an absolute shared path or s3:// URI)")
-    log(f"jobs.run: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '(embedded)')} "
+        log(
+            f"warning: relative --output resolved inside the job's working dir: {cfg.output.dir}"
+            " (it is deleted with the job; pass an absolute shared path or s3:// URI)"
+        )
+    log(
+        f"jobs.run: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '(embedded)')} "
         f"output={cfg.output.dir} lineage={cfg.output.lineage_path} "
-        f"config_hash={cfg.config_hash}")
+        f"config_hash={cfg.config_hash}"
+    )
 
     from core.output_lock import OutputLockedError
     from pipeline.run import run_pipeline, summary_table

@@ -34,9 +34,13 @@ def load_blocklist(lineage_path: str | os.PathLike[str]) -> tuple[frozenset[str]
 
     con = connect_snapshot(lineage_path)
     try:
-        cols = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_name = 'url_blocklist'").fetchall()}
+        cols = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'url_blocklist'"
+            ).fetchall()
+        }
         if not cols:
             return frozenset(), frozenset()
         hash_col = "url_hash" if "url_hash" in cols else "NULL"
@@ -48,8 +52,9 @@ def load_blocklist(lineage_path: str | os.PathLike[str]) -> tuple[frozenset[str]
     return frozenset(hashes), frozenset(d for d in domains if d)
 
 
-def is_blocked(url: str, hashes: frozenset[str], domains: frozenset[str],
-               hash_: str | None = None) -> bool:
+def is_blocked(
+    url: str, hashes: frozenset[str], domains: frozenset[str], hash_: str | None = None
+) -> bool:
     """One URL: its hash is blocked, or its host is a blocked domain or a subdomain of one."""
     if (hash_ or url_hash(url)) in hashes:
         return True
@@ -75,8 +80,9 @@ def blocked_mask(table: pa.Table, hashes: frozenset[str], domains: frozenset[str
         mask |= pc.fill_null(pc.is_in(h, value_set=vs), False).to_numpy(zero_copy_only=False)
     if domains:
         hosts = host_array(url).to_pylist()
-        mask |= np.array([bool(x) and host_matches(x, domains) is not None for x in hosts],
-                         dtype=bool)
+        mask |= np.array(
+            [bool(x) and host_matches(x, domains) is not None for x in hosts], dtype=bool
+        )
     return pa.array(mask, pa.bool_())
 
 
@@ -95,11 +101,14 @@ def register_url_functions(con) -> None:  # noqa: ANN001 - duckdb connection
     # DuckDB refuses new work while an earlier execute() has an unfetched result.
     with contextlib.suppress(duckdb.Error):
         con.fetchall()
-    for name, fn in (("url_host", host_of), ("url_hash", url_hash),
-                     ("url_normalize", normalize_url), ("url_domain", normalize_domain)):
+    for name, fn in (
+        ("url_host", host_of),
+        ("url_hash", url_hash),
+        ("url_normalize", normalize_url),
+        ("url_domain", normalize_domain),
+    ):
         try:
-            con.create_function(name, _null_safe(fn), ["VARCHAR"], "VARCHAR",
-                                side_effects=False)
+            con.create_function(name, _null_safe(fn), ["VARCHAR"], "VARCHAR", side_effects=False)
         except Exception as e:  # noqa: BLE001 - already registered on this connection
             if "already exists" not in str(e):
                 raise

@@ -54,12 +54,16 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned text columns; numbers right-aligned."""
     cells = [[_cell(v) for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(r[i], (int, float, decimal.Decimal)) or r[i] is None for r in rows)
-               and bool(rows) for i in range(len(columns))]
+    numeric = [
+        all(isinstance(r[i], (int, float, decimal.Decimal)) or r[i] is None for r in rows)
+        and bool(rows)
+        for i in range(len(columns))
+    ]
 
     def line(vals: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if n else v.ljust(w)
-                         for v, w, n in zip(vals, widths, numeric, strict=True)).rstrip()
+        return "  ".join(
+            v.rjust(w) if n else v.ljust(w) for v, w, n in zip(vals, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]
@@ -84,7 +88,6 @@ def error_line(e: BaseException) -> str:
         tail = [ln for ln in lines if "Error:" in ln or "Violation:" in ln]
         return tail[-1] if tail else lines[-1]
     return lines[0] if lines else type(e).__name__
-
 
 
 def resolve_db(args: argparse.Namespace) -> str:
@@ -128,8 +131,11 @@ def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
     if not os.path.exists(path):
         raise UserError(f"lineage database not found: {path} (use --lineage DB or --output DIR)")
     try:
-        return open_analyst_connection(path, config=getattr(args, "config", None),
-                                       all_configs=bool(getattr(args, "all_configs", False)))
+        return open_analyst_connection(
+            path,
+            config=getattr(args, "config", None),
+            all_configs=bool(getattr(args, "all_configs", False)),
+        )
     except duckdb.Error as e:
         raise UserError(f"cannot open lineage database {path}: {error_line(e)}") from e
 
@@ -141,18 +147,26 @@ def cmd_trace(args: argparse.Namespace) -> int:
     con = _reader(args)
     try:
         items = trace(con, args.key)
-        gone = None if items else con.execute(
-            "SELECT deletion_id, requested_at, old_shard_id FROM deletions "
-            "WHERE doc_id = ? OR url = ? ORDER BY requested_at LIMIT 1",
-            [args.key.strip(), args.key.strip()]).fetchone()
+        gone = (
+            None
+            if items
+            else con.execute(
+                "SELECT deletion_id, requested_at, old_shard_id FROM deletions "
+                "WHERE doc_id = ? OR url = ? ORDER BY requested_at LIMIT 1",
+                [args.key.strip(), args.key.strip()],
+            ).fetchone()
+        )
     finally:
         con.close()
     if gone:
-        raise UserError(f"{args.key!r} was deleted from {gone[2]} by deletion request "
-                        f"{gone[0]} at {gone[1]}")
+        raise UserError(
+            f"{args.key!r} was deleted from {gone[2]} by deletion request {gone[0]} at {gone[1]}"
+        )
     if not items:
-        raise UserError(f"no document with doc_id or URL {args.key!r} in this lineage "
-                        "(try: python -m lineage explain URL)")
+        raise UserError(
+            f"no document with doc_id or URL {args.key!r} in this lineage "
+            "(try: python -m lineage explain URL)"
+        )
     if args.fetch:
         for it in items:
             try:
@@ -208,20 +222,36 @@ def cmd_diff(args: argparse.Namespace) -> int:
         _emit_json(d)
         return 0
     print(f"a = {d['run_a']}\nb = {d['run_b']}\n")
-    print(format_table(["", "a", "b"], [[k, v["a"], v["b"]] for k, v in d["header"].items()]
-                       + [["files / records / kept", " / ".join(map(str, d["files"]["a"])),
-                           " / ".join(map(str, d["files"]["b"]))]]))
+    print(
+        format_table(
+            ["", "a", "b"],
+            [[k, v["a"], v["b"]] for k, v in d["header"].items()]
+            + [
+                [
+                    "files / records / kept",
+                    " / ".join(map(str, d["files"]["a"])),
+                    " / ".join(map(str, d["files"]["b"])),
+                ]
+            ],
+        )
+    )
     print("\nconfig differences:")
     if d["config"]:
-        print(format_table(["key", "a", "b"],
-                           [[c["key"], json.dumps(c["a"]), json.dumps(c["b"])]
-                            for c in d["config"]]))
+        print(
+            format_table(
+                ["key", "a", "b"],
+                [[c["key"], json.dumps(c["a"]), json.dumps(c["b"])] for c in d["config"]],
+            )
+        )
     else:
         print("  (none)")
     print("\ncounts per stage and reason (files committed by each run):")
-    print(format_table(["stage", "reason", "a", "b", "delta"],
-                       [[c["stage"], c["reason"], c["a"], c["b"], c["delta"]]
-                        for c in d["counts"]]))
+    print(
+        format_table(
+            ["stage", "reason", "a", "b", "delta"],
+            [[c["stage"], c["reason"], c["a"], c["b"], c["delta"]] for c in d["counts"]],
+        )
+    )
     return 0
 
 
@@ -236,8 +266,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
         # its URLs would come back in the next nightly run.
         path = default_lineage_path(args.output)
         if not os.path.exists(path):
-            raise UserError(f"the lineage of {args.output} is not on this machine ({path}); run "
-                            "delete on the driver's node or pass --lineage DB")
+            raise UserError(
+                f"the lineage of {args.output} is not on this machine ({path}); run "
+                "delete on the driver's node or pass --lineage DB"
+            )
     else:
         path = resolve_db(args)
     if not os.path.exists(path):
@@ -254,8 +286,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from core.output_lock import OutputLockedError
 
     try:
-        res = delete_documents(path, dry_run=args.dry_run, wait=args.wait,
-                               lock_timeout_s=args.wait_timeout, **kw)
+        res = delete_documents(
+            path, dry_run=args.dry_run, wait=args.wait, lock_timeout_s=args.wait_timeout, **kw
+        )
     except (DeletionError, ValueError) as e:
         raise UserError(str(e)) from e
     except OutputLockedError as e:
@@ -267,20 +300,29 @@ def cmd_delete(args: argparse.Namespace) -> int:
         _emit_json(res.as_dict())
         return 0
     head = "DRY RUN: would delete" if args.dry_run else "deleted"
-    print(f"{head} {res.docs_deleted} documents ({res.docs_by_kind.get('text', 0)} kept, "
-          f"{res.docs_by_kind.get('rejected', 0)} in audit shards); deletion {res.deletion_id} "
-          f"({res.selector}) in {res.seconds:.2f} s")
+    print(
+        f"{head} {res.docs_deleted} documents ({res.docs_by_kind.get('text', 0)} kept, "
+        f"{res.docs_by_kind.get('rejected', 0)} in audit shards); deletion {res.deletion_id} "
+        f"({res.selector}) in {res.seconds:.2f} s"
+    )
     if res.shards_rewritten:
-        print(format_table(["old shard", "new shard"],
-                           [[o, n or "(none: no documents left)"]
-                            for o, n in res.shards_rewritten]))
+        print(
+            format_table(
+                ["old shard", "new shard"],
+                [[o, n or "(none: no documents left)"] for o, n in res.shards_rewritten],
+            )
+        )
     if res.unmatched_urls:
-        print(f"{len(res.unmatched_urls)} URLs matched no stored document (matched by the "
-              "normalised original URL or the URL as stored); blocklisted anyway:")
+        print(
+            f"{len(res.unmatched_urls)} URLs matched no stored document (matched by the "
+            "normalised original URL or the URL as stored); blocklisted anyway:"
+        )
         print("\n".join(f"  {u}" for u in res.unmatched_urls[:20]))
     if not args.dry_run:
-        print(f"blocklisted: {len(res.blocklisted)} entr{'y' if len(res.blocklisted) == 1 else 'ies'}"
-              " (later runs drop them as url.deleted)")
+        print(
+            f"blocklisted: {len(res.blocklisted)} entr{'y' if len(res.blocklisted) == 1 else 'ies'}"
+            " (later runs drop them as url.deleted)"
+        )
         print(f"stale mixes: {', '.join(res.stale_mixes) or '(none)'}")
         print(f"superseded files removed from disk: {len(res.files_removed)}")
         for p in res.files_removed:
@@ -331,11 +373,24 @@ def cmd_queries(args: argparse.Namespace) -> int:
     from lineage.queries import QUERIES
 
     if args.json:
-        _emit_json([{"name": q.name, "description": q.description, "params": list(q.params),
-                     "sql": q.sql.strip()} for q in QUERIES.values()])
+        _emit_json(
+            [
+                {
+                    "name": q.name,
+                    "description": q.description,
+                    "params": list(q.params),
+                    "sql": q.sql.strip(),
+                }
+                for q in QUERIES.values()
+            ]
+        )
         return 0
-    print(format_table(["name", "params", "description"],
-                       [[q.name, ",".join(q.params), q.description] for q in QUERIES.values()]))
+    print(
+        format_table(
+            ["name", "params", "description"],
+            [[q.name, ",".join(q.params), q.description] for q in QUERIES.values()],
+        )
+    )
     print("\nrun one: python -m lineage sql --named NAME [--param name=value]")
     return 0
 
@@ -343,21 +398,34 @@ def cmd_queries(args: argparse.Namespace) -> int:
 # ---- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--lineage", metavar="DB",
-                        help="lineage database (default: $CCPIPE_LINEAGE or ./lineage.duckdb)")
+    common.add_argument(
+        "--lineage",
+        metavar="DB",
+        help="lineage database (default: $CCPIPE_LINEAGE or ./lineage.duckdb)",
+    )
     common.add_argument("--output", metavar="DIR", help="pipeline output dir: DIR/lineage.duckdb")
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--config", metavar="HASH",
-                        help="answer for this config (hash prefix); default: the latest run's")
-    common.add_argument("--all-configs", action="store_true",
-                        help="answer across every config written into this output")
-    p = argparse.ArgumentParser(prog="python -m lineage",
-                                description="Query the pipeline's lineage store.")
+    common.add_argument(
+        "--config",
+        metavar="HASH",
+        help="answer for this config (hash prefix); default: the latest run's",
+    )
+    common.add_argument(
+        "--all-configs",
+        action="store_true",
+        help="answer across every config written into this output",
+    )
+    p = argparse.ArgumentParser(
+        prog="python -m lineage", description="Query the pipeline's lineage store."
+    )
     sub = p.add_subparsers(dest="verb", required=True)
     t = sub.add_parser("trace", parents=[common], help="provenance of a doc_id or URL")
     t.add_argument("key", help="doc_id, WARC-Record-ID or URL (as stored)")
-    t.add_argument("--fetch", action="store_true",
-                   help="re-read the original WARC record and print its headers")
+    t.add_argument(
+        "--fetch",
+        action="store_true",
+        help="re-read the original WARC record and print its headers",
+    )
     t.set_defaults(func=cmd_trace)
     e = sub.add_parser("explain", parents=[common], help="what happened to a URL")
     e.add_argument("url")
@@ -366,27 +434,40 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("run_a", help="run id, unique prefix, 'latest' or 'latest~N'")
     d.add_argument("run_b")
     d.set_defaults(func=cmd_diff)
-    x = sub.add_parser("delete", parents=[common],
-                       help="remove documents from every shard (deletion request)")
+    x = sub.add_parser(
+        "delete", parents=[common], help="remove documents from every shard (deletion request)"
+    )
     g = x.add_mutually_exclusive_group(required=True)
-    g.add_argument("--urls", metavar="FILE",
-                   help="file with one URL per line: the original URL (any spelling) or the "
-                   "URL as stored (PII-scrubbed)")
+    g.add_argument(
+        "--urls",
+        metavar="FILE",
+        help="file with one URL per line: the original URL (any spelling) or the "
+        "URL as stored (PII-scrubbed)",
+    )
     g.add_argument("--domain", help="a domain; its subdomains are included")
-    x.add_argument("--force", action="store_true",
-                   help="allow --domain to be a public suffix (com, co.uk, github.io...)")
+    x.add_argument(
+        "--force",
+        action="store_true",
+        help="allow --domain to be a public suffix (com, co.uk, github.io...)",
+    )
     x.add_argument("--dry-run", action="store_true", help="show what would be deleted")
-    x.add_argument("--wait", action="store_true",
-                   help="wait for a running pipeline to release the output lock (default: "
-                   "exit 75 at once, naming the holder)")
-    x.add_argument("--wait-timeout", type=float, metavar="SECONDS",
-                   help="with --wait: give up (exit 75) after this long")
+    x.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for a running pipeline to release the output lock (default: "
+        "exit 75 at once, naming the holder)",
+    )
+    x.add_argument(
+        "--wait-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: give up (exit 75) after this long",
+    )
     x.set_defaults(func=cmd_delete)
     s = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     s.add_argument("query", nargs="?")
     s.add_argument("--named", metavar="NAME", help="run a named query (see `queries`)")
-    s.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="bind $NAME in the query")
+    s.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind $NAME in the query")
     s.set_defaults(func=cmd_sql)
     q = sub.add_parser("queries", parents=[common], help="list the named example queries")
     q.set_defaults(func=cmd_queries)

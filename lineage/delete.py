@@ -124,11 +124,15 @@ def _match_sql(view: str, by_domain: bool, has_hash: bool) -> str:
     h = "coalesce(url_hash, url_hash(url))" if has_hash else "url_hash(url)"
     cols = f"doc_id, url, filename, {h} AS h" + (", source_uri" if view == "documents" else "")
     if by_domain:
-        return (f"SELECT {cols} FROM (SELECT *, url_host(url) AS _host FROM {view}) WHERE "
-                "_host = $d0 OR ends_with(_host, '.' || $d0) OR "
-                "_host = $d1 OR ends_with(_host, '.' || $d1)")
-    return (f"SELECT {cols} FROM {view} WHERE list_contains($h, {h}) "
-            "OR list_contains($h, url_hash(url)) OR list_contains($urls, url)")
+        return (
+            f"SELECT {cols} FROM (SELECT *, url_host(url) AS _host FROM {view}) WHERE "
+            "_host = $d0 OR ends_with(_host, '.' || $d0) OR "
+            "_host = $d1 OR ends_with(_host, '.' || $d1)"
+        )
+    return (
+        f"SELECT {cols} FROM {view} WHERE list_contains($h, {h}) "
+        "OR list_contains($h, url_hash(url)) OR list_contains($urls, url)"
+    )
 
 
 def _find(con: duckdb.DuckDBPyConnection, urls: list[str] | None, domain: str | None):
@@ -144,8 +148,9 @@ def _find(con: duckdb.DuckDBPyConnection, urls: list[str] | None, domain: str | 
         if "url" not in cols or "filename" not in cols or "source_uri" not in cols:
             found[view] = []
             continue
-        found[view] = con.execute(_match_sql(view, domain is not None, "url_hash" in cols),
-                                  params).fetchall()
+        found[view] = con.execute(
+            _match_sql(view, domain is not None, "url_hash" in cols), params
+        ).fetchall()
     return found
 
 
@@ -199,17 +204,22 @@ def delete_documents(
     A dry run reads only and takes no lock. See `_delete` for the arguments.
     """
     if dry_run:
-        return _delete(lineage_path, urls=urls, domain=domain, selector=selector,
-                       dry_run=True, force=force)
+        return _delete(
+            lineage_path, urls=urls, domain=domain, selector=selector, dry_run=True, force=force
+        )
     from core.output_lock import hold_output_lock
 
     with contextlib.ExitStack() as stack:
         for root in output_roots(lineage_path):
-            stack.enter_context(hold_output_lock(root, purpose="lineage delete", wait=wait,
-                                                 timeout_s=lock_timeout_s))
+            stack.enter_context(
+                hold_output_lock(
+                    root, purpose="lineage delete", wait=wait, timeout_s=lock_timeout_s
+                )
+            )
         _fault("delete.locked")
-        return _delete(lineage_path, urls=urls, domain=domain, selector=selector,
-                       dry_run=False, force=force)
+        return _delete(
+            lineage_path, urls=urls, domain=domain, selector=selector, dry_run=False, force=force
+        )
 
 
 def _delete(
@@ -238,7 +248,8 @@ def _delete(
         if is_public_suffix(domain) and not force:
             raise DeletionError(
                 f"--domain {raw_domain!r} is a public suffix ({domain}): it would delete every "
-                "site registered under it; pass --force if that is really meant")
+                "site registered under it; pass --force if that is really meant"
+            )
     urls = list(dict.fromkeys(u.strip() for u in urls or [] if u.strip())) if urls else urls
     selector = selector or (f"domain:{domain}" if domain else f"urls:{len(urls or [])}")
     res = DeletionResult(deletion_id=uuid.uuid4().hex[:16], selector=selector)
@@ -253,14 +264,25 @@ def _delete(
         found = _find(con, urls, domain)
         text_paths = sorted({r[2] for r in found["documents"]})
         rej_paths = sorted({r[2] for r in found["rejections"]})
-        old_text = {r["path"]: r for r in _shard_rows(
-            con, "path IN (SELECT unnest(?)) AND status = 'live'", [text_paths])}
-        old_rej = {r["path"]: r for r in _shard_rows(
-            con, "path IN (SELECT unnest(?)) AND status = 'live'", [rej_paths])}
+        old_text = {
+            r["path"]: r
+            for r in _shard_rows(
+                con, "path IN (SELECT unnest(?)) AND status = 'live'", [text_paths]
+            )
+        }
+        old_rej = {
+            r["path"]: r
+            for r in _shard_rows(con, "path IN (SELECT unnest(?)) AND status = 'live'", [rej_paths])
+        }
         text_ids = [r["shard_id"] for r in old_text.values()]
-        old_tok = {r["mirrors_shard"]: r for r in _shard_rows(
-            con, "kind = 'tokens' AND status = 'live' AND mirrors_shard IN (SELECT unnest(?))",
-            [text_ids])}
+        old_tok = {
+            r["mirrors_shard"]: r
+            for r in _shard_rows(
+                con,
+                "kind = 'tokens' AND status = 'live' AND mirrors_shard IN (SELECT unnest(?))",
+                [text_ids],
+            )
+        }
         old_inputs = defaultdict(list)
         for sid, src in con.execute(
             "SELECT shard_id, source_uri FROM shard_inputs WHERE shard_id IN (SELECT unnest(?))",
@@ -273,8 +295,9 @@ def _delete(
     matched_hashes = {r[3] for v in found.values() for r in v if r[3]}
     matched_urls = {r[1] for v in found.values() for r in v}
     if urls:
-        res.unmatched_urls = [u for u in urls if url_hash(u) not in matched_hashes
-                              and u not in matched_urls]
+        res.unmatched_urls = [
+            u for u in urls if url_hash(u) not in matched_hashes and u not in matched_urls
+        ]
     doomed_by_path: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
     for view in ("documents", "rejections"):
         for doc_id, url, path, h, *_ in found[view]:
@@ -286,8 +309,9 @@ def _delete(
     block_hashes = sorted({url_hash(u) for u in urls or []} | matched_hashes)
     res.blocklisted = [f"domain:{domain}"] if domain else block_hashes
     if dry_run:
-        res.shards_rewritten = [(r["shard_id"], None) for r in [*old_text.values(),
-                                                                 *old_rej.values()]]
+        res.shards_rewritten = [
+            (r["shard_id"], None) for r in [*old_text.values(), *old_rej.values()]
+        ]
         res.seconds = time.perf_counter() - t0
         return res
 
@@ -303,76 +327,125 @@ def _delete(
         tok = old_tok.get(old["shard_id"])
         if tok is None:
             raise DeletionError(f"text shard {old['shard_id']} has no live token shard")
-        new_id, new_tok_id, recs, pii = _rewrite_text_pair(old, tok, doomed_by_path[path],
-                                                           old_inputs[old["shard_id"]], ts)
+        new_id, new_tok_id, recs, pii = _rewrite_text_pair(
+            old, tok, doomed_by_path[path], old_inputs[old["shard_id"]], ts
+        )
         _fault("delete.files_written")
         new_shards += recs["shards"]
         new_inputs += recs["inputs"]
         if new_id and pii:
-            pii_rows += [{"run_id": old["run_id"], "shard_id": new_id, "entity": e, "count": n}
-                         for e, n in pii.items()]
+            pii_rows += [
+                {"run_id": old["run_id"], "shard_id": new_id, "entity": e, "count": n}
+                for e, n in pii.items()
+            ]
         superseded += [old["shard_id"], tok["shard_id"]]
         old_files += [old["path"], tok["path"], tok["path"][: -len(".bin")] + ".idx"]
         res.shards_rewritten.append((old["shard_id"], new_id))
         res.shards_rewritten.append((tok["shard_id"], new_tok_id))
         for doc_id, (url, h) in sorted(doomed_by_path[path].items()):
-            deletion_rows.append({
-                "deletion_id": res.deletion_id, "requested_at": ts, "selector": selector,
-                "doc_id": doc_id, "url": url, "url_hash": h, "old_shard_id": old["shard_id"],
-                "new_shard_id": new_id, "kind": "text", "old_token_shard_id": tok["shard_id"],
-                "new_token_shard_id": new_tok_id})
+            deletion_rows.append(
+                {
+                    "deletion_id": res.deletion_id,
+                    "requested_at": ts,
+                    "selector": selector,
+                    "doc_id": doc_id,
+                    "url": url,
+                    "url_hash": h,
+                    "old_shard_id": old["shard_id"],
+                    "new_shard_id": new_id,
+                    "kind": "text",
+                    "old_token_shard_id": tok["shard_id"],
+                    "new_token_shard_id": new_tok_id,
+                }
+            )
     for path, old in sorted(old_rej.items()):
-        new_id, recs = _rewrite_rejected(old, doomed_by_path[path], old_inputs[old["shard_id"]],
-                                         ts)
+        new_id, recs = _rewrite_rejected(old, doomed_by_path[path], old_inputs[old["shard_id"]], ts)
         new_shards += recs["shards"]
         new_inputs += recs["inputs"]
         superseded.append(old["shard_id"])
         old_files.append(old["path"])
         res.shards_rewritten.append((old["shard_id"], new_id))
         for doc_id, (url, h) in sorted(doomed_by_path[path].items()):
-            deletion_rows.append({
-                "deletion_id": res.deletion_id, "requested_at": ts, "selector": selector,
-                "doc_id": doc_id, "url": url, "url_hash": h, "old_shard_id": old["shard_id"],
-                "new_shard_id": new_id, "kind": "rejected", "old_token_shard_id": None,
-                "new_token_shard_id": None})
+            deletion_rows.append(
+                {
+                    "deletion_id": res.deletion_id,
+                    "requested_at": ts,
+                    "selector": selector,
+                    "doc_id": doc_id,
+                    "url": url,
+                    "url_hash": h,
+                    "old_shard_id": old["shard_id"],
+                    "new_shard_id": new_id,
+                    "kind": "rejected",
+                    "old_token_shard_id": None,
+                    "new_token_shard_id": None,
+                }
+            )
 
     if domain:
-        block_rows = [{"url": None, "url_hash": None, "domain": domain, "added_at": ts,
-                       "deletion_id": res.deletion_id, "selector": selector}]
+        block_rows = [
+            {
+                "url": None,
+                "url_hash": None,
+                "domain": domain,
+                "added_at": ts,
+                "deletion_id": res.deletion_id,
+                "selector": selector,
+            }
+        ]
     else:
         stored = {r[3]: r[1] for v in found.values() for r in v if r[3]}
-        block_rows = [{"url": stored.get(h), "url_hash": h, "domain": None, "added_at": ts,
-                       "deletion_id": res.deletion_id, "selector": selector}
-                      for h in block_hashes]
+        block_rows = [
+            {
+                "url": stored.get(h),
+                "url_hash": h,
+                "domain": None,
+                "added_at": ts,
+                "deletion_id": res.deletion_id,
+                "selector": selector,
+            }
+            for h in block_hashes
+        ]
 
     assert store is not None
     with store.transaction() as con:
         for ddl in _MIGRATIONS:
             con.execute(ddl)
         if superseded:
-            con.execute("UPDATE shards SET status = 'superseded' WHERE shard_id IN "
-                        "(SELECT unnest(?))", [superseded])
+            con.execute(
+                "UPDATE shards SET status = 'superseded' WHERE shard_id IN (SELECT unnest(?))",
+                [superseded],
+            )
         # Idempotent inserts: rows a half-applied earlier attempt left are replaced.
         new_ids = [r["shard_id"] for r in new_shards]
         if new_ids:
             con.execute("DELETE FROM shards WHERE shard_id IN (SELECT unnest(?))", [new_ids])
-            con.execute("DELETE FROM shard_inputs WHERE shard_id IN (SELECT unnest(?))",
-                        [new_ids])
+            con.execute("DELETE FROM shard_inputs WHERE shard_id IN (SELECT unnest(?))", [new_ids])
             con.execute("DELETE FROM pii_stats WHERE shard_id IN (SELECT unnest(?))", [new_ids])
         store.insert_rows(con, "shards", new_shards)
         store.insert_rows(con, "shard_inputs", new_inputs)
         store.insert_rows(con, "pii_stats", pii_rows)
         store.insert_rows(con, "deletions", deletion_rows)
-        existing = {(h, d) for h, d in con.execute(
-            "SELECT coalesce(url_hash, ''), coalesce(domain, '') FROM url_blocklist").fetchall()}
-        store.insert_rows(con, "url_blocklist",
-                          [b for b in block_rows
-                           if (b["url_hash"] or "", b["domain"] or "") not in existing])
+        existing = {
+            (h, d)
+            for h, d in con.execute(
+                "SELECT coalesce(url_hash, ''), coalesce(domain, '') FROM url_blocklist"
+            ).fetchall()
+        }
+        store.insert_rows(
+            con,
+            "url_blocklist",
+            [b for b in block_rows if (b["url_hash"] or "", b["domain"] or "") not in existing],
+        )
         if superseded:
-            res.stale_mixes = [r[0] for r in con.execute(
-                "UPDATE mixes SET stale = true WHERE mix_id IN (SELECT mix_id FROM "
-                "mix_components WHERE shard_id IN (SELECT unnest(?))) RETURNING mix_id",
-                [superseded]).fetchall()]
+            res.stale_mixes = [
+                r[0]
+                for r in con.execute(
+                    "UPDATE mixes SET stale = true WHERE mix_id IN (SELECT mix_id FROM "
+                    "mix_components WHERE shard_id IN (SELECT unnest(?))) RETURNING mix_id",
+                    [superseded],
+                ).fetchall()
+            ]
     _fault("delete.committed")
     res.files_removed = remove_superseded_files(store, extra=old_files)
     _fault("delete.files_removed")
@@ -430,8 +503,10 @@ def remove_superseded_files(store: LineageStore, extra: list[str] | None = None)
         paths.add(p)
         if p.endswith(".bin"):
             paths.add(p[: -len(".bin")] + ".idx")
-    live = {resolve_path(store.root, p)
-            for (p,) in store.query("SELECT path FROM shards WHERE status = 'live'")}
+    live = {
+        resolve_path(store.root, p)
+        for (p,) in store.query("SELECT path FROM shards WHERE status = 'live'")
+    }
     live |= {p[: -len(".bin")] + ".idx" for p in live if p.endswith(".bin")}
     removed = []
     for p in sorted(paths - live):
@@ -443,8 +518,14 @@ def remove_superseded_files(store: LineageStore, extra: list[str] | None = None)
 
 
 def _new_record(old: dict[str, Any], shard_id: str, path: str, ts: Any, **fields) -> dict:
-    rec = {**old, "shard_id": shard_id, "path": path, "version": int(old["version"] or 1) + 1,
-           "status": "live", "created_at": ts}
+    rec = {
+        **old,
+        "shard_id": shard_id,
+        "path": path,
+        "version": int(old["version"] or 1) + 1,
+        "status": "live",
+        "created_at": ts,
+    }
     rec.update(fields)
     return rec
 
@@ -457,8 +538,15 @@ def _input_rows(shard_id: str, table: pa.Table, sources: list[str]) -> list[dict
         if part.num_rows == 0:
             continue
         off = part.column("source_offset")
-        rows.append({"shard_id": shard_id, "source_uri": s, "n_docs": part.num_rows,
-                     "first_offset": pc.min(off).as_py(), "last_offset": pc.max(off).as_py()})
+        rows.append(
+            {
+                "shard_id": shard_id,
+                "source_uri": s,
+                "n_docs": part.num_rows,
+                "first_offset": pc.min(off).as_py(),
+                "last_offset": pc.max(off).as_py(),
+            }
+        )
     return rows
 
 
@@ -481,8 +569,9 @@ def _token_shard(bin_path: str) -> Iterator[IndexedDataset]:
         yield IndexedDataset(local)
 
 
-def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, Any], sources: list[str],
-                       ts: Any) -> tuple[str | None, str | None, dict, dict[str, int]]:
+def _rewrite_text_pair(
+    old: dict, tok: dict, doomed: dict[str, Any], sources: list[str], ts: Any
+) -> tuple[str | None, str | None, dict, dict[str, int]]:
     """New text + token shard without `doomed` doc ids; (None, None) if nothing remains."""
     table = _read_table(old["path"])
     keep = pc.invert(pc.is_in(table.column("doc_id"), value_set=pa.array(list(doomed))))
@@ -491,8 +580,15 @@ def _rewrite_text_pair(old: dict, tok: dict, doomed: dict[str, Any], sources: li
         return _rewrite_pair(old, tok, table, kept, ds, sources, ts)
 
 
-def _rewrite_pair(old: dict, tok: dict, table: pa.Table, kept: pa.Table, ds: IndexedDataset,
-                  sources: list[str], ts: Any) -> tuple[str | None, str | None, dict, dict]:
+def _rewrite_pair(
+    old: dict,
+    tok: dict,
+    table: pa.Table,
+    kept: pa.Table,
+    ds: IndexedDataset,
+    sources: list[str],
+    ts: Any,
+) -> tuple[str | None, str | None, dict, dict]:
     rows = kept.column("shard_row").to_numpy()
     lengths = np.asarray(ds.lengths, dtype=np.int64)
     if len(ds) != table.num_rows or not np.array_equal(
@@ -502,13 +598,18 @@ def _rewrite_pair(old: dict, tok: dict, table: pa.Table, kept: pa.Table, ds: Ind
     if kept.num_rows == 0:
         return None, None, {"shards": [], "inputs": []}, {}
     new_lengths = lengths[rows]
-    flat = (np.concatenate([ds[int(i)] for i in rows]) if rows.size
-            else np.empty(0, ds.dtype)).astype(ds.dtype.newbyteorder("<"), copy=False)
+    flat = (
+        np.concatenate([ds[int(i)] for i in rows]) if rows.size else np.empty(0, ds.dtype)
+    ).astype(ds.dtype.newbyteorder("<"), copy=False)
     starts = np.concatenate([[0], np.cumsum(new_lengths)[:-1]]).astype(np.int64)
-    kept = kept.set_column(kept.column_names.index("token_start"), "token_start",
-                           pa.array(starts, pa.int64()))
-    kept = kept.set_column(kept.column_names.index("shard_row"), "shard_row",
-                           pa.array(np.arange(kept.num_rows), pa.int64()))
+    kept = kept.set_column(
+        kept.column_names.index("token_start"), "token_start", pa.array(starts, pa.int64())
+    )
+    kept = kept.set_column(
+        kept.column_names.index("shard_row"),
+        "shard_row",
+        pa.array(np.arange(kept.num_rows), pa.int64()),
+    )
     version = int(old["version"] or 1) + 1
     text_base = versioned_base(old["shard_id"], ".parquet")
     tok_base = versioned_base(tok["shard_id"], ".bin")
@@ -522,33 +623,50 @@ def _rewrite_pair(old: dict, tok: dict, table: pa.Table, kept: pa.Table, ds: Ind
     # Token shard first, text shard last (the pipeline's order: text implies tokens).
     storage.write_bytes_atomic(_abs(new_tok_path), bin_b)
     storage.write_bytes_atomic(_abs(new_tok_path[: -len(".bin")] + ".idx"), idx_b)
-    n_bytes, sha = storage.write_parquet_atomic(_abs(new_text_path), kept,
-                                                _row_group_size(old["path"]))
+    n_bytes, sha = storage.write_parquet_atomic(
+        _abs(new_text_path), kept, _row_group_size(old["path"])
+    )
     n_tok = int(new_lengths.sum())
     shards = [
-        _new_record(old, new_text_id, new_text_path, ts, n_docs=kept.num_rows, n_bytes=n_bytes,
-                    sha256=sha, n_tokens=n_tok),
-        _new_record(tok, new_tok_id, new_tok_path, ts, n_docs=kept.num_rows,
-                    n_bytes=len(bin_b), sha256=hashlib.sha256(bin_b).hexdigest(),
-                    n_tokens=n_tok, mirrors_shard=new_text_id),
+        _new_record(
+            old,
+            new_text_id,
+            new_text_path,
+            ts,
+            n_docs=kept.num_rows,
+            n_bytes=n_bytes,
+            sha256=sha,
+            n_tokens=n_tok,
+        ),
+        _new_record(
+            tok,
+            new_tok_id,
+            new_tok_path,
+            ts,
+            n_docs=kept.num_rows,
+            n_bytes=len(bin_b),
+            sha256=hashlib.sha256(bin_b).hexdigest(),
+            n_tokens=n_tok,
+            mirrors_shard=new_text_id,
+        ),
     ]
     inputs = _input_rows(new_text_id, kept, sources) + _input_rows(new_tok_id, kept, sources)
     pii = _pii_totals(kept.column("pii_counts")) if "pii_counts" in kept.column_names else {}
     return new_text_id, new_tok_id, {"shards": shards, "inputs": inputs}, pii
 
 
-def _rewrite_rejected(old: dict, doomed: dict[str, Any], sources: list[str],
-                      ts: Any) -> tuple[str | None, dict]:
+def _rewrite_rejected(
+    old: dict, doomed: dict[str, Any], sources: list[str], ts: Any
+) -> tuple[str | None, dict]:
     table = _read_table(old["path"])
-    kept = table.filter(pc.invert(pc.is_in(table.column("doc_id"),
-                                           value_set=pa.array(list(doomed)))))
+    kept = table.filter(
+        pc.invert(pc.is_in(table.column("doc_id"), value_set=pa.array(list(doomed))))
+    )
     if kept.num_rows == 0:
         return None, {"shards": [], "inputs": []}
     version = int(old["version"] or 1) + 1
     new_id = f"{versioned_base(old['shard_id'], '.parquet')}.v{version}.parquet"
     new_path = old["path"][: -len(old["shard_id"])] + new_id
-    n_bytes, sha = storage.write_parquet_atomic(_abs(new_path), kept,
-                                                _row_group_size(old["path"]))
-    rec = _new_record(old, new_id, new_path, ts, n_docs=kept.num_rows, n_bytes=n_bytes,
-                      sha256=sha)
+    n_bytes, sha = storage.write_parquet_atomic(_abs(new_path), kept, _row_group_size(old["path"]))
+    rec = _new_record(old, new_id, new_path, ts, n_docs=kept.num_rows, n_bytes=n_bytes, sha256=sha)
     return new_id, {"shards": [rec], "inputs": _input_rows(new_id, kept, sources)}

@@ -48,13 +48,21 @@ def diff_runs(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str) -> dict[st
     for rid in (a, b):
         row = con.execute(
             "SELECT config_hash, config_json, code_version, status, started_at FROM runs "
-            "WHERE run_id = ?", [rid]).fetchone()
-        meta[rid] = {"config_hash": row[0], "config": flatten(json.loads(row[1] or "{}")),
-                     "code_version": row[2], "status": row[3], "started_at": str(row[4])}
+            "WHERE run_id = ?",
+            [rid],
+        ).fetchone()
+        meta[rid] = {
+            "config_hash": row[0],
+            "config": flatten(json.loads(row[1] or "{}")),
+            "code_version": row[2],
+            "status": row[3],
+            "started_at": str(row[4]),
+        }
     ca, cb = meta[a]["config"], meta[b]["config"]
     config = [
         {"key": k, "a": ca.get(k, "<absent>"), "b": cb.get(k, "<absent>")}
-        for k in sorted(set(ca) | set(cb)) if ca.get(k, "<absent>") != cb.get(k, "<absent>")
+        for k in sorted(set(ca) | set(cb))
+        if ca.get(k, "<absent>") != cb.get(k, "<absent>")
     ]
     rows = con.execute(
         "SELECT stage, reason, sum(count) FILTER (WHERE run_id = ?), "
@@ -63,16 +71,30 @@ def diff_runs(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str) -> dict[st
         [a, b, a, b],
     ).fetchall()
     counts = [
-        {"stage": s, "reason": r, "a": int(x or 0), "b": int(y or 0), "delta": int(y or 0) - int(x or 0)}
+        {
+            "stage": s,
+            "reason": r,
+            "a": int(x or 0),
+            "b": int(y or 0),
+            "delta": int(y or 0) - int(x or 0),
+        }
         for s, r, x, y in rows
     ]
-    files = {rid: con.execute(
-        "SELECT count(*), coalesce(sum(records_read), 0), coalesce(sum(docs_kept), 0) "
-        "FROM input_files WHERE run_id = ?", [rid]).fetchone() for rid in (a, b)}
+    files = {
+        rid: con.execute(
+            "SELECT count(*), coalesce(sum(records_read), 0), coalesce(sum(docs_kept), 0) "
+            "FROM input_files WHERE run_id = ?",
+            [rid],
+        ).fetchone()
+        for rid in (a, b)
+    }
     return {
-        "run_a": a, "run_b": b,
-        "header": {k: {"a": meta[a][k], "b": meta[b][k]}
-                   for k in ("config_hash", "code_version", "status", "started_at")},
+        "run_a": a,
+        "run_b": b,
+        "header": {
+            k: {"a": meta[a][k], "b": meta[b][k]}
+            for k in ("config_hash", "code_version", "status", "started_at")
+        },
         "files": {"a": list(files[a]), "b": list(files[b])},
         "config": config,
         "counts": counts,

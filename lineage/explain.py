@@ -60,8 +60,9 @@ def explain(con: duckdb.DuckDBPyConnection, url: str) -> dict[str, Any]:
             "ORDER BY r.warc_date, r.doc_id",
             {"url": url, "h": h},
         )
-    del_match = "url = $url OR url_hash = $h" if _has_column(
-        con, "deletions", "url_hash") else "url = $url"
+    del_match = (
+        "url = $url OR url_hash = $h" if _has_column(con, "deletions", "url_hash") else "url = $url"
+    )
     deleted = _rows(
         con,
         "SELECT deletion_id, requested_at, selector, doc_id, old_shard_id FROM deletions "
@@ -81,15 +82,29 @@ def explain(con: duckdb.DuckDBPyConnection, url: str) -> dict[str, Any]:
         verdict = "deleted"
     else:
         verdict = "not_seen"
-    out: dict[str, Any] = {"url": url, "verdict": verdict, "kept": kept, "dropped": dropped,
-                           "deleted": deleted, "blocklisted": bool(blocked)}
+    out: dict[str, Any] = {
+        "url": url,
+        "verdict": verdict,
+        "kept": kept,
+        "dropped": dropped,
+        "deleted": deleted,
+        "blocklisted": bool(blocked),
+    }
     if verdict == "not_seen":
         base = _strip_query(url)
-        similar = [r[0] for r in con.execute(
-            "SELECT DISTINCT url FROM (SELECT url FROM documents UNION ALL "
-            "SELECT url FROM rejections) WHERE url IS NOT NULL AND (url = ? OR "
-            "starts_with(url, ? || '?') OR starts_with(url, ? || '#')) ORDER BY url LIMIT 5",
-            [base, base, base]).fetchall()] if base else []
+        similar = (
+            [
+                r[0]
+                for r in con.execute(
+                    "SELECT DISTINCT url FROM (SELECT url FROM documents UNION ALL "
+                    "SELECT url FROM rejections) WHERE url IS NOT NULL AND (url = ? OR "
+                    "starts_with(url, ? || '?') OR starts_with(url, ? || '#')) ORDER BY url LIMIT 5",
+                    [base, base, base],
+                ).fetchall()
+            ]
+            if base
+            else []
+        )
         # Responses dropped while reading (requests, metadata, warcinfo are not documents).
         read_drops = con.execute(
             "SELECT reason, sum(count) FROM stage_stats WHERE stage = 'read' AND reason NOT IN "
@@ -136,7 +151,9 @@ def render(info: dict[str, Any]) -> list[str]:
             f"{drops})."
         )
         if info.get("similar_urls"):
-            lines.append("  URLs stored with the same host and path (query strings are "
-                         "PII-scrubbed in outputs):")
+            lines.append(
+                "  URLs stored with the same host and path (query strings are "
+                "PII-scrubbed in outputs):"
+            )
             lines += [f"    {u}" for u in info["similar_urls"]]
     return lines

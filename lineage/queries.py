@@ -88,19 +88,40 @@ class NamedQuery:
 QUERIES: dict[str, NamedQuery] = {
     q.name: q
     for q in (
-        NamedQuery("tokens_per_language_per_crawl", TOKENS_PER_LANGUAGE_PER_CRAWL,
-                   "live tokens, docs and shards per crawl and language (from shards rows only)"),
-        NamedQuery("drop_reasons_per_run", DROP_REASONS_PER_RUN,
-                   "documents dropped per run, stage and reason"),
-        NamedQuery("shards_of_mix", SHARDS_OF_MIX,
-                   "which shards (and versions) fed a mix; by mix_id or name", ("mix_id",)),
-        NamedQuery("docs_from_domain", DOCS_FROM_DOMAIN,
-                   "all kept documents from a domain and its subdomains", ("domain",)),
-        NamedQuery("duplicate_of", DUPLICATE_OF,
-                   "what a dropped duplicate duplicated: keeper doc and URL", ("doc_id",)),
-        NamedQuery("doc_provenance", DOC_PROVENANCE,
-                   "source record, run, config, code, shard row and token range of a doc",
-                   ("doc_id",)),
+        NamedQuery(
+            "tokens_per_language_per_crawl",
+            TOKENS_PER_LANGUAGE_PER_CRAWL,
+            "live tokens, docs and shards per crawl and language (from shards rows only)",
+        ),
+        NamedQuery(
+            "drop_reasons_per_run",
+            DROP_REASONS_PER_RUN,
+            "documents dropped per run, stage and reason",
+        ),
+        NamedQuery(
+            "shards_of_mix",
+            SHARDS_OF_MIX,
+            "which shards (and versions) fed a mix; by mix_id or name",
+            ("mix_id",),
+        ),
+        NamedQuery(
+            "docs_from_domain",
+            DOCS_FROM_DOMAIN,
+            "all kept documents from a domain and its subdomains",
+            ("domain",),
+        ),
+        NamedQuery(
+            "duplicate_of",
+            DUPLICATE_OF,
+            "what a dropped duplicate duplicated: keeper doc and URL",
+            ("doc_id",),
+        ),
+        NamedQuery(
+            "doc_provenance",
+            DOC_PROVENANCE,
+            "source record, run, config, code, shard row and token range of a doc",
+            ("doc_id",),
+        ),
         NamedQuery("runs", RUNS, "all runs with config hash and code version"),
         NamedQuery("deletions", DELETIONS, "deletion requests carried out"),
     )

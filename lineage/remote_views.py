@@ -30,8 +30,9 @@ def _wrapper_for(scheme: str, uri: str) -> object:
     return cls(fs)
 
 
-def attach_remote_views(con: duckdb.DuckDBPyConnection, root: str,
-                        config: str | None = None) -> list[str]:
+def attach_remote_views(
+    con: duckdb.DuckDBPyConnection, root: str, config: str | None = None
+) -> list[str]:
     """Views over the published layout under an object-store output root `root`.
 
     Returns the schemes it registered. When a filesystem cannot be set up (missing
@@ -46,6 +47,10 @@ def attach_remote_views(con: duckdb.DuckDBPyConnection, root: str,
     except Exception as exc:  # noqa: BLE001 - degrade to empty views, loudly
         logging.getLogger(__name__).warning(
             "lineage: shards on %s are not readable here (%s: %s); documents/rejections/"
-            "duplicates are empty", scheme, type(exc).__name__, exc)
+            "duplicates are empty",
+            scheme,
+            type(exc).__name__,
+            exc,
+        )
         return []
     return [scheme]

@@ -58,7 +58,8 @@ def _read_only_fs(scheme: str, inner: Any, prefixes: tuple[str, ...]) -> Any:
             parts = p.split("/")
             if ".." in parts or not any(p == x.rstrip("/") or p.startswith(x) for x in prefixes):
                 raise SandboxViolation(
-                    f"analyst session: {path} is not a file of this output's views")
+                    f"analyst session: {path} is not a file of this output's views"
+                )
             return p
 
         def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
@@ -89,8 +90,9 @@ def _read_only_fs(scheme: str, inner: Any, prefixes: tuple[str, ...]) -> Any:
 READABLE = ("data/", "_rejected/", "_dedup/")
 
 
-def open_analyst_connection(path: str | os.PathLike[str], config: str | None = None,
-                            all_configs: bool = False) -> duckdb.DuckDBPyConnection:
+def open_analyst_connection(
+    path: str | os.PathLike[str], config: str | None = None, all_configs: bool = False
+) -> duckdb.DuckDBPyConnection:
     """A locked-down, read-only DuckDB connection to the lineage snapshot at `path`.
 
     Only the lineage tables and the output's data files (the folders behind the views) can

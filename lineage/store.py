@@ -45,6 +45,7 @@ def _fault(name: str) -> None:
 
         faults.point(name)
 
+
 # Views over shard files: the glob (relative to the output root) and the shard kind.
 _VIEW_SOURCES = {
     "documents": "text",
@@ -56,9 +57,7 @@ _VIEW_GLOBS = {
 }
 # `filename` in the views is the shard's path relative to the output root (= shards.path),
 # whatever root the files were read under.
-_REL_FILENAME = (
-    r"regexp_extract(filename, '((data|_rejected)/[^/]*/[^/]*/[^/]*)$', 1) AS filename"
-)
+_REL_FILENAME = r"regexp_extract(filename, '((data|_rejected)/[^/]*/[^/]*/[^/]*)$', 1) AS filename"
 # The config a view shows by default: the latest run's.
 LATEST_CONFIG = "(SELECT config_hash FROM runs ORDER BY started_at DESC LIMIT 1)"
 _PROVENANCE = (
@@ -138,8 +137,14 @@ def _config_filter(config: str | None) -> str:
 ALL_CONFIGS = "*"
 
 
-def create_views(con: duckdb.DuckDBPyConnection, root: str, *, config: str | None = None,
-                 absolute: bool = False, temporary: bool = False) -> None:
+def create_views(
+    con: duckdb.DuckDBPyConnection,
+    root: str,
+    *,
+    config: str | None = None,
+    absolute: bool = False,
+    temporary: bool = False,
+) -> None:
     """(Re)create the documents / rejections / duplicates views.
 
     `documents` and `rejections` read the published layout through globs (relative to the
@@ -166,14 +171,19 @@ def create_views(con: duckdb.DuckDBPyConnection, root: str, *, config: str | Non
             except duckdb.Error:
                 if "://" not in root:
                     raise
-        con.execute(f"CREATE OR REPLACE {kind_sql} {view} AS SELECT {_EMPTY_VIEW[view]} "
-                    "WHERE false")
+        con.execute(
+            f"CREATE OR REPLACE {kind_sql} {view} AS SELECT {_EMPTY_VIEW[view]} WHERE false"
+        )
     # Dedup decisions: one archived file per run (few), listed in meta.
     rows = con.execute(
-        "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%' AND (" + (
-            "true" if config == ALL_CONFIGS else
-            "substr(key, length('dedup_decisions:') + 1) IN (SELECT run_key FROM runs WHERE "
-            f"{cond})") + ") ORDER BY key"
+        "SELECT value FROM meta WHERE key LIKE 'dedup_decisions:%' AND ("
+        + (
+            "true"
+            if config == ALL_CONFIGS
+            else "substr(key, length('dedup_decisions:') + 1) IN (SELECT run_key FROM runs WHERE "
+            f"{cond})"
+        )
+        + ") ORDER BY key"
     ).fetchall()
     files = [resolve_path(root, r[0]) for r in rows]
     files = [f for f in files if "://" in f or os.path.exists(f)]
@@ -181,8 +191,10 @@ def create_views(con: duckdb.DuckDBPyConnection, root: str, *, config: str | Non
     if files:
         lst = ", ".join(f"'{_q(f)}'" for f in files)
         try:
-            con.execute(f"CREATE OR REPLACE {kind_sql} duplicates AS SELECT * FROM "
-                        f"read_parquet([{lst}], union_by_name = true)")
+            con.execute(
+                f"CREATE OR REPLACE {kind_sql} duplicates AS SELECT * FROM "
+                f"read_parquet([{lst}], union_by_name = true)"
+            )
             return
         except duckdb.Error:
             if "://" not in root:
@@ -208,8 +220,12 @@ class LineageStore:
     pipeline) is recorded once, as `.` when the database lives in the output.
     """
 
-    def __init__(self, path: str | os.PathLike[str], publish_interval_s: float = 0.0,
-                 output_root: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        publish_interval_s: float = 0.0,
+        output_root: str | None = None,
+    ):
         root_arg = output_root
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,8 +245,9 @@ class LineageStore:
                 con.execute(ddl)
             if root_arg is not None:
                 here = str(self.path.resolve().parent)
-                value = "." if "://" not in root_arg and os.path.abspath(root_arg) == here \
-                    else root_arg
+                value = (
+                    "." if "://" not in root_arg and os.path.abspath(root_arg) == here else root_arg
+                )
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('output_root', ?)", [value])
             self.root = _output_root(self.path, con)
             self.refresh_views(con, force=True)
@@ -310,9 +327,13 @@ class LineageStore:
         import pyarrow as pa
 
         cols = list(rows[0].keys())
-        types = dict(con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = ?", [table]).fetchall())
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = ?",
+                [table],
+            ).fetchall()
+        )
         data = pa.table({c: pa.array([r.get(c) for r in rows]) for c in cols})
         name = f"_rows_{uuid.uuid4().hex[:8]}"
         con.register(name, data)
@@ -358,8 +379,9 @@ def connect_snapshot(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
             shutil.rmtree(pin_dir, ignore_errors=True)
 
 
-def open_reader(path: str | os.PathLike[str], config: str | None = None,
-                all_configs: bool = False) -> duckdb.DuckDBPyConnection:
+def open_reader(
+    path: str | os.PathLike[str], config: str | None = None, all_configs: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Read-only connection to the published snapshot (never blocks a running writer).
 
     Views answer for one config: the latest run's by default, `config` (a config-hash

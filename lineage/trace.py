@@ -109,8 +109,12 @@ def describe(item: dict[str, Any]) -> list[tuple[str, Any]]:
             ("shard path", item.get("filename")),
             ("shard row", item.get("shard_row")),
             ("token shard", item.get("token_shard_path")),
-            ("token range", f"[{start}, {start + n}) ({n} tokens, {item.get('token_dtype')})"
-             if start is not None and n is not None else None),
+            (
+                "token range",
+                f"[{start}, {start + n}) ({n} tokens, {item.get('token_dtype')})"
+                if start is not None and n is not None
+                else None,
+            ),
         ]
     else:
         pairs += [
@@ -134,5 +138,8 @@ def fetch(item: dict[str, Any]) -> dict[str, Any]:
     warc_headers, http_headers, body = fetch_record(
         uri, int(item["source_offset"]), int(item["source_length"]), storage.opener(uri)
     )
-    return {"warc_headers": dict(warc_headers), "http_headers": dict(http_headers),
-            "body_bytes": len(body)}
+    return {
+        "warc_headers": dict(warc_headers),
+        "http_headers": dict(http_headers),
+        "body_bytes": len(body),
+    }

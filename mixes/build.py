@@ -255,9 +255,7 @@ class MixPlan:
                 "max_prefixes": self.max_prefixes,
                 "n_prefixes": len(blend),
                 "n_merged": sum(1 for b in blend if b["merged"]),
-                "prefixes": [
-                    {k: v for k, v in b.items() if k != "member_prefixes"} for b in blend
-                ],
+                "prefixes": [{k: v for k, v in b.items() if k != "member_prefixes"} for b in blend],
             },
         }
 
@@ -325,9 +323,7 @@ def compute_plan(
 ) -> MixPlan:
     """Resolve `cfg` against the shard inventory; collects problems instead of raising."""
     wsum = sum(s.weight for s in cfg.sources)
-    plan = MixPlan(
-        cfg=cfg, tokenizer_hash=tokenizer_hash, sources=[], max_prefixes=max_prefixes
-    )
+    plan = MixPlan(cfg=cfg, tokenizer_hash=tokenizer_hash, sources=[], max_prefixes=max_prefixes)
     if len(cfg.sources) > max_prefixes:
         plan.problems.append(
             f"{len(cfg.sources)} sources need at least as many Megatron prefixes; the limit "
@@ -560,9 +556,7 @@ def record_mix(
         )
         con.register("_mix_components_new", components)
         try:
-            con.execute(
-                "INSERT INTO mix_components BY NAME SELECT * FROM _mix_components_new"
-            )
+            con.execute("INSERT INTO mix_components BY NAME SELECT * FROM _mix_components_new")
         finally:
             con.unregister("_mix_components_new")
 

@@ -25,10 +25,10 @@ def _parser() -> argparse.ArgumentParser:
         help="write manifest.json, megatron_blend.txt, summary.txt and record the mix in lineage",
     )
     b.add_argument("mix", help="mix YAML file (see mixes/README.md)")
-    b.add_argument("--lineage", required=True, help="lineage database (e.g. <output>/lineage.duckdb)")
     b.add_argument(
-        "--out", help="output directory (default: <lineage dir>/mixes/<mix name>)"
+        "--lineage", required=True, help="lineage database (e.g. <output>/lineage.duckdb)"
     )
+    b.add_argument("--out", help="output directory (default: <lineage dir>/mixes/<mix name>)")
     b.add_argument("--no-record", action="store_true", help="do not write the mix to lineage")
     _common(b)
     b.add_argument("--json", action="store_true", help="print the manifest's source table as JSON")

@@ -80,9 +80,7 @@ class Select(BaseModel):
         return True
 
     def describe(self) -> str:
-        parts = [
-            f"{k}={','.join(v)}" for k, v in self.model_dump().items() if v is not None
-        ]
+        parts = [f"{k}={','.join(v)}" for k, v in self.model_dump().items() if v is not None]
         return " ".join(parts) or "(all shards)"
 
 
@@ -206,10 +204,14 @@ def resolve_tokenizer_hash(tokenizer: str, base_dir: str | Path | None = None) -
     from stages.tokenize import tokenizer_hash
 
     p = Path(t).expanduser()
-    candidates = [p] if p.is_absolute() else [
-        *([Path(base_dir) / p] if base_dir is not None else []),
-        Path.cwd() / p,
-    ]
+    candidates = (
+        [p]
+        if p.is_absolute()
+        else [
+            *([Path(base_dir) / p] if base_dir is not None else []),
+            Path.cwd() / p,
+        ]
+    )
     for c in candidates:
         if c.is_file() or (c / "tokenizer.json").is_file():
             return tokenizer_hash(c)

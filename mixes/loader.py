@@ -95,8 +95,9 @@ class _SourceStream:
         start = k * self.seq_length
         if epoch == 0:
             return self.read(start, start + self.seq_length + 1)
-        return self._read_shuffled(self._epoch_order(epoch, seed, source), start,
-                                   start + self.seq_length + 1)
+        return self._read_shuffled(
+            self._epoch_order(epoch, seed, source), start, start + self.seq_length + 1
+        )
 
     def _documents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(length, shard index, index in shard) of every document of the stream, in order."""
@@ -104,11 +105,12 @@ class _SourceStream:
             lens = [np.asarray(ds.lengths, dtype=np.int64) for ds in self.datasets]
             self._docs = (
                 np.concatenate(lens) if lens else np.empty(0, dtype=np.int64),
-                np.concatenate(
-                    [np.full(x.size, k, dtype=np.int32) for k, x in enumerate(lens)]
-                ) if lens else np.empty(0, dtype=np.int32),
+                np.concatenate([np.full(x.size, k, dtype=np.int32) for k, x in enumerate(lens)])
+                if lens
+                else np.empty(0, dtype=np.int32),
                 np.concatenate([np.arange(x.size, dtype=np.int64) for x in lens])
-                if lens else np.empty(0, dtype=np.int64),
+                if lens
+                else np.empty(0, dtype=np.int64),
             )
         return self._docs
 
@@ -122,8 +124,9 @@ class _SourceStream:
         self._order = ((epoch, seed), (order, starts))
         return order, starts
 
-    def _read_shuffled(self, epoch_order: tuple[np.ndarray, np.ndarray], a: int, b: int
-                       ) -> np.ndarray:
+    def _read_shuffled(
+        self, epoch_order: tuple[np.ndarray, np.ndarray], a: int, b: int
+    ) -> np.ndarray:
         """Tokens [a, b) of the stream whose documents come in `epoch_order`."""
         order, starts = epoch_order
         _, shard, local = self._documents()
@@ -161,9 +164,7 @@ class MixLoader:
         by_source: dict[str, list[dict[str, Any]]] = {n: [] for n in self.source_names}
         for e in manifest["shards"]:
             by_source[e["source"]].append(e)
-        self.streams = [
-            _SourceStream(n, by_source[n], self.seq_length) for n in self.source_names
-        ]
+        self.streams = [_SourceStream(n, by_source[n], self.seq_length) for n in self.source_names]
         for st, n in zip(self.streams, counts, strict=True):
             if n > 0 and st.available_samples == 0:
                 raise ValueError(f"source {st.name!r} has no full sample of seq_length + 1")

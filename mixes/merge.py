@@ -32,8 +32,14 @@ import numpy as np
 from mixes.build import MEGATRON_MAX_PREFIXES, largest_remainder
 from stages.token_shards import IndexedDataset, build_index_bytes
 
-__all__ = ["MEGATRON_MAX_PREFIXES", "ensure_merged_all", "group_shards",
-           "merge_indexed_datasets", "merged_name", "prefix_budgets"]
+__all__ = [
+    "MEGATRON_MAX_PREFIXES",
+    "ensure_merged_all",
+    "group_shards",
+    "merge_indexed_datasets",
+    "merged_name",
+    "prefix_budgets",
+]
 
 
 def prefix_budgets(shard_counts: Sequence[int], max_prefixes: int) -> list[int]:

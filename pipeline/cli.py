@@ -30,28 +30,49 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("inputs", nargs="*", help="WARC files, globs, directories, listings, URIs")
     r.add_argument("--output", "-o", required=True, help="output directory or s3:// URI")
     r.add_argument("--config", "-c", help="YAML config file")
-    r.add_argument("--profile", choices=list_profiles(),
-                   help="preset applied before --config: quality (default) or fast")
-    r.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="override a config field, e.g. langid.threshold=0.5")
+    r.add_argument(
+        "--profile",
+        choices=list_profiles(),
+        help="preset applied before --config: quality (default) or fast",
+    )
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. langid.threshold=0.5",
+    )
     r.add_argument("--workers", type=int, help="actor-pool size (execution.num_workers)")
-    r.add_argument("--address", help="Ray cluster to join (execution.ray_address; default: "
-                   "RAY_ADDRESS, set inside `ray job submit`, else an embedded local Ray)")
+    r.add_argument(
+        "--address",
+        help="Ray cluster to join (execution.ray_address; default: "
+        "RAY_ADDRESS, set inside `ray job submit`, else an embedded local Ray)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress lines")
-    r.add_argument("--shared-output", action="store_true",
-                   help="the local --output path is shared storage mounted on every node "
-                   "(execution.output_shared); needed for a local path on a multi-node cluster")
+    r.add_argument(
+        "--shared-output",
+        action="store_true",
+        help="the local --output path is shared storage mounted on every node "
+        "(execution.output_shared); needed for a local path on a multi-node cluster",
+    )
     r.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    r.add_argument("--wait", action="store_true",
-                   help="wait for another writer of the same output to finish instead of "
-                        f"exiting with status {EXIT_LOCKED}")
+    r.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for another writer of the same output to finish instead of "
+        f"exiting with status {EXIT_LOCKED}",
+    )
 
     c = sub.add_parser("config", help="print the effective config (YAML) and its hash")
     c.add_argument("--config", "-c")
     c.add_argument("--profile", choices=list_profiles())
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    c.add_argument("--reference", action="store_true",
-                   help="print the configuration reference (Markdown) instead")
+    c.add_argument(
+        "--reference",
+        action="store_true",
+        help="print the configuration reference (Markdown) instead",
+    )
 
     q = sub.add_parser("quality", help="quality model commands")
     qs = q.add_subparsers(dest="qcommand", metavar="SUBCOMMAND")
@@ -65,12 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tokenizer", help="tokenizer commands")
     ts = t.add_subparsers(dest="tcommand", metavar="SUBCOMMAND")
     tt = ts.add_parser("train", help="train a byte-level BPE on a sample of kept documents")
-    tt.add_argument("--input", required=True, action="append",
-                    help="run output directory or parquet file(s) with a text column")
+    tt.add_argument(
+        "--input",
+        required=True,
+        action="append",
+        help="run output directory or parquet file(s) with a text column",
+    )
     tt.add_argument("--vocab-size", type=int, default=32000)
-    tt.add_argument("--out", required=True,
-                    help="tokenizer directory to write (tokenizer.json, tokenizer_config.json, "
-                         "special_tokens_map.json)")
+    tt.add_argument(
+        "--out",
+        required=True,
+        help="tokenizer directory to write (tokenizer.json, tokenizer_config.json, "
+        "special_tokens_map.json)",
+    )
     tt.add_argument("--sample-docs", type=int, default=20000)
     tt.add_argument("--seed", type=int, default=0)
 
@@ -81,8 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--config", "-c", help="YAML config of the runs (selects the index)")
     dc.add_argument("--profile", choices=list_profiles())
     dc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    dc.add_argument("--min-files", type=int, default=2,
-                    help="merge a bucket only when it has at least this many files")
+    dc.add_argument(
+        "--min-files",
+        type=int,
+        default=2,
+        help="merge a bucket only when it has at least this many files",
+    )
 
     sub.add_parser("sample", help="print the paths of the shipped sample crawl")
     return p
@@ -114,8 +146,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.bad_inputs:
         for uri in result.bad_inputs:
             print(f"not WARC, skipped: {uri}", file=sys.stderr)
-        print(f"partial: {len(result.bad_inputs)} inputs were not WARC files and were skipped "
-              f"(exit status {EXIT_PARTIAL})", file=sys.stderr)
+        print(
+            f"partial: {len(result.bad_inputs)} inputs were not WARC files and were skipped "
+            f"(exit status {EXIT_PARTIAL})",
+            file=sys.stderr,
+        )
         return EXIT_PARTIAL
     return 0
 
@@ -138,10 +173,12 @@ def _cmd_quality(args: argparse.Namespace) -> int:
     from stages.quality_model import train_quality_model
 
     if args.qcommand != "train":
-        raise ConfigError("usage: python -m pipeline quality train --positive A --negative B "
-                          "--out model.bin")
-    metrics = train_quality_model(args.positive, args.negative, args.out, epoch=args.epoch,
-                                  seed=args.seed)
+        raise ConfigError(
+            "usage: python -m pipeline quality train --positive A --negative B --out model.bin"
+        )
+    metrics = train_quality_model(
+        args.positive, args.negative, args.out, epoch=args.epoch, seed=args.seed
+    )
     print(json.dumps(metrics, indent=1, default=str))
     return 0
 
@@ -150,9 +187,12 @@ def _cmd_tokenizer(args: argparse.Namespace) -> int:
     from stages.tokenize import train_tokenizer
 
     if args.tcommand != "train":
-        raise ConfigError("usage: python -m pipeline tokenizer train --input DIR --out TOKENIZER_DIR")
-    stats = train_tokenizer(args.input, args.vocab_size, args.out,
-                            sample_docs=args.sample_docs, seed=args.seed)
+        raise ConfigError(
+            "usage: python -m pipeline tokenizer train --input DIR --out TOKENIZER_DIR"
+        )
+    stats = train_tokenizer(
+        args.input, args.vocab_size, args.out, sample_docs=args.sample_docs, seed=args.seed
+    )
     print(json.dumps(stats, indent=1, default=str))
     return 0
 
@@ -209,8 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if fatal:
             # disk full, I/O error, read-only file system: one line, not a traceback; the run
             # is recorded as failed (or will be, by the next run) and resumes from _work
-            print(f"error: run failed: {fatal}; fix the storage and run the same command "
-                  "again to resume", file=sys.stderr)
+            print(
+                f"error: run failed: {fatal}; fix the storage and run the same command "
+                "again to resume",
+                file=sys.stderr,
+            )
             return 1
         if args.command == "run" or not isinstance(exc, (FileNotFoundError, ValueError)):
             raise

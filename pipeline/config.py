@@ -74,8 +74,9 @@ def _expanded_nodes(root: yaml.Node) -> int:
 def safe_yaml_load(text: str, what: str) -> Any:
     """`yaml.safe_load` that refuses alias bombs and oversized documents with a ConfigError."""
     if len(text) > MAX_YAML_BYTES:
-        raise ConfigError(f"config error: {what}: too large ({len(text):,} characters > "
-                          f"{MAX_YAML_BYTES:,})")
+        raise ConfigError(
+            f"config error: {what}: too large ({len(text):,} characters > {MAX_YAML_BYTES:,})"
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is not None:
@@ -96,14 +97,19 @@ def _check_numbers(node: Any, loc: str = "") -> None:
     if isinstance(node, bool):
         return
     if isinstance(node, int) and abs(node) > _INT_LIMIT:
-        raise ConfigError(f"config error: {loc or '<root>'}: number out of range "
-                          f"(|value| > 2**63-1, got {str(node)[:40]})")
+        raise ConfigError(
+            f"config error: {loc or '<root>'}: number out of range "
+            f"(|value| > 2**63-1, got {str(node)[:40]})"
+        )
     if isinstance(node, float) and not math.isfinite(node):
         raise ConfigError(f"config error: {loc or '<root>'}: number must be finite (got {node})")
-    if isinstance(node, str) and not loc.endswith("]") and node.strip().lower() in ("nan", "inf", "+inf", "-inf",
-                                                          "infinity", "-infinity", "+infinity"):
-        raise ConfigError(f"config error: {loc or '<root>'}: number must be finite "
-                          f"(got {node!r})")
+    if (
+        isinstance(node, str)
+        and not loc.endswith("]")
+        and node.strip().lower()
+        in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity", "+infinity")
+    ):
+        raise ConfigError(f"config error: {loc or '<root>'}: number must be finite (got {node!r})")
     if isinstance(node, dict):
         for k, v in node.items():
             _check_numbers(v, f"{loc}.{k}" if loc else str(k))
@@ -150,26 +156,33 @@ class OutputConfig(BaseModel):
         "<output>/_rejected/lang=<xx>/bucket=<yy>/ for auditing.",
     )
     rejected_text_chars: Output[int] = Field(
-        default=2000, ge=0, le=1_000_000,
+        default=2000,
+        ge=0,
+        le=1_000_000,
         description="Characters of text kept per rejected document (at most 1,000,000).",
     )
     row_group_docs: Output[int] = Field(
-        default=2000, ge=1, le=10_000_000,
+        default=2000,
+        ge=1,
+        le=10_000_000,
         description="Rows per Parquet row group in text shards (at most 10,000,000).",
     )
     shard_max_bytes: Output[int] = Field(
-        default=1_000_000_000, ge=1,
+        default=1_000_000_000,
+        ge=1,
         description="Rolling shard cap: a text shard is closed (and its token files with it, at "
         "the same rows) once its Parquet file reaches this many bytes; checked after each row "
         "group, so a shard ends at most one row group past the cap.",
     )
     unit_max_files: Output[int] = Field(
-        default=32, ge=1,
+        default=32,
+        ge=1,
         description="Work unit size in input files: phase 3 finishes, commits and resumes input "
         "files in fixed units (sorted by URI); each unit writes its own shards.",
     )
     unit_max_bytes: Output[int] = Field(
-        default=32_000_000_000, ge=1,
+        default=32_000_000_000,
+        ge=1,
         description="Work unit size in compressed input bytes (a larger single file forms a "
         "unit of its own).",
     )
@@ -189,7 +202,8 @@ class ExecutionConfig(BaseModel):
         default=None, ge=1, description="Actor-pool size per phase; default = cluster CPUs."
     )
     lineage_publish_interval_s: Execution[float] = Field(
-        default=10.0, ge=0,
+        default=10.0,
+        ge=0,
         description="Publish the lineage snapshot analysts read at most this often during a "
         "run (always at its start and end); 0 publishes after every unit commit, whose cost "
         "then grows with the store.",
@@ -198,7 +212,9 @@ class ExecutionConfig(BaseModel):
         default=None,
         description="Ray cluster address; default: RAY_ADDRESS or an embedded local Ray.",
     )
-    progress: Execution[bool] = Field(default=True, description="Print progress lines while running.")
+    progress: Execution[bool] = Field(
+        default=True, description="Print progress lines while running."
+    )
     dedup_local_max_docs: Execution[int] = Field(
         default=200_000,
         ge=0,
@@ -420,8 +436,9 @@ def list_profiles() -> list[str]:
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(
-            out.get(k), dict) else v
+        out[k] = (
+            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -436,8 +453,9 @@ def load_config(
     if profile:
         pfile = PROFILES_DIR / f"{profile}.yaml"
         if not pfile.is_file():
-            raise ConfigError(f"config error: unknown profile {profile!r}; "
-                              f"choose from {list_profiles()}")
+            raise ConfigError(
+                f"config error: unknown profile {profile!r}; choose from {list_profiles()}"
+            )
         data = safe_yaml_load(pfile.read_text(), f"profile {profile}") or {}
     if path:
         p = Path(path)

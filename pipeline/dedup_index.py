@@ -98,8 +98,9 @@ def _bucket_dir(index_dir: str, table: str, b: int) -> str:
     return storage.join(index_dir, table, f"b={b:02x}")
 
 
-def _write_bucketed(index_dir: str, table: str, name: str, t: pa.Table, key: str,
-                    sort: list[tuple[str, str]]) -> list[str]:
+def _write_bucketed(
+    index_dir: str, table: str, name: str, t: pa.Table, key: str, sort: list[tuple[str, str]]
+) -> list[str]:
     keys = t.column(key).to_numpy()
     part = partition_of(keys, BUCKET_BITS)
     order = np.argsort(part, kind="stable")
@@ -125,8 +126,9 @@ def write_index_part(index_dir: str, file_key: str, kept: pa.Table) -> list[str]
     node = doc_keys(kept.column("doc_id"))
     gkey, rows = signature_keys(kept)
     name = f"file={file_key}"
-    keys = pa.table({"gkey": pa.array(gkey, pa.uint64()), "node": pa.array(node[rows])},
-                    schema=KEY_SCHEMA)
+    keys = pa.table(
+        {"gkey": pa.array(gkey, pa.uint64()), "node": pa.array(node[rows])}, schema=KEY_SCHEMA
+    )
     docs = pa.table(
         {
             "node": pa.array(node, pa.uint64()),
@@ -136,10 +138,12 @@ def write_index_part(index_dir: str, file_key: str, kept: pa.Table) -> list[str]
         },
         schema=DOC_SCHEMA,
     )
-    out = _write_bucketed(index_dir, "keys", name, keys, "gkey",
-                          [("gkey", "ascending"), ("node", "ascending")])
-    out += _write_bucketed(index_dir, "docs", name, docs, "node",
-                           [("node", "ascending"), ("doc_id", "ascending")])
+    out = _write_bucketed(
+        index_dir, "keys", name, keys, "gkey", [("gkey", "ascending"), ("node", "ascending")]
+    )
+    out += _write_bucketed(
+        index_dir, "docs", name, docs, "node", [("node", "ascending"), ("doc_id", "ascending")]
+    )
     return out
 
 
@@ -149,8 +153,11 @@ def bucket_files(index_dir: str | None, table: str, buckets: Iterable[int]) -> l
         return []
     out: list[str] = []
     for b in buckets:
-        out += [u for u in storage.list_files(_bucket_dir(index_dir, table, b), recursive=False)
-                if u.endswith(".parquet")]
+        out += [
+            u
+            for u in storage.list_files(_bucket_dir(index_dir, table, b), recursive=False)
+            if u.endswith(".parquet")
+        ]
     return sorted(out)
 
 
@@ -252,8 +259,9 @@ def compact(index_dir: str, min_files: int = 2) -> dict[str, int]:
                 first[1:] = nd[1:] != nd[:-1]
             t = t.filter(pa.array(first))
             digest = hashlib.sha256("\n".join(posixpath.basename(f) for f in files).encode())
-            out = storage.join(_bucket_dir(index_dir, table, b),
-                               f"compact-{digest.hexdigest()[:16]}.parquet")
+            out = storage.join(
+                _bucket_dir(index_dir, table, b), f"compact-{digest.hexdigest()[:16]}.parquet"
+            )
             storage.write_parquet_atomic(out, t, ROW_GROUP)
             for u in files:
                 if u != out:
@@ -288,8 +296,7 @@ def read_decisions(decisions_dir: str, file_key: str) -> pa.Table:
 
 def decisions_files(decisions_dir: str) -> list[str]:
     """Every per-file decisions file of a run, sorted by name."""
-    return [u for u in storage.list_files(decisions_dir, recursive=False)
-            if u.endswith(".parquet")]
+    return [u for u in storage.list_files(decisions_dir, recursive=False) if u.endswith(".parquet")]
 
 
 def write_decisions_archive(decisions_dir: str, archive_uri: str) -> int:
@@ -300,9 +307,10 @@ def write_decisions_archive(decisions_dir: str, archive_uri: str) -> int:
     fs.create_dir(posixpath.dirname(path) if remote else os.path.dirname(path), recursive=True)
     tmp = path if remote else f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     n = 0
-    with fs.open_output_stream(tmp) as out, pq.ParquetWriter(
-        out, DECISIONS_SCHEMA, compression="zstd"
-    ) as w:
+    with (
+        fs.open_output_stream(tmp) as out,
+        pq.ParquetWriter(out, DECISIONS_SCHEMA, compression="zstd") as w,
+    ):
         for u in decisions_files(decisions_dir):
             t = read_decisions_uri(u)
             w.write_table(t, row_group_size=100_000)

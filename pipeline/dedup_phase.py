@@ -101,8 +101,9 @@ DOCS_PER_PARTITION = 1_000_000
 # both are kept proportional to the data with large constants (measured: 200 x 64 pieces at
 # 10 M docs grew the driver by ~150 MB; 20 x 8 at 1 M did not).
 BLOCKS_PER_PARTITION = 2
-EDGE_SCHEMA = pa.schema([("part", pa.int64()), ("a", pa.uint64()), ("b", pa.uint64()),
-                         ("chg", pa.int64())])
+EDGE_SCHEMA = pa.schema(
+    [("part", pa.int64()), ("a", pa.uint64()), ("b", pa.uint64()), ("chg", pa.int64())]
+)
 _STATS_FIDX = -2  # keeper-step row that carries the partition's cluster count
 
 
@@ -157,8 +158,13 @@ def _keys_batch(batch: pa.Table, bits: int) -> pa.Table:
         parts.append((gkey, node[rows]))
     gkey = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
     node = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
-    return pa.table({"part": pa.array(partition_of(gkey, bits)),
-                     "gkey": pa.array(gkey, pa.uint64()), "node": pa.array(node, pa.uint64())})
+    return pa.table(
+        {
+            "part": pa.array(partition_of(gkey, bits)),
+            "gkey": pa.array(gkey, pa.uint64()),
+            "node": pa.array(node, pa.uint64()),
+        }
+    )
 
 
 def _attrs_table(sig: pa.Table, fidx: int) -> pa.Table:
@@ -191,8 +197,9 @@ _JOIN_SCHEMA = pa.schema(
 def _attrs_batch(batch: pa.Table, bits: int) -> pa.Table:
     """Input files -> run doc attributes keyed by node partition."""
     tables = []
-    for uri, fidx in zip(batch.column("uri").to_pylist(), batch.column("fidx").to_pylist(),
-                         strict=True):
+    for uri, fidx in zip(
+        batch.column("uri").to_pylist(), batch.column("fidx").to_pylist(), strict=True
+    ):
         sig = _read_sig(uri)
         if sig.num_rows:
             tables.append(_attrs_table(sig, fidx))
@@ -216,16 +223,22 @@ def _attrs_batch(batch: pa.Table, bits: int) -> pa.Table:
     )
 
 
-def _edges_out(a: np.ndarray, b: np.ndarray, bits: int, changed: int,
-               both: bool) -> pa.Table:
+def _edges_out(a: np.ndarray, b: np.ndarray, bits: int, changed: int, both: bool) -> pa.Table:
     """Edge rows keyed by the partition of ``a`` (and of ``b`` for the reverse rows)."""
     if both:
         a, b = np.concatenate([a, b]), np.concatenate([b, a])
     chg = np.zeros(len(a), np.int64)
     if len(a):
         chg[0] = changed
-    return pa.table({"part": pa.array(partition_of(a, bits)), "a": pa.array(a, pa.uint64()),
-                     "b": pa.array(b, pa.uint64()), "chg": pa.array(chg)}, schema=EDGE_SCHEMA)
+    return pa.table(
+        {
+            "part": pa.array(partition_of(a, bits)),
+            "a": pa.array(a, pa.uint64()),
+            "b": pa.array(b, pa.uint64()),
+            "chg": pa.array(chg),
+        },
+        schema=EDGE_SCHEMA,
+    )
 
 
 def _band_edges(group: pa.Table, bits: int, index_dir: str | None) -> pa.Table:
@@ -295,8 +308,9 @@ def _join_fn(group: pa.Table, bits: int, index_dir: str | None) -> pa.Table:
 
 
 def _with_part(members: pa.Table, bits: int) -> pa.Table:
-    return members.add_column(0, "part", pa.array(
-        partition_of(members.column("root").to_numpy(), bits)))
+    return members.add_column(
+        0, "part", pa.array(partition_of(members.column("root").to_numpy(), bits))
+    )
 
 
 _KEEP_SCHEMA = DECISION_SCHEMA.append(pa.field("clusters", pa.int64()))
@@ -306,18 +320,29 @@ def _keeper_fn(group: pa.Table) -> pa.Table:
     """map_groups: one root range (whole components) -> dropped rows + a cluster-count row."""
     out, stats = pick_keepers(group.drop_columns(["part"]))
     out = out.append_column("clusters", pa.array(np.zeros(out.num_rows, np.int64)))
-    stat = pa.table({"fidx": pa.array([_STATS_FIDX], pa.int32()),
-                     "doc_id": pa.array([""], pa.large_string()),
-                     "reason": pa.array([""]), "cluster_id": pa.array([0], pa.uint64()),
-                     "keeper_doc_id": pa.array([""], pa.large_string()),
-                     "clusters": pa.array([stats["clusters"]], pa.int64())},
-                    schema=_KEEP_SCHEMA)
+    stat = pa.table(
+        {
+            "fidx": pa.array([_STATS_FIDX], pa.int32()),
+            "doc_id": pa.array([""], pa.large_string()),
+            "reason": pa.array([""]),
+            "cluster_id": pa.array([0], pa.uint64()),
+            "keeper_doc_id": pa.array([""], pa.large_string()),
+            "clusters": pa.array([stats["clusters"]], pa.int64()),
+        },
+        schema=_KEEP_SCHEMA,
+    )
     return pa.concat_tables([out.cast(_KEEP_SCHEMA), stat])
 
 
-_WRITE_RESULT = pa.schema([("fidx", pa.int32()), ("dropped", pa.int64()),
-                           ("exact", pa.int64()), ("near", pa.int64()),
-                           ("clusters", pa.int64())])
+_WRITE_RESULT = pa.schema(
+    [
+        ("fidx", pa.int32()),
+        ("dropped", pa.int64()),
+        ("exact", pa.int64()),
+        ("near", pa.int64()),
+        ("clusters", pa.int64()),
+    ]
+)
 
 
 def write_file_decisions(decisions_dir: str, file_key: str, rows: pa.Table) -> tuple[int, int]:
@@ -346,8 +371,10 @@ def _write_fn(group: pa.Table, decisions_dir: str, file_keys: list[str]) -> pa.T
     else:
         exact, near = write_file_decisions(decisions_dir, file_keys[fidx], group)
         row = [fidx, group.num_rows, exact, near, 0]
-    return pa.table({f.name: pa.array([v], f.type) for f, v in zip(_WRITE_RESULT, row, strict=True)},
-                    schema=_WRITE_RESULT)
+    return pa.table(
+        {f.name: pa.array([v], f.type) for f, v in zip(_WRITE_RESULT, row, strict=True)},
+        schema=_WRITE_RESULT,
+    )
 
 
 # ----------------------------------------------------------------- connected components
@@ -370,18 +397,20 @@ def _shuffle_strategy(nparts: int) -> Iterator[None]:
     """
     ctx = ray.data.DataContext.get_current()
     saved = ctx.shuffle_strategy
-    ctx.shuffle_strategy = (ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-                            if nparts < HASH_SHUFFLE_MIN_PARTITIONS
-                            else ray.data.context.ShuffleStrategy.SHUFFLE_V2)
+    ctx.shuffle_strategy = (
+        ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+        if nparts < HASH_SHUFFLE_MIN_PARTITIONS
+        else ray.data.context.ShuffleStrategy.SHUFFLE_V2
+    )
     try:
         yield
     finally:
         ctx.shuffle_strategy = saved
 
 
-
-def connected_components(edges: ray.data.Dataset, bits: int,
-                         on_round: Any = None) -> tuple[ray.data.Dataset, int, int]:
+def connected_components(
+    edges: ray.data.Dataset, bits: int, on_round: Any = None
+) -> tuple[ray.data.Dataset, int, int]:
     """Large-star / small-star until no change. ``edges``: EDGE_SCHEMA rows holding both
     directions of every edge, ``part`` = partition of ``a``. Returns (converged star edges in
     both directions, rounds, distinct edges in). Each step is a shuffle by node range whose
@@ -395,16 +424,27 @@ def connected_components(edges: ray.data.Dataset, bits: int,
     while True:
         rounds += 1
         t0 = time.perf_counter()
-        ls = e.groupby("part", num_partitions=nparts).map_groups(
-            _large_star_fn, fn_kwargs={"bits": bits}, batch_format="pyarrow").materialize()
+        ls = (
+            e.groupby("part", num_partitions=nparts)
+            .map_groups(_large_star_fn, fn_kwargs={"bits": bits}, batch_format="pyarrow")
+            .materialize()
+        )
         c_ls = int(ls.sum("chg") or 0)
-        ss = ls.groupby("part", num_partitions=nparts).map_groups(
-            _small_star_fn, fn_kwargs={"bits": bits}, batch_format="pyarrow").materialize()
+        ss = (
+            ls.groupby("part", num_partitions=nparts)
+            .map_groups(_small_star_fn, fn_kwargs={"bits": bits}, batch_format="pyarrow")
+            .materialize()
+        )
         c_ss = int(ss.sum("chg") or 0)
         del ls
         e = ss
-        log.info("dedup components: round %d: large-star changed %d, small-star changed %d "
-                 "(%.1fs)", rounds, c_ls, c_ss, time.perf_counter() - t0)
+        log.info(
+            "dedup components: round %d: large-star changed %d, small-star changed %d (%.1fs)",
+            rounds,
+            c_ls,
+            c_ss,
+            time.perf_counter() - t0,
+        )
         if on_round:
             on_round(rounds, c_ls, c_ss)
         if c_ls == 0 and c_ss == 0:
@@ -443,19 +483,26 @@ def run_dedup_phase(
     storage.delete_tree(decisions_dir)
     stats: dict[str, Any] = {"docs": docs, "index_docs": index_docs}
     if docs == 0:
-        res = {"edges": 0, "rounds": 0, "clusters": 0, "exact_dups": 0, "near_dups": 0,
-               "dropped": 0, "engine": "none"}
+        res = {
+            "edges": 0,
+            "rounds": 0,
+            "clusters": 0,
+            "exact_dups": 0,
+            "near_dups": 0,
+            "dropped": 0,
+            "engine": "none",
+        }
     elif docs + index_docs <= local_max_docs:
-        res = ray.get(_local_phase2.remote(items, file_keys, index_dir, decisions_dir,
-                                           archive_uri))
+        res = ray.get(_local_phase2.remote(items, file_keys, index_dir, decisions_dir, archive_uri))
     else:
         res = _distributed(items, file_keys, index_dir, decisions_dir, docs, cfg, on_round)
     stats.update(res)
     if archive_uri and res["engine"] != "ray-task":  # the one-task path wrote it already
         ray.get(_archive.remote(decisions_dir, archive_uri))
     stats["seconds"] = round(time.perf_counter() - t0, 3)
-    storage.write_bytes_atomic(decisions_done_uri(decisions_dir),
-                               json.dumps(stats, sort_keys=True).encode())
+    storage.write_bytes_atomic(
+        decisions_done_uri(decisions_dir), json.dumps(stats, sort_keys=True).encode()
+    )
     return stats
 
 
@@ -468,40 +515,66 @@ def _count_rows(uris: list[str]) -> int:
     return total
 
 
-def _distributed(items: list[dict], file_keys: list[str], index_dir: str | None,
-                 decisions_dir: str, docs: int, cfg: DedupConfig,
-                 on_round: Any) -> dict[str, Any]:
+def _distributed(
+    items: list[dict],
+    file_keys: list[str],
+    index_dir: str | None,
+    decisions_dir: str,
+    docs: int,
+    cfg: DedupConfig,
+    on_round: Any,
+) -> dict[str, Any]:
     bits = _bits_for(docs, cfg)
     nparts = 1 << bits
     with _shuffle_strategy(nparts):
-        return _distributed_steps(items, file_keys, index_dir, decisions_dir, docs, bits,
-                                  on_round)
+        return _distributed_steps(items, file_keys, index_dir, decisions_dir, docs, bits, on_round)
 
 
-def _distributed_steps(items: list[dict], file_keys: list[str], index_dir: str | None,
-                       decisions_dir: str, docs: int, bits: int,
-                       on_round: Any) -> dict[str, Any]:
+def _distributed_steps(
+    items: list[dict],
+    file_keys: list[str],
+    index_dir: str | None,
+    decisions_dir: str,
+    docs: int,
+    bits: int,
+    on_round: Any,
+) -> dict[str, Any]:
     nparts = 1 << bits
     nblocks = max(1, min(len(items), BLOCKS_PER_PARTITION * nparts))
     files = ray.data.from_items(items, override_num_blocks=nblocks)
-    keys = files.map_batches(_keys_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow",
-                             batch_size=None)
+    keys = files.map_batches(
+        _keys_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
+    )
     edges = keys.groupby("part", num_partitions=nparts).map_groups(
-        _band_edges, fn_kwargs={"bits": bits, "index_dir": index_dir},
-        batch_format="pyarrow")
+        _band_edges, fn_kwargs={"bits": bits, "index_dir": index_dir}, batch_format="pyarrow"
+    )
     comp, rounds, n_edges = connected_components(edges, bits, on_round)
-    log.info("dedup: %d docs, %d edges, %d partitions, converged in %d rounds",
-             docs, n_edges, nparts, rounds)
+    log.info(
+        "dedup: %d docs, %d edges, %d partitions, converged in %d rounds",
+        docs,
+        n_edges,
+        nparts,
+        rounds,
+    )
     roots = comp.map_batches(_roots_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow")
-    attrs = files.map_batches(_attrs_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow",
-                              batch_size=None)
-    members = roots.union(attrs).groupby("part", num_partitions=nparts).map_groups(
-        _join_fn, fn_kwargs={"bits": bits, "index_dir": index_dir}, batch_format="pyarrow")
+    attrs = files.map_batches(
+        _attrs_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
+    )
+    members = (
+        roots.union(attrs)
+        .groupby("part", num_partitions=nparts)
+        .map_groups(
+            _join_fn, fn_kwargs={"bits": bits, "index_dir": index_dir}, batch_format="pyarrow"
+        )
+    )
     drops = members.groupby("part", num_partitions=nparts).map_groups(
-        _keeper_fn, batch_format="pyarrow")
+        _keeper_fn, batch_format="pyarrow"
+    )
     written = drops.groupby("fidx", num_partitions=nparts).map_groups(
-        _write_fn, fn_kwargs={"decisions_dir": decisions_dir, "file_keys": file_keys},
-        batch_format="pyarrow")
+        _write_fn,
+        fn_kwargs={"decisions_dir": decisions_dir, "file_keys": file_keys},
+        batch_format="pyarrow",
+    )
     rows = written.take_all()  # one small row per input file with drops
     return {
         "edges": n_edges,
@@ -521,8 +594,13 @@ def _archive(decisions_dir: str, archive_uri: str) -> int:
 
 
 @ray.remote(num_cpus=1)
-def _local_phase2(items: list[dict], file_keys: list[str], index_dir: str | None,
-                  decisions_dir: str, archive_uri: str | None = None) -> dict[str, Any]:
+def _local_phase2(
+    items: list[dict],
+    file_keys: list[str],
+    index_dir: str | None,
+    decisions_dir: str,
+    archive_uri: str | None = None,
+) -> dict[str, Any]:
     """Small runs: the same steps on one partition, in one Ray task (never in the driver)."""
     res = _local_steps(items, file_keys, index_dir, decisions_dir)
     if archive_uri:
@@ -530,8 +608,9 @@ def _local_phase2(items: list[dict], file_keys: list[str], index_dir: str | None
     return res
 
 
-def _local_steps(items: list[dict], file_keys: list[str], index_dir: str | None,
-                 decisions_dir: str) -> dict[str, Any]:
+def _local_steps(
+    items: list[dict], file_keys: list[str], index_dir: str | None, decisions_dir: str
+) -> dict[str, Any]:
     keys, attrs = [], []
     for it in items:
         sig = _read_sig(it["uri"])
@@ -546,23 +625,40 @@ def _local_steps(items: list[dict], file_keys: list[str], index_dir: str | None,
     node = np.concatenate([node, rel.column("node").to_numpy()])
     src, dst = dedupe_pairs(*star_edges(gkey, node))
     if len(src) == 0:
-        return {"edges": 0, "rounds": 0, "partitions": 1, "clusters": 0, "exact_dups": 0,
-                "near_dups": 0, "dropped": 0, "engine": "ray-task"}
+        return {
+            "edges": 0,
+            "rounds": 0,
+            "partitions": 1,
+            "clusters": 0,
+            "exact_dups": 0,
+            "near_dups": 0,
+            "dropped": 0,
+            "engine": "ray-task",
+        }
     uniq, inv = np.unique(np.concatenate([src, dst]), return_inverse=True)
-    ncomp, labels = components(len(uniq), inv[: len(src)], inv[len(src):])
+    ncomp, labels = components(len(uniq), inv[: len(src)], inv[len(src) :])
     root_of = np.full(ncomp, np.iinfo(np.uint64).max, np.uint64)
     np.minimum.at(root_of, labels, uniq)
-    members = pa.table({"node": pa.array(uniq, pa.uint64()),
-                        "root": pa.array(root_of[labels], pa.uint64())})
+    members = pa.table(
+        {"node": pa.array(uniq, pa.uint64()), "root": pa.array(root_of[labels], pa.uint64())}
+    )
     released = read_docs(index_dir, 0, 0, uniq) if len(uniq) else DOC_SCHEMA.empty_table()
     mem = merge_node_attrs(members, pa.concat_tables(attrs), released)
     out, st = pick_keepers(mem)
     fidx = out.column("fidx").to_numpy()
     exact = near = 0
     for f in np.unique(fidx):
-        e, n = write_file_decisions(decisions_dir, file_keys[int(f)],
-                                    out.filter(pa.array(fidx == f)))
+        e, n = write_file_decisions(
+            decisions_dir, file_keys[int(f)], out.filter(pa.array(fidx == f))
+        )
         exact, near = exact + e, near + n
-    return {"edges": len(src), "rounds": 0, "partitions": 1, "clusters": st["clusters"],
-            "exact_dups": exact, "near_dups": near, "dropped": out.num_rows,
-            "engine": "ray-task"}
+    return {
+        "edges": len(src),
+        "rounds": 0,
+        "partitions": 1,
+        "clusters": st["clusters"],
+        "exact_dups": exact,
+        "near_dups": near,
+        "dropped": out.num_rows,
+        "engine": "ray-task",
+    }

@@ -127,8 +127,11 @@ def _read_listing(uri: str, prefix: str | None) -> list[str]:
             # workers whose cwd differs from the driver's find the file.
             out.append(os.path.abspath(os.path.join(base, line)))
     if out and not any(e.rstrip("/").endswith(WARC_SUFFIXES) for e in out):
-        raise _NotAListing("not a WARC file nor a listing of WARC files (no entry ends in "
-                           + "/".join(WARC_SUFFIXES) + ")")
+        raise _NotAListing(
+            "not a WARC file nor a listing of WARC files (no entry ends in "
+            + "/".join(WARC_SUFFIXES)
+            + ")"
+        )
     return out
 
 
@@ -180,8 +183,9 @@ def _expand_one(item: str, prefix: str | None, bad: list[tuple[str, str]]) -> li
         fs_files = walk_local(item)
     else:
         fs_files = storage.list_files(item)
-    if fs_files == [item] or (len(fs_files) == 1 and not storage.is_remote(item)
-                              and os.path.isfile(item)):
+    if fs_files == [item] or (
+        len(fs_files) == 1 and not storage.is_remote(item) and os.path.isfile(item)
+    ):
         if _is_listing(item):
             try:
                 return _read_listing(item, prefix)

@@ -29,8 +29,17 @@ from stages.warc_reader import DOC_SCHEMA, read_warc
 
 # Columns every rejected (audit) row carries, whatever stage dropped it: the reader's
 # provenance columns, then what the later stages know and why the row was dropped.
-_PROVENANCE = ("doc_id", "url", "url_hash", "warc_date", "crawl_id", "source_uri", "source_offset",
-               "source_length", "content_type")
+_PROVENANCE = (
+    "doc_id",
+    "url",
+    "url_hash",
+    "warc_date",
+    "crawl_id",
+    "source_uri",
+    "source_offset",
+    "source_length",
+    "content_type",
+)
 REJECTED_SCHEMA = pa.schema(
     [DOC_SCHEMA.field(name) for name in _PROVENANCE]
     + [
@@ -126,10 +135,14 @@ def scrub_rejected(pii: PiiScrubber, rej: pa.Table, text_chars: int) -> pa.Table
     if rej.num_rows == 0:
         return rej
     rej = scrub_table(pii, rej.append_column("lang_hint", rej.column("lang")))
-    rej = rej.drop_columns([c for c in ("pii_counts", "pii_total", "lang_hint")
-                            if c in rej.column_names])
-    return rej.set_column(rej.column_names.index("text"), "text",
-                          pc.utf8_slice_codeunits(rej.column("text"), 0, text_chars))
+    rej = rej.drop_columns(
+        [c for c in ("pii_counts", "pii_total", "lang_hint") if c in rej.column_names]
+    )
+    return rej.set_column(
+        rej.column_names.index("text"),
+        "text",
+        pc.utf8_slice_codeunits(rej.column("text"), 0, text_chars),
+    )
 
 
 def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
@@ -154,9 +167,14 @@ def to_rejected(table: pa.Table, stage: str, text_chars: int) -> pa.Table:
 class ChunkProcessor:
     """Loads every phase-1 model once (per Ray actor) and processes chunk rows."""
 
-    def __init__(self, cfg: PipelineConfig, layout: Layout, rkey: str,
-                 blocked_urls: list[str] | None = None,  # url hashes (core.urls)
-                 blocked_domains: list[str] | None = None):
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        layout: Layout,
+        rkey: str,
+        blocked_urls: list[str] | None = None,  # url hashes (core.urls)
+        blocked_domains: list[str] | None = None,
+    ):
         self.cfg = cfg
         self.layout = layout
         self.rkey = rkey
@@ -199,9 +217,11 @@ class ChunkProcessor:
         rej = pa.concat_tables(rejected) if rejected else REJECTED_SCHEMA.empty_table()
         rej = scrub_rejected(self.pii, rej, self.cfg.output.rejected_text_chars)
         storage.write_parquet_atomic(prefix + ".rejected.parquet", rej)
-        html_bytes = int(pc.sum(pc.binary_length(docs.column("html"))).as_py() or 0) if (
-            docs.num_rows
-        ) else 0
+        html_bytes = (
+            int(pc.sum(pc.binary_length(docs.column("html"))).as_py() or 0)
+            if (docs.num_rows)
+            else 0
+        )
         summary = {
             "source_uri": row["source_uri"],
             "file_key": row["file_key"],

@@ -58,7 +58,8 @@ def _read_parquets(uris: list[str]) -> pa.Table | None:
 def _cast_like(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(
         [
-            pc.cast(table.column(f.name), f.type) if f.name in table.column_names
+            pc.cast(table.column(f.name), f.type)
+            if f.name in table.column_names
             else pa.nulls(table.num_rows, f.type)
             for f in schema
         ],
@@ -138,9 +139,18 @@ class RollingWriter:
     the same rows (`token_start`/`shard_row` restart at 0 in every shard).
     """
 
-    def __init__(self, layout: Layout, kind: str, lang: str, bucket: str, unit_id: str,
-                 max_bytes: int, row_group_docs: int, vocab_size: int | None = None,
-                 tokenizer_hash: str | None = None):
+    def __init__(
+        self,
+        layout: Layout,
+        kind: str,
+        lang: str,
+        bucket: str,
+        unit_id: str,
+        max_bytes: int,
+        row_group_docs: int,
+        vocab_size: int | None = None,
+        tokenizer_hash: str | None = None,
+    ):
         self.layout, self.kind, self.lang, self.bucket = layout, kind, lang, bucket
         self.unit_id, self.max_bytes, self.rg = unit_id, max_bytes, row_group_docs
         self.vocab_size, self.tokenizer_hash = vocab_size, tokenizer_hash
@@ -194,12 +204,26 @@ class RollingWriter:
         else:
             uri = self.layout.rejected_part(self.lang, self.bucket, self.unit_id, self.seq)
         text = _Sink(uri)
-        st: dict[str, Any] = {"uri": uri, "text": text, "sinks": [text], "rows": 0,
-                              "n_tokens": 0, "lengths": [], "inputs": {}, "pii": Counter(),
-                              "crawl_id": None, "last_mem": 0}
+        st: dict[str, Any] = {
+            "uri": uri,
+            "text": text,
+            "sinks": [text],
+            "rows": 0,
+            "n_tokens": 0,
+            "lengths": [],
+            "inputs": {},
+            "pii": Counter(),
+            "crawl_id": None,
+            "last_mem": 0,
+        }
         st["writer"] = pq.ParquetWriter(
-            _HashingFile(text), schema, compression="zstd", compression_level=3,
-            write_statistics=True, use_dictionary=True)
+            _HashingFile(text),
+            schema,
+            compression="zstd",
+            compression_level=3,
+            write_statistics=True,
+            use_dictionary=True,
+        )
         if self.kind == "text":
             prefix = self.layout.token_part(self.lang, self.bucket, self.unit_id, self.seq)
             st["prefix"] = prefix
@@ -219,7 +243,8 @@ class RollingWriter:
             starts = st["n_tokens"] + np.concatenate([[0], np.cumsum(lengths)[:-1]])
             out = out.append_column("token_start", pa.array(starts.astype(np.int64), pa.int64()))
             out = out.append_column(
-                "shard_row", pa.array(np.arange(st["rows"], st["rows"] + n), pa.int64()))
+                "shard_row", pa.array(np.arange(st["rows"], st["rows"] + n), pa.int64())
+            )
             st["bin"].write(bin_b)
             st["lengths"].append(lengths)
             st["n_tokens"] += int(lengths.sum())
@@ -257,17 +282,25 @@ class RollingWriter:
     @staticmethod
     def _text_schema(schema: pa.Schema) -> pa.Schema:
         return schema.append(pa.field("token_start", pa.int64())).append(
-            pa.field("shard_row", pa.int64()))
+            pa.field("shard_row", pa.int64())
+        )
 
     def _close(self) -> None:
         st, self._open = self._open, None
         if st is None:
             return
         st["writer"].close()
-        inputs = [{"source_uri": u, "n_docs": v[0], "first_offset": v[1], "last_offset": v[2]}
-                  for u, v in sorted(st["inputs"].items())]
-        common = {"lang": self.lang, "quality_bucket": self.bucket, "crawl_id": st["crawl_id"],
-                  "n_docs": st["rows"], "inputs": inputs}
+        inputs = [
+            {"source_uri": u, "n_docs": v[0], "first_offset": v[1], "last_offset": v[2]}
+            for u, v in sorted(st["inputs"].items())
+        ]
+        common = {
+            "lang": self.lang,
+            "quality_bucket": self.bucket,
+            "crawl_id": st["crawl_id"],
+            "n_docs": st["rows"],
+            "inputs": inputs,
+        }
         try:
             if self.kind == "text":
                 # Token files first, text shard last: the text shard's presence implies both.
@@ -282,19 +315,44 @@ class RollingWriter:
             raise
         text_id = self.layout.relative(st["uri"])
         if self.kind == "text":
-            self.records.append({**common, "kind": "text", "shard_id": text_id,
-                                 "path": text_id, "n_bytes": n_bytes, "sha256": sha,
-                                 "n_tokens": st["n_tokens"]})
+            self.records.append(
+                {
+                    **common,
+                    "kind": "text",
+                    "shard_id": text_id,
+                    "path": text_id,
+                    "n_bytes": n_bytes,
+                    "sha256": sha,
+                    "n_tokens": st["n_tokens"],
+                }
+            )
             tok_id = self.layout.relative(st["prefix"] + ".bin")
-            self.records.append({**common, "kind": "tokens", "shard_id": tok_id, "path": tok_id,
-                                 "n_bytes": n_bin, "sha256": sha_bin,
-                                 "n_tokens": st["n_tokens"], "token_dtype": dtype.name,
-                                 "tokenizer_hash": self.tokenizer_hash,
-                                 "mirrors_shard": text_id})
+            self.records.append(
+                {
+                    **common,
+                    "kind": "tokens",
+                    "shard_id": tok_id,
+                    "path": tok_id,
+                    "n_bytes": n_bin,
+                    "sha256": sha_bin,
+                    "n_tokens": st["n_tokens"],
+                    "token_dtype": dtype.name,
+                    "tokenizer_hash": self.tokenizer_hash,
+                    "mirrors_shard": text_id,
+                }
+            )
             self.pii[text_id] = dict(sorted(st["pii"].items()))
         else:
-            self.records.append({**common, "kind": "rejected", "shard_id": text_id,
-                                 "path": text_id, "n_bytes": n_bytes, "sha256": sha})
+            self.records.append(
+                {
+                    **common,
+                    "kind": "rejected",
+                    "shard_id": text_id,
+                    "path": text_id,
+                    "n_bytes": n_bytes,
+                    "sha256": sha,
+                }
+            )
         self.seq += 1
 
 
@@ -330,24 +388,33 @@ class UnitFinisher:
                 w.abort()
             raise
         return {
-            "unit_id": unit_id, "files": files, "shards": shards, "pii": pii,
+            "unit_id": unit_id,
+            "files": files,
+            "shards": shards,
+            "pii": pii,
             "docs_kept": sum(f["docs_kept"] for f in files),
             "n_tokens": int(sum(s.get("n_tokens") or 0 for s in shards if s["kind"] == "tokens")),
         }
 
-    def _writer(self, writers: dict, kind: str, lang: str, bucket: str,
-                unit_id: str) -> RollingWriter:
+    def _writer(
+        self, writers: dict, kind: str, lang: str, bucket: str, unit_id: str
+    ) -> RollingWriter:
         key = (kind, lang, bucket)
         if key not in writers:
             writers[key] = RollingWriter(
-                self.layout, kind, lang, bucket, unit_id, self.cfg.output.shard_max_bytes,
+                self.layout,
+                kind,
+                lang,
+                bucket,
+                unit_id,
+                self.cfg.output.shard_max_bytes,
                 self.cfg.output.row_group_docs,
                 self.tokenize.vocab_size if kind == "text" else None,
-                self.tokenize.tokenizer_sha256 if kind == "text" else None)
+                self.tokenize.tokenizer_sha256 if kind == "text" else None,
+            )
         return writers[key]
 
-    def _finish_file(self, item: dict[str, Any], unit_id: str,
-                     writers: dict) -> dict[str, Any]:
+    def _finish_file(self, item: dict[str, Any], unit_id: str, writers: dict) -> dict[str, Any]:
         file_key, n_chunks = item["file_key"], int(item["n_chunks"])
         prefixes = [self.layout.chunk_prefix(self.rkey, file_key, i) for i in range(n_chunks)]
         kept = _read_parquets([p + ".kept.parquet" for p in prefixes])
@@ -406,8 +473,9 @@ class UnitFinisher:
             rej.column_names.index("text"),
             "text",
             # cut with the PII margin; _write_rejected scrubs, then cuts to the limit
-            pc.utf8_slice_codeunits(rej.column("text"), 0,
-                                    self.cfg.output.rejected_text_chars + AUDIT_PII_MARGIN),
+            pc.utf8_slice_codeunits(
+                rej.column("text"), 0, self.cfg.output.rejected_text_chars + AUDIT_PII_MARGIN
+            ),
         )
         return kept.filter(pc.invert(is_dup)), rej
 
@@ -432,7 +500,8 @@ class UnitFinisher:
         # Phase 1 scrubbed and cut its audit rows; dedup rows come from staged (scrubbed) text
         # and were cut with the margin: cut them to the limit.
         return rej.set_column(
-            rej.column_names.index("text"), "text",
+            rej.column_names.index("text"),
+            "text",
             pc.utf8_slice_codeunits(rej.column("text"), 0, self.cfg.output.rejected_text_chars),
         )
 

@@ -92,8 +92,14 @@ def _read_chunks(batch: pa.Table, cfg_json: str) -> Iterator[pa.Table]:
 
 
 class _Phase1Actor:
-    def __init__(self, cfg_json: str, out: str, config_hash: str, rkey: str,
-                 blocked: tuple[list[str], list[str]] = ([], [])):
+    def __init__(
+        self,
+        cfg_json: str,
+        out: str,
+        config_hash: str,
+        rkey: str,
+        blocked: tuple[list[str], list[str]] = ([], []),
+    ):
         from pipeline.phase1 import ChunkProcessor
 
         cfg = PipelineConfig.model_validate_json(cfg_json)
@@ -112,13 +118,21 @@ class _Phase3Actor:
         self.fin = UnitFinisher(cfg, Layout(out, config_hash), rkey)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = [json.dumps(self.fin.finish_unit(json.loads(r["unit_json"])))
-                for r in batch.to_pylist()]
+        rows = [
+            json.dumps(self.fin.finish_unit(json.loads(r["unit_json"]))) for r in batch.to_pylist()
+        ]
         return pa.table({"result_json": pa.array(rows, pa.string())})
 
 
-def _map_with_actors(ds: ray.data.Dataset, actor: type, cfg: PipelineConfig, layout: Layout,
-                     rkey: str, size: int, **extra: Any) -> ray.data.Dataset:
+def _map_with_actors(
+    ds: ray.data.Dataset,
+    actor: type,
+    cfg: PipelineConfig,
+    layout: Layout,
+    rkey: str,
+    size: int,
+    **extra: Any,
+) -> ray.data.Dataset:
     """One call per row on a fixed-size actor pool (one CPU each; models load once per actor).
 
     Ray Data restarts a dead actor and retries its call (max_restarts / max_task_retries
@@ -130,8 +144,11 @@ def _map_with_actors(ds: ray.data.Dataset, actor: type, cfg: PipelineConfig, lay
         batch_size=1,
         batch_format="pyarrow",
         fn_constructor_kwargs={
-            "cfg_json": cfg.model_dump_json(), "out": layout.out,
-            "config_hash": layout.config_hash, "rkey": rkey, **extra,
+            "cfg_json": cfg.model_dump_json(),
+            "out": layout.out,
+            "config_hash": layout.config_hash,
+            "rkey": rkey,
+            **extra,
         },
         num_cpus=1,
         compute=ray.data.ActorPoolStrategy(size=max(1, size)),
@@ -139,7 +156,11 @@ def _map_with_actors(ds: ray.data.Dataset, actor: type, cfg: PipelineConfig, lay
 
 
 def run_phase1(
-    files: list[dict[str, str]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int,
+    files: list[dict[str, str]],
+    cfg: PipelineConfig,
+    layout: Layout,
+    rkey: str,
+    workers: int,
     blocked: tuple[list[str], list[str]] = ([], []),
 ) -> Iterator[dict[str, Any]]:
     """Stream chunk summaries as actors finish them (any order).
@@ -159,7 +180,11 @@ def run_phase1(
 
 
 def _phase1_rows(
-    files: list[dict[str, str]], cfg: PipelineConfig, layout: Layout, rkey: str, workers: int,
+    files: list[dict[str, str]],
+    cfg: PipelineConfig,
+    layout: Layout,
+    rkey: str,
+    workers: int,
     blocked: tuple[list[str], list[str]],
 ) -> Iterator[dict[str, Any]]:
     ds = ray.data.from_items(files, override_num_blocks=max(1, len(files)))

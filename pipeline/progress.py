@@ -48,9 +48,15 @@ class Progress:
 
     _open: set[Progress] = set()
 
-    def __init__(self, phase: str, total_files: int, enabled: bool = True,
-                 every_s: float = 10.0, total_bytes: int | None = None,
-                 stream: TextIO | None = None):
+    def __init__(
+        self,
+        phase: str,
+        total_files: int,
+        enabled: bool = True,
+        every_s: float = 10.0,
+        total_bytes: int | None = None,
+        stream: TextIO | None = None,
+    ):
         self.phase = phase
         self.total = total_files
         self.total_bytes = total_bytes or 0
@@ -67,15 +73,19 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if enabled:
-            log.info("%s: %d input files%s", phase, total_files,
-                     f", {self.total_bytes / 1e6:,.1f} MB" if self.total_bytes else "")
-            self._thread = threading.Thread(target=self._tick, daemon=True,
-                                            name=f"progress-{phase}")
+            log.info(
+                "%s: %d input files%s",
+                phase,
+                total_files,
+                f", {self.total_bytes / 1e6:,.1f} MB" if self.total_bytes else "",
+            )
+            self._thread = threading.Thread(
+                target=self._tick, daemon=True, name=f"progress-{phase}"
+            )
             self._thread.start()
             Progress._open.add(self)
 
-    def update(self, files: int = 0, records: int = 0, docs: int = 0,
-               file_bytes: int = 0) -> None:
+    def update(self, files: int = 0, records: int = 0, docs: int = 0, file_bytes: int = 0) -> None:
         with self._lock:
             self.files += files
             self.records += records
@@ -99,9 +109,11 @@ class Progress:
         with self._lock:
             rate = self.docs / self.elapsed if self.elapsed > 0 else 0.0
             eta = self.eta_s()
-            return (f"{self.phase}: files {self.files}/{self.total}  records {self.records:,}  "
-                    f"documents {self.docs:,}  {rate:,.1f} docs/s  "
-                    f"elapsed {_fmt_s(self.elapsed)}  ETA {'?' if eta is None else _fmt_s(eta)}")
+            return (
+                f"{self.phase}: files {self.files}/{self.total}  records {self.records:,}  "
+                f"documents {self.docs:,}  {rate:,.1f} docs/s  "
+                f"elapsed {_fmt_s(self.elapsed)}  ETA {'?' if eta is None else _fmt_s(eta)}"
+            )
 
     def _tick(self) -> None:
         period = 0.5 if self.tty else self.every

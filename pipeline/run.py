@@ -89,8 +89,12 @@ def _inputs(cfg: PipelineConfig) -> Resolution:
     return resolve_inputs_report(paths, cfg.input.listing_prefix)
 
 
-def run_pipeline(cfg: PipelineConfig, kind: str = "run", wait_for_lock: bool = False,
-                 lock_timeout_s: float | None = None) -> RunResult:
+def run_pipeline(
+    cfg: PipelineConfig,
+    kind: str = "run",
+    wait_for_lock: bool = False,
+    lock_timeout_s: float | None = None,
+) -> RunResult:
     """Run (or resume) the pipeline for `cfg`. Raises ConfigError for user errors and
     OutputLockedError when another writer holds the output (unless `wait_for_lock`)."""
     if not cfg.output.dir:
@@ -103,8 +107,9 @@ def run_pipeline(cfg: PipelineConfig, kind: str = "run", wait_for_lock: bool = F
     new_output = not storage.is_remote(cfg.output.dir) and not os.path.exists(cfg.output.dir)
     _check_output(cfg)  # a user error (exit 2) before the lock needs the directory
     try:
-        with hold_output_lock(cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock,
-                              timeout_s=lock_timeout_s):
+        with hold_output_lock(
+            cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock, timeout_s=lock_timeout_s
+        ):
             try:
                 return _run_locked(cfg, resolution, kind, t0)
             except BaseException:
@@ -179,27 +184,53 @@ def _mark_interrupted(store: LineageStore, output_dir: str) -> None:
         )
 
 
-def _run(cfg: PipelineConfig, files: list[InputFile], layout: Layout, kind: str,
-         t0: float, bad_inputs: list[str]) -> RunResult:
+def _run(
+    cfg: PipelineConfig,
+    files: list[InputFile],
+    layout: Layout,
+    kind: str,
+    t0: float,
+    bad_inputs: list[str],
+) -> RunResult:
     assert cfg.output.dir
-    store = LineageStore(lineage_path_for(cfg),
-                         publish_interval_s=cfg.execution.lineage_publish_interval_s,
-                         output_root=cfg.output.dir)
+    store = LineageStore(
+        lineage_path_for(cfg),
+        publish_interval_s=cfg.execution.lineage_publish_interval_s,
+        output_root=cfg.output.dir,
+    )
     done_keys = committed_file_keys(store, cfg.config_hash)
     todo = [f for f in files if f.file_key not in done_keys]
     skipped = len(files) - len(todo)
     rkey = run_key(cfg.config_hash, [f.uri for f in files])
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    result = RunResult(run_id, cfg.output.dir, str(store.path), len(files), skipped, len(todo),
-                       bad_inputs=sorted(bad_inputs))
+    result = RunResult(
+        run_id,
+        cfg.output.dir,
+        str(store.path),
+        len(files),
+        skipped,
+        len(todo),
+        bad_inputs=sorted(bad_inputs),
+    )
     if skipped:
-        _log(cfg, f"skipping {skipped} of {len(files)} input files already committed "
-                  f"with config {cfg.config_hash}")
+        _log(
+            cfg,
+            f"skipping {skipped} of {len(files)} input files already committed "
+            f"with config {cfg.config_hash}",
+        )
     _mark_interrupted(store, cfg.output.dir)
-    start_run(store, run_id=run_id, run_key=rkey, kind=kind, config_hash=cfg.config_hash,
-              config_json=cfg.canonical_json(), code_version=code_version(),
-              output_dir=cfg.output.dir, models_json=json.dumps(model_hashes(cfg)),
-              n_inputs=len(files))
+    start_run(
+        store,
+        run_id=run_id,
+        run_key=rkey,
+        kind=kind,
+        config_hash=cfg.config_hash,
+        config_json=cfg.canonical_json(),
+        code_version=code_version(),
+        output_dir=cfg.output.dir,
+        models_json=json.dumps(model_hashes(cfg)),
+        n_inputs=len(files),
+    )
     try:
         if todo:
             try:
@@ -249,8 +280,10 @@ def model_hashes(cfg: PipelineConfig) -> dict[str, dict[str, str]]:
 def _check_output(cfg: PipelineConfig) -> None:
     """Fail early, as a user error, when the output or lineage location is unusable."""
     assert cfg.output.dir
-    for what, uri in (("output.dir", cfg.output.dir),
-                      ("output.lineage_path", os.path.dirname(lineage_path_for(cfg)))):
+    for what, uri in (
+        ("output.dir", cfg.output.dir),
+        ("output.lineage_path", os.path.dirname(lineage_path_for(cfg))),
+    ):
         try:
             storage.makedirs(uri)
         except OSError as exc:
@@ -261,16 +294,29 @@ def _check_output(cfg: PipelineConfig) -> None:
 
 def _summary(r: RunResult) -> dict[str, Any]:
     return {
-        "files_total": r.files_total, "files_skipped": r.files_skipped,
-        "files_processed": r.files_processed, "records_read": r.records_read,
-        "docs_kept": r.docs_kept, "tokens": r.tokens, "counts": r.counts, **funnel(r),
+        "files_total": r.files_total,
+        "files_skipped": r.files_skipped,
+        "files_processed": r.files_processed,
+        "records_read": r.records_read,
+        "docs_kept": r.docs_kept,
+        "tokens": r.tokens,
+        "counts": r.counts,
+        **funnel(r),
         "bad_inputs": r.bad_inputs,
-        "seconds": round(r.seconds, 3), "phase_seconds": r.phase_seconds,
+        "seconds": round(r.seconds, 3),
+        "phase_seconds": r.phase_seconds,
     }
 
 
-def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: str,
-             run_id: str, store: LineageStore, result: RunResult) -> None:
+def _process(
+    cfg: PipelineConfig,
+    todo: list[InputFile],
+    layout: Layout,
+    rkey: str,
+    run_id: str,
+    store: LineageStore,
+    result: RunResult,
+) -> None:
     from pipeline import plan
 
     _log(cfg, f"starting Ray ({plan.ray_address(cfg.execution.ray_address)})")
@@ -298,8 +344,12 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     blocked = _blocklist(store)
     if pending:
         sizes = {f["file_key"]: _local_size(f["uri"]) for f in pending}
-        prog = Progress("phase 1 (read, extract, filter)", len(pending), cfg.execution.progress,
-                        total_bytes=sum(sizes.values()))
+        prog = Progress(
+            "phase 1 (read, extract, filter)",
+            len(pending),
+            cfg.execution.progress,
+            total_bytes=sum(sizes.values()),
+        )
         try:
             for s in plan.run_phase1(pending, cfg, layout, rkey, workers, blocked):
                 key = s["file_key"]
@@ -311,14 +361,22 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
                     merged = merge_file_summaries([chunks[key][i] for i in range(last[key] + 1)])
                     write_json_atomic(layout.file_done(rkey, key), merged)
                     p1[key] = merged
-                prog.update(files=int(file_done), records=s["records_read"],
-                            docs=s.get("docs_in", 0), file_bytes=sizes[key] if file_done else 0)
+                prog.update(
+                    files=int(file_done),
+                    records=s["records_read"],
+                    docs=s.get("docs_in", 0),
+                    file_bytes=sizes[key] if file_done else 0,
+                )
                 faults.point("phase1.chunk_done")
         finally:
             prog.close()
     faults.point("phase1.done")
-    result.bad_inputs = sorted({*result.bad_inputs, *(
-        v["source_uri"] for v in p1.values() if v.get("counts", {}).get("file.not_warc"))})
+    result.bad_inputs = sorted(
+        {
+            *result.bad_inputs,
+            *(v["source_uri"] for v in p1.values() if v.get("counts", {}).get("file.not_warc")),
+        }
+    )
     missing = [f.uri for f in todo if f.file_key not in p1]
     if missing:
         raise RuntimeError(f"phase 1 did not complete for {len(missing)} files: {missing[:3]}")
@@ -336,20 +394,38 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
         # sees counts. Decisions land per input file; phase 3 reads its file's only.
         sig_files = [
             (layout.chunk_prefix(rkey, f.file_key, i) + ".kept.parquet", f.file_key)
-            for f in todo for i in range(p1[f.file_key]["n_chunks"])
+            for f in todo
+            for i in range(p1[f.file_key]["n_chunks"])
         ]
         sig_files = [(p, k) for p, k in sig_files if storage.exists(p)]
-        _log(cfg, f"phase 2: dedup {sum(v['docs_kept'] for v in p1.values())} docs against "
-                  "the released index")
-        stats = run_dedup_phase(sig_files, layout.index_dir(), decisions_dir, cfg.dedup,
-                                local_max_docs=cfg.execution.dedup_local_max_docs,
-                                archive_uri=layout.decisions_archive(rkey),
-                                before_commit=lambda d: _record_id_task(sig_files, d))
-        record_dedup(store, run_id, rkey, stats, cfg.dedup.model_dump(mode="json"),
-                     layout.decisions_archive(rkey))
-        _log(cfg, f"phase 2: {stats.get('exact_dups', 0)} exact and "
-                  f"{stats.get('near_dups', 0)} near duplicates in {stats.get('clusters', 0)} "
-                  f"clusters ({stats.get('engine')}, {stats.get('rounds', 0)} rounds)")
+        _log(
+            cfg,
+            f"phase 2: dedup {sum(v['docs_kept'] for v in p1.values())} docs against "
+            "the released index",
+        )
+        stats = run_dedup_phase(
+            sig_files,
+            layout.index_dir(),
+            decisions_dir,
+            cfg.dedup,
+            local_max_docs=cfg.execution.dedup_local_max_docs,
+            archive_uri=layout.decisions_archive(rkey),
+            before_commit=lambda d: _record_id_task(sig_files, d),
+        )
+        record_dedup(
+            store,
+            run_id,
+            rkey,
+            stats,
+            cfg.dedup.model_dump(mode="json"),
+            layout.decisions_archive(rkey),
+        )
+        _log(
+            cfg,
+            f"phase 2: {stats.get('exact_dups', 0)} exact and "
+            f"{stats.get('near_dups', 0)} near duplicates in {stats.get('clusters', 0)} "
+            f"clusters ({stats.get('engine')}, {stats.get('rounds', 0)} rounds)",
+        )
     faults.point("phase2.done")
     result.phase_seconds["phase2"] = round(time.perf_counter() - t, 3)
 
@@ -358,28 +434,58 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
     by_key = {f.file_key: f for f in todo}
     sizes = {f.file_key: storage.file_size(f.uri) for f in todo}
     units = load_or_plan_units(
-        layout.units_plan(rkey), [(f.uri, f.file_key, sizes[f.file_key]) for f in todo],
-        cfg.output.unit_max_files, cfg.output.unit_max_bytes)
+        layout.units_plan(rkey),
+        [(f.uri, f.file_key, sizes[f.file_key]) for f in todo],
+        cfg.output.unit_max_files,
+        cfg.output.unit_max_bytes,
+    )
     items = []
     for u in units:
         members = [by_key[k] for k in u.file_keys if k in by_key]
         if members:
-            items.append({"unit_id": u.unit_id, "files": [
-                {"file_key": f.file_key, "source_uri": f.uri,
-                 "n_chunks": p1[f.file_key]["n_chunks"]} for f in members]})
+            items.append(
+                {
+                    "unit_id": u.unit_id,
+                    "files": [
+                        {
+                            "file_key": f.file_key,
+                            "source_uri": f.uri,
+                            "n_chunks": p1[f.file_key]["n_chunks"],
+                        }
+                        for f in members
+                    ],
+                }
+            )
     _log(cfg, f"phase 3: {len(todo)} files in {len(items)} work units")
-    prog = Progress("phase 3 (dedup, PII, tokens, shards)", len(todo), cfg.execution.progress,
-                    total_bytes=sum(_local_size(f.uri) for f in todo))
+    prog = Progress(
+        "phase 3 (dedup, PII, tokens, shards)",
+        len(todo),
+        cfg.execution.progress,
+        total_bytes=sum(_local_size(f.uri) for f in todo),
+    )
     totals: Counter[str] = Counter()
     cv = code_version()
     for res in plan.run_phase3(items, cfg, layout, rkey, workers):
         faults.point("phase3.files_written")
-        files = [{"p1": p1[f["file_key"]], "docs_kept": f["docs_kept"],
-                  "dedup_counts": f["dedup_counts"],
-                  "size_bytes": sizes[f["file_key"]] if p1[f["file_key"]]["records_read"]
-                  else None} for f in res["files"]]
-        commit_unit(store, run_id=run_id, config_hash=cfg.config_hash, code_version=cv,
-                    unit_id=res["unit_id"], files=files, shards=res["shards"], pii=res["pii"])
+        files = [
+            {
+                "p1": p1[f["file_key"]],
+                "docs_kept": f["docs_kept"],
+                "dedup_counts": f["dedup_counts"],
+                "size_bytes": sizes[f["file_key"]] if p1[f["file_key"]]["records_read"] else None,
+            }
+            for f in res["files"]
+        ]
+        commit_unit(
+            store,
+            run_id=run_id,
+            config_hash=cfg.config_hash,
+            code_version=cv,
+            unit_id=res["unit_id"],
+            files=files,
+            shards=res["shards"],
+            pii=res["pii"],
+        )
         for f in files:
             totals.update(f["p1"]["counts"])
             totals.update(f["dedup_counts"])
@@ -387,9 +493,12 @@ def _process(cfg: PipelineConfig, todo: list[InputFile], layout: Layout, rkey: s
         result.docs_kept += res["docs_kept"]
         result.tokens += res["n_tokens"]
         faults.point("phase3.committed")
-        prog.update(files=len(files), records=sum(f["p1"]["records_read"] for f in files),
-                    docs=sum(f["p1"]["docs_kept"] for f in files),
-                    file_bytes=sum(_local_size(f["p1"]["source_uri"]) for f in files))
+        prog.update(
+            files=len(files),
+            records=sum(f["p1"]["records_read"] for f in files),
+            docs=sum(f["p1"]["docs_kept"] for f in files),
+            file_bytes=sum(_local_size(f["p1"]["source_uri"]) for f in files),
+        )
     prog.done()
     result.counts = dict(sorted(totals.items()))
     result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
@@ -427,8 +536,9 @@ def _record_id_task(sig_files: list[tuple[str, str]], decisions_dir: str) -> int
     the driver holds no per-document state)."""
     import ray
 
-    return ray.get(ray.remote(num_cpus=1)(add_record_id_duplicates).remote(sig_files,
-                                                                          decisions_dir))
+    return ray.get(
+        ray.remote(num_cpus=1)(add_record_id_duplicates).remote(sig_files, decisions_dir)
+    )
 
 
 def add_record_id_duplicates(sig_files: list[tuple[str, str]], decisions_dir: str) -> int:
@@ -462,16 +572,24 @@ def add_record_id_duplicates(sig_files: list[tuple[str, str]], decisions_dir: st
     occ = pa.concat_tables(parts).filter(pc.is_valid(pc.field("warc_record_id")))
     if occ.num_rows < 2:
         return 0
-    occ = occ.sort_by([("warc_record_id", "ascending"), ("source_uri", "ascending"),
-                       ("source_offset", "ascending")])
+    occ = occ.sort_by(
+        [
+            ("warc_record_id", "ascending"),
+            ("source_uri", "ascending"),
+            ("source_offset", "ascending"),
+        ]
+    )
     decided = set()
     for u in decisions_files(decisions_dir):
         decided.update(read_decisions_uri(u).column("doc_id").to_pylist())
     rows: dict[str, dict[str, list]] = {}
     winner_rid, winner = None, None
-    for rid, doc, fk in zip(occ.column("warc_record_id").to_pylist(),
-                            occ.column("doc_id").to_pylist(),
-                            occ.column("file_key").to_pylist(), strict=True):
+    for rid, doc, fk in zip(
+        occ.column("warc_record_id").to_pylist(),
+        occ.column("doc_id").to_pylist(),
+        occ.column("file_key").to_pylist(),
+        strict=True,
+    ):
         if rid != winner_rid:
             winner_rid, winner = rid, doc
             continue
@@ -481,8 +599,7 @@ def add_record_id_duplicates(sig_files: list[tuple[str, str]], decisions_dir: st
         r = rows.setdefault(fk, {n: [] for n in OUTPUT_SCHEMA.names})
         r["doc_id"].append(doc)
         r["reason"].append("dedup.record_id")
-        r["cluster_id"].append(
-            int.from_bytes(hashlib.sha256(rid.encode()).digest()[:8], "big"))
+        r["cluster_id"].append(int.from_bytes(hashlib.sha256(rid.encode()).digest()[:8], "big"))
         r["keeper_doc_id"].append(winner)
     n = 0
     for fk, r in sorted(rows.items()):
@@ -503,11 +620,16 @@ def funnel(r: RunResult) -> dict[str, int]:
     Every other reason counts documents.
     """
     read_drops = sum(n for k, n in r.counts.items() if k.startswith("read."))
-    pre_extract = sum(n for k, n in r.counts.items()
-                      if k.startswith("extract.") or k == "url.deleted")
+    pre_extract = sum(
+        n for k, n in r.counts.items() if k.startswith("extract.") or k == "url.deleted"
+    )
     html = r.records_read - read_drops
-    return {"records_read": r.records_read, "html_responses": html,
-            "documents_extracted": html - pre_extract, "documents_kept": r.docs_kept}
+    return {
+        "records_read": r.records_read,
+        "html_responses": html,
+        "documents_extracted": html - pre_extract,
+        "documents_kept": r.docs_kept,
+    }
 
 
 def summary_table(r: RunResult) -> str:
@@ -527,15 +649,26 @@ def summary_table(r: RunResult) -> str:
         f"  {'stage':<10} {'reason':<40} {'count':>10}  unit",
     ]
     if r.bad_inputs:
-        lines.insert(2, f"not WARC (skipped): {len(r.bad_inputs)} files: "
-                        + ", ".join(r.bad_inputs[:10]))
+        lines.insert(
+            2, f"not WARC (skipped): {len(r.bad_inputs)} files: " + ", ".join(r.bad_inputs[:10])
+        )
     order = ("read", "extract", "lang", "quality", "dedup")
-    items = sorted(r.counts.items(),
-                   key=lambda kv: (order.index(stage_of(kv[0])) if stage_of(kv[0]) in order
-                                   else len(order), -kv[1], kv[0]))
+    items = sorted(
+        r.counts.items(),
+        key=lambda kv: (
+            order.index(stage_of(kv[0])) if stage_of(kv[0]) in order else len(order),
+            -kv[1],
+            kv[0],
+        ),
+    )
     for reason, n in items:
-        unit = ("files" if reason.startswith("file.") else
-                "records" if reason.startswith("read.") else "documents")
+        unit = (
+            "files"
+            if reason.startswith("file.")
+            else "records"
+            if reason.startswith("read.")
+            else "documents"
+        )
         lines.append(f"  {stage_of(reason):<10} {reason:<40} {n:>10,}  {unit}")
     for ph, s in r.phase_seconds.items():
         lines.append(f"time {ph:<20} {s:>9,.1f}s")

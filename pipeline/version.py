@@ -19,11 +19,17 @@ def code_version() -> str:
         try:
             sha = subprocess.run(
                 ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-                capture_output=True, text=True, timeout=5, check=True,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
             ).stdout.strip()
             dirty = subprocess.run(
                 ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=5, check=True,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
             ).stdout.strip()
             return f"{version}+g{sha}{'.dirty' if dirty else ''}"
         except (OSError, subprocess.SubprocessError):

@@ -64,17 +64,21 @@ class Layout:
         return storage.join(self.out, tree, f"lang={lang}", f"bucket={bucket}")
 
     def text_part(self, lang: str, bucket: str, unit_id: str, seq: int) -> str:
-        return storage.join(self.partition_dir(DATA_DIR, lang, bucket),
-                            self.part_name(unit_id, seq) + ".parquet")
+        return storage.join(
+            self.partition_dir(DATA_DIR, lang, bucket), self.part_name(unit_id, seq) + ".parquet"
+        )
 
     def token_part(self, lang: str, bucket: str, unit_id: str, seq: int) -> str:
         """Megatron prefix (no extension) of the token files mirroring `text_part`."""
-        return storage.join(self.partition_dir(TOKENS_DIR, lang, bucket),
-                            self.part_name(unit_id, seq))
+        return storage.join(
+            self.partition_dir(TOKENS_DIR, lang, bucket), self.part_name(unit_id, seq)
+        )
 
     def rejected_part(self, lang: str, bucket: str, unit_id: str, seq: int) -> str:
-        return storage.join(self.partition_dir(REJECTED_DIR, lang, bucket),
-                            self.part_name(unit_id, seq) + ".parquet")
+        return storage.join(
+            self.partition_dir(REJECTED_DIR, lang, bucket),
+            self.part_name(unit_id, seq) + ".parquet",
+        )
 
     def units_plan(self, rkey: str) -> str:
         return storage.join(self.work_dir(rkey), "units.json")
@@ -111,8 +115,9 @@ def unit_id_of(file_keys: list[str] | tuple[str, ...]) -> str:
     return f"u{h}"
 
 
-def plan_units(files: list[tuple[str, str, int | None]], max_files: int,
-               max_bytes: int) -> list[WorkUnit]:
+def plan_units(
+    files: list[tuple[str, str, int | None]], max_files: int, max_bytes: int
+) -> list[WorkUnit]:
     """Group (uri, file_key, size) into units: sorted by URI, greedy up to both caps.
 
     Greedy from a sorted list is deterministic, and a unit's members depend only on where it
@@ -134,8 +139,9 @@ def plan_units(files: list[tuple[str, str, int | None]], max_files: int,
     return units
 
 
-def load_or_plan_units(uri: str, files: list[tuple[str, str, int | None]], max_files: int,
-                       max_bytes: int) -> list[WorkUnit]:
+def load_or_plan_units(
+    uri: str, files: list[tuple[str, str, int | None]], max_files: int, max_bytes: int
+) -> list[WorkUnit]:
     """The persisted plan when there is one (a resume groups files exactly as before)."""
     saved = read_json(uri)
     keys = {k for _, k, _ in files}
@@ -144,6 +150,7 @@ def load_or_plan_units(uri: str, files: list[tuple[str, str, int | None]], max_f
         if keys <= {k for u in units for k in u.file_keys}:
             return units
     units = plan_units(files, max_files, max_bytes)
-    write_json_atomic(uri, {"units": [{"unit_id": u.unit_id, "file_keys": list(u.file_keys)}
-                                      for u in units]})
+    write_json_atomic(
+        uri, {"units": [{"unit_id": u.unit_id, "file_keys": list(u.file_keys)} for u in units]}
+    )
     return units

@@ -395,9 +395,7 @@ def star_roots(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return node, root
 
 
-def merge_node_attrs(
-    members: pa.Table, run_attrs: pa.Table, released_attrs: pa.Table
-) -> pa.Table:
+def merge_node_attrs(members: pa.Table, run_attrs: pa.Table, released_attrs: pa.Table) -> pa.Table:
     """Attributes of every component member of one node partition (MEMBER_SCHEMA rows).
 
     ``members``: node, root (distinct nodes). ``run_attrs``: node, fidx, doc_id, warc_date,
@@ -413,9 +411,7 @@ def merge_node_attrs(
     order = np.argsort(mnode, kind="stable")
     mnode, mroot = mnode[order], mroot[order]
     ra = run_attrs.filter(pa.array(np.isin(run_attrs.column("node").to_numpy(), mnode)))
-    la = released_attrs.filter(
-        pa.array(np.isin(released_attrs.column("node").to_numpy(), mnode))
-    )
+    la = released_attrs.filter(pa.array(np.isin(released_attrs.column("node").to_numpy(), mnode)))
     n_r, n_l = ra.num_rows, la.num_rows
     allr = pa.table(
         {
@@ -458,9 +454,7 @@ def merge_node_attrs(
     head = np.cumsum(first) - 1  # row -> its node's first (priority) row
     heads = allr.filter(pa.array(first))
     doc = allr.column("doc_id").combine_chunks()
-    same = pc.equal(doc, heads.column("doc_id").take(pa.array(head))).to_numpy(
-        zero_copy_only=False
-    )
+    same = pc.equal(doc, heads.column("doc_id").take(pa.array(head))).to_numpy(zero_copy_only=False)
     if not same.all():
         bad = np.flatnonzero(~same)[0]
         raise ValueError(
@@ -515,8 +509,7 @@ def pick_keepers(members: pa.Table) -> tuple[pa.Table, dict]:
                 "d": members.column("doc_id"),
             }
         ),
-        sort_keys=[("k", "ascending"), ("r", "descending"), ("t", "ascending"),
-                   ("d", "ascending")],
+        sort_keys=[("k", "ascending"), ("r", "descending"), ("t", "ascending"), ("d", "ascending")],
     )
     m = members.take(idx)
     root = m.column("root").to_numpy()

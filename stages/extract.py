@@ -265,14 +265,17 @@ class _Watchdog:
         p2c_r, p2c_w = os.pipe()
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                    else "")
-        code = ("import sys; from stages.extract import _child_main; "
-                "_child_main(int(sys.argv[1]), int(sys.argv[2]))")
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        code = (
+            "import sys; from stages.extract import _child_main; "
+            "_child_main(int(sys.argv[1]), int(sys.argv[2]))"
+        )
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", code, str(p2c_r), str(c2p_w)],
-                pass_fds=(p2c_r, c2p_w), env=env, stdin=subprocess.DEVNULL,
+                pass_fds=(p2c_r, c2p_w),
+                env=env,
+                stdin=subprocess.DEVNULL,
             )
         finally:
             os.close(p2c_r)
@@ -322,8 +325,12 @@ class _Watchdog:
                     msg = self._rx.recv()
                 except (EOFError, OSError):
                     code = self.proc.poll() if self.proc is not None else None
-                    failed = (None, None, "extract.error",
-                              f"extractor process died (exit status {code})")
+                    failed = (
+                        None,
+                        None,
+                        "extract.error",
+                        f"extractor process died (exit status {code})",
+                    )
                     break
                 out[msg[0]] = msg[1:]
                 n_done += 1
@@ -425,24 +432,40 @@ class Extractor:
         if html is None or len(html) == 0:
             return None, (None, None, "extract.empty", "html_bytes=0")
         if len(html) > c.max_html_bytes:
-            return None, (None, None, "extract.too_large",
-                          f"html_bytes={len(html)} > {c.max_html_bytes}")
+            return None, (
+                None,
+                None,
+                "extract.too_large",
+                f"html_bytes={len(html)} > {c.max_html_bytes}",
+            )
         try:
             decoded, _enc = decode_html(html, charset)
         except Exception as e:  # noqa: BLE001 - decode_html should not raise; stay safe
             return None, (None, None, "extract.error", f"decode: {type(e).__name__}")
         depth = nesting_depth(decoded, c.max_nesting_depth)
         if depth > c.max_nesting_depth:
-            return None, (None, None, "extract.too_large",
-                          f"nesting_depth={depth} > {c.max_nesting_depth}")
+            return None, (
+                None,
+                None,
+                "extract.too_large",
+                f"nesting_depth={depth} > {c.max_nesting_depth}",
+            )
         attrs = max_attributes(decoded, c.max_attributes)
         if attrs > c.max_attributes:
-            return None, (None, None, "extract.too_many_attributes",
-                          f"attributes={attrs} > {c.max_attributes}")
+            return None, (
+                None,
+                None,
+                "extract.too_many_attributes",
+                f"attributes={attrs} > {c.max_attributes}",
+            )
         ratio = binary_ratio(decoded)
         if ratio > c.max_binary_ratio:
-            return None, (None, None, "extract.binary",
-                          f"binary_ratio={ratio:.2f} > {c.max_binary_ratio}")
+            return None, (
+                None,
+                None,
+                "extract.binary",
+                f"binary_ratio={ratio:.2f} > {c.max_binary_ratio}",
+            )
         return decoded, None
 
     def _extract_decoded(

@@ -115,7 +115,9 @@ class DedupConfig(BaseModel):
     ngram: Output[int] = Field(
         5, ge=1, le=32, description="Word n-gram shingle size (FineWeb: 5-word shingles)."
     )
-    bands: Output[int] = Field(14, ge=1, description="LSH bands (FineWeb: 14 bands x 8 rows = 112).")
+    bands: Output[int] = Field(
+        14, ge=1, description="LSH bands (FineWeb: 14 bands x 8 rows = 112)."
+    )
     rows: Output[int] = Field(8, ge=1, description="MinHash values per band (FineWeb: 8).")
     seed: Output[int] = Field(
         1,

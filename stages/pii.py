@@ -142,7 +142,9 @@ class PiiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: Output[bool] = Field(True, description="Run PII scrubbing at all (phase 1, before anything is staged).")
+    enabled: Output[bool] = Field(
+        True, description="Run PII scrubbing at all (phase 1, before anything is staged)."
+    )
     entities: Output[list[str]] = Field(
         default_factory=lambda: list(DEFAULT_ENTITIES),
         description=(
@@ -526,7 +528,8 @@ class PiiScrubber:
         # Path: segment by segment (a '/' glued to an email defeats the detectors), each
         # percent-decoded first so `john%40mail.org` is seen as the email it is.
         path = "".join(
-            part if part in ("/", ";") or not part
+            part
+            if part in ("/", ";") or not part
             else self._scrub_component(part, safe=":@+,=~!$&'()*")
             for part in re.split(r"([/;])", sp.path)
         )

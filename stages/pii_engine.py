@@ -252,8 +252,9 @@ class SnippetPhoneRecognizer(PhoneRecognizer):
             spans = _phone_spans(text[a:b], m.start() - a, m.end() - a, regions, self.leniency)
             if not spans and _SPACE_DIGIT.match(text, m.end()):
                 # the matcher reads a following "2a00:..." as part of the number: no right context
-                spans = _phone_spans(text[a : m.end()], m.start() - a, m.end() - a, regions,
-                                     self.leniency)
+                spans = _phone_spans(
+                    text[a : m.end()], m.start() - a, m.end() - a, regions, self.leniency
+                )
             if not spans and cued and nd <= 15:
                 spans = ((m.start() - a, m.end() - a, "cue"),)
             for s, e, region in spans:

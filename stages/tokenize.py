@@ -114,8 +114,11 @@ class TokenizeConfig(BaseModel):
         if not p.is_file():
             raise FileNotFoundError(
                 f"TokenizeConfig.tokenizer_path: no such file {p}"
-                + (f" (the directory {self.tokenizer_path} has no {TOKENIZER_FILE})"
-                   if Path(self.tokenizer_path).is_dir() else "")
+                + (
+                    f" (the directory {self.tokenizer_path} has no {TOKENIZER_FILE})"
+                    if Path(self.tokenizer_path).is_dir()
+                    else ""
+                )
             )
         return p
 

@@ -319,7 +319,6 @@ class _LenientGunzip(io.RawIOBase):
             self._pending = rest
 
 
-
 def _seek_forward(stream: BinaryIO, n: int) -> None:
     while n > 0:
         got = stream.read(min(n, _SCAN_BLOCK))

@@ -287,8 +287,9 @@ class _FileReader(RecordNormaliser):
                     yield "doc", pending
                     pending = None
                 if exc is not None:
-                    self.errors.append(f"{self.uri}: parse error after offset {end}: "
-                                       f"{describe_error(exc)}")
+                    self.errors.append(
+                        f"{self.uri}: parse error after offset {end}: {describe_error(exc)}"
+                    )
                     if not last_bad:
                         yield "drop", "read.parse_error"
                     scan_from = max(end, (last_pos if last_pos is not None else start) + 1)
@@ -476,5 +477,3 @@ def fetch_record(
         return _parse_warc_block(gz.read(length))
     finally:
         stream.close()
-
-

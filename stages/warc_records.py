@@ -273,8 +273,10 @@ class RecordNormaliser:
         rtype = (_to_str(g("WARC-Type")) or "").strip().lower()
         cl_raw = (_to_str(g("Content-Length")) or "").strip()
         if not cl_raw.isdigit():
-            self.errors.append(f"{self.uri}: record at {rec.pos}: bad Content-Length "
-                               f"({len(cl_raw)} characters, not a number)")
+            self.errors.append(
+                f"{self.uri}: record at {rec.pos}: bad Content-Length "
+                f"({len(cl_raw)} characters, not a number)"
+            )
             return "drop", "read.parse_error"
         cl = int(cl_raw)
         if rtype == "warcinfo":
@@ -355,8 +357,6 @@ class RecordNormaliser:
         return self.crawl_warcinfo or self.crawl_arg or _crawl_from_path(self.uri)
 
 
-
-
 def make_table(rows: list[dict], crawl_id: str) -> pa.Table:
     """Rows from :meth:`RecordNormaliser._classify` as a ``DOC_SCHEMA`` table."""
     cols = {name: [r.get(name) for r in rows] for name in DOC_SCHEMA.names}
@@ -388,4 +388,3 @@ def _parse_warc_block(data: bytes) -> tuple[dict[str, str], dict[str, str], byte
         http_headers = {":status": str(status), **http_headers}
         body = _decode_body(block[hlen:], http_headers, max(len(block) * 64, 1 << 26))
     return warc_headers, http_headers, body
-

@@ -25,7 +25,7 @@ def generate_crawl(out_dir: Path, n_files: int, seed0: int = 1000) -> list[str]:
         return [str(p) for p in paths]
     seed = seed0
     for pair in range((n_files + 1) // 2):
-        targets = paths[2 * pair: 2 * pair + 2]
+        targets = paths[2 * pair : 2 * pair + 2]
         while True:
             with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
                 try:

@@ -23,5 +23,7 @@ def shared_data_dir() -> Path:
 
 
 def skip_reason() -> str:
-    return (f"real test data not found at {shared_data_dir()}: set {SHARED_DATA_ENV} to the "
-            "directory holding it (default: shared/data next to the repository)")
+    return (
+        f"real test data not found at {shared_data_dir()}: set {SHARED_DATA_ENV} to the "
+        "directory holding it (default: shared/data next to the repository)"
+    )

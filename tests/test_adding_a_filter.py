@@ -44,7 +44,11 @@ def doc_config(tmp_path):
 
 def test_doc_config_loads_and_validates(doc_config):
     assert [s.name for s in doc_config.stages] == [
-        "extract", "lang", "quality", "digit_ratio", "signatures"
+        "extract",
+        "lang",
+        "quality",
+        "digit_ratio",
+        "signatures",
     ]
     assert doc_config.stages[3].params == {"max_digit_ratio": 0.03}
     base = load_config(None)

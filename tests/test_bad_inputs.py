@@ -15,9 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def _pdf(path: Path) -> Path:
@@ -58,8 +63,9 @@ def test_mixed_good_and_bad_inputs_process_the_good_and_exit_partial(tmp_path):
 
     good = cut_warc(sample_paths()[0], tmp_path / "good.warc.gz", 15)
     pdf = _pdf(tmp_path / "paper.pdf")
-    r = _cli(["run", str(good), str(pdf), "--output", str(tmp_path / "out"), "--workers", "1"],
-             tmp_path)
+    r = _cli(
+        ["run", str(good), str(pdf), "--output", str(tmp_path / "out"), "--workers", "1"], tmp_path
+    )
     assert r.returncode == 3, (r.returncode, r.stderr[-3000:])
     assert f"not WARC, skipped: {pdf}" in r.stderr
     assert "partial" in r.stderr.splitlines()[-1]
@@ -84,7 +90,10 @@ def test_mixed_good_and_bad_inputs_process_the_good_and_exit_partial(tmp_path):
 def test_failed_run_on_a_new_output_leaves_nothing(tmp_path):
     """A run that fails before staging anything leaves no directory that looks like output."""
     out = tmp_path / "out"
-    r = _cli(["run", "--output", str(out), "--set", "langid.model_path=/nonexistent/lid.bin"],
-             tmp_path, timeout=120)
+    r = _cli(
+        ["run", "--output", str(out), "--set", "langid.model_path=/nonexistent/lid.bin"],
+        tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 2 and "nonexistent" in r.stderr, r.stderr
     assert not out.exists(), sorted(p.name for p in out.rglob("*"))

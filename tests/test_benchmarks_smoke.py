@@ -43,12 +43,24 @@ def test_limit_inputs_spans_files(tmp_path: Path) -> None:
 
 def test_evaluate_targets_judges_each_goal() -> None:
     res = {
-        "profiles": {"quality": {"trafilatura_alone": {"docs_per_s": 10.0, "docs_per_cpu_s": 20.0}}},
+        "profiles": {
+            "quality": {"trafilatura_alone": {"docs_per_s": 10.0, "docs_per_cpu_s": 20.0}}
+        },
         "e2e": [
-            {"profile": "quality", "workers": 1, "docs_per_s": 9.0, "docs_per_cpu_s": 15.0,
-             "peak_rss_worker_mb": 900.0},
-            {"profile": "quality", "workers": 2, "docs_per_s": 16.0, "docs_per_cpu_s": 15.0,
-             "peak_rss_worker_mb": 2000.0},
+            {
+                "profile": "quality",
+                "workers": 1,
+                "docs_per_s": 9.0,
+                "docs_per_cpu_s": 15.0,
+                "peak_rss_worker_mb": 900.0,
+            },
+            {
+                "profile": "quality",
+                "workers": 2,
+                "docs_per_s": 16.0,
+                "docs_per_cpu_s": 15.0,
+                "peak_rss_worker_mb": 2000.0,
+            },
         ],
         "peer": {"docs_per_s": 3.0, "docs_per_cpu_s": 10.0},
     }
@@ -69,11 +81,28 @@ def test_missing_peer_venv_says_how_to_create_it(tmp_path: Path, monkeypatch) ->
 
 def test_benchmark_command_writes_valid_json(ray_session, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.json"
-    res = bench.main([
-        "--input", sample_paths()[0], "--limit", "6", "--profile", "fast", "--workers", "1",
-        "--marginal", "0", "--dedup-docs", "3000", "--no-extraction-quality",
-        "--startup", "3", "--json", str(out), "--quiet",
-    ])
+    res = bench.main(
+        [
+            "--input",
+            sample_paths()[0],
+            "--limit",
+            "6",
+            "--profile",
+            "fast",
+            "--workers",
+            "1",
+            "--marginal",
+            "0",
+            "--dedup-docs",
+            "3000",
+            "--no-extraction-quality",
+            "--startup",
+            "3",
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "== profile fast" in printed and "== end to end" in printed and str(out) in printed
     data = json.loads(out.read_text())

@@ -15,8 +15,12 @@ def test_defaults_validate_and_hash_is_stable():
 
 def test_execution_and_inputs_do_not_change_the_hash():
     base = load_config().config_hash
-    assert load_config(None, ["execution.num_workers=7", "input.paths=[a.warc]",
-                              "output.dir=/elsewhere"]).config_hash == base
+    assert (
+        load_config(
+            None, ["execution.num_workers=7", "input.paths=[a.warc]", "output.dir=/elsewhere"]
+        ).config_hash
+        == base
+    )
     assert load_config(None, ["langid.threshold=0.5"]).config_hash != base
 
 

@@ -46,7 +46,9 @@ print("ACCEPTED")
 def _load_in_child(path: str, overrides: list[str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", _CHILD, path, *(overrides or [])],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -59,8 +59,13 @@ def analyst(sample_run):
     dup = con.execute("SELECT doc_id FROM duplicates ORDER BY doc_id LIMIT 1").fetchone()
     url = con.execute("SELECT url FROM documents ORDER BY url LIMIT 1").fetchone()[0]
     domain = re.match(r"^[a-z]+://([^/:]+)", url).group(1)
-    values = {"run_id": sample_run.run_id, "doc_id": dup[0] if dup else None,
-              "domain": domain, "mix_id": "no-such-mix", "url": url}
+    values = {
+        "run_id": sample_run.run_id,
+        "doc_id": dup[0] if dup else None,
+        "domain": domain,
+        "mix_id": "no-such-mix",
+        "url": url,
+    }
     yield con, values
     con.close()
 
@@ -80,6 +85,8 @@ def test_sql_example_runs_as_written(name, sql, analyst):
     con, values = analyst
     sql, params = _bind(sql, values)
     rows = con.execute(sql, params).fetchall()
-    if params and any(k in ("run_id", "doc_id") for k in
-                      (params if isinstance(params, dict) else re.findall(r"(\w+)\s*=\s*\?", sql))):
+    if params and any(
+        k in ("run_id", "doc_id")
+        for k in (params if isinstance(params, dict) else re.findall(r"(\w+)\s*=\s*\?", sql))
+    ):
         assert rows, f"{name}: no rows for a value that exists in the sample run"

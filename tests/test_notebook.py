@@ -89,11 +89,24 @@ def test_notebook_writes_a_mix_that_builds(sample_run, tmp_path, monkeypatch):
     assert out_yaml.is_file()
 
     proc = subprocess.run(
-        [sys.executable, "-m", "mixes", "build", str(out_yaml), "--lineage", str(lin),
-         "--out", str(tmp_path / "built"),
-         # the lineage file was copied alone: its relative shard paths are the run's
-         "--output-root", str(Path(sample_run.lineage_path).parent)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mixes",
+            "build",
+            str(out_yaml),
+            "--lineage",
+            str(lin),
+            "--out",
+            str(tmp_path / "built"),
+            # the lineage file was copied alone: its relative shard paths are the run's
+            "--output-root",
+            str(Path(sample_run.lineage_path).parent),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "built" / "manifest.json").read_text())
@@ -134,8 +147,13 @@ def test_notebook_default_paths_are_repository_relative(start_dir, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells = [c for c in nb.cells if c.cell_type == "code"][:1]  # the setup cell only
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120, startup_timeout=90,
-                                     resources={"metadata": {"path": str(REPO / start_dir)}})
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=120,
+        startup_timeout=90,
+        resources={"metadata": {"path": str(REPO / start_dir)}},
+    )
     client.execute()
     text = _text(nb)
     assert f"lineage: {REPO / 'out' / 'lineage.duckdb'}" in text, text

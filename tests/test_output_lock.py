@@ -22,8 +22,9 @@ from tests.integration.test_s3 import s3_env  # noqa: F401  (fixture: moto S3 on
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _holder_proc(output: str, hold_s: float, env: dict | None = None,
-                 purpose: str = "test holder") -> subprocess.Popen:
+def _holder_proc(
+    output: str, hold_s: float, env: dict | None = None, purpose: str = "test holder"
+) -> subprocess.Popen:
     """A separate process that takes the lock, prints READY, holds it `hold_s` seconds."""
     code = textwrap.dedent(f"""
         import sys, time
@@ -32,8 +33,13 @@ def _holder_proc(output: str, hold_s: float, env: dict | None = None,
             print("READY", flush=True)
             time.sleep({hold_s})
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "READY", "holder did not take the lock"
     return proc
@@ -107,9 +113,13 @@ def s3(s3_env):  # noqa: F811
 
     env = s3_env
 
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(
-        Bucket="lock-test")
+    boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket="lock-test")
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -147,8 +157,14 @@ def test_s3_stale_by_heartbeat_age_and_live_claim_blocks(s3):
 
     fs, root = pafs.FileSystem.from_uri("s3://lock-test/out2")
     claim = f"{root}/{CLAIMS_DIR}/claim-foreign.json"
-    foreign = {"pid": 1, "host": "another-host", "purpose": "foreign", "token": "foreign",
-               "started": "2026-01-01T00:00:00+00:00", "state": "held"}
+    foreign = {
+        "pid": 1,
+        "host": "another-host",
+        "purpose": "foreign",
+        "token": "foreign",
+        "started": "2026-01-01T00:00:00+00:00",
+        "state": "held",
+    }
     with fs.open_output_stream(claim) as f:
         f.write(json.dumps({**foreign, "heartbeat": time.time()}).encode())
     with pytest.raises(OutputLockedError, match="another-host"):
@@ -162,9 +178,14 @@ def test_s3_stale_by_heartbeat_age_and_live_claim_blocks(s3):
 
 # ---------------------------------------------------------------------------- the CLI
 def _cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_cli_run_on_a_locked_output_exits_75_at_once(tmp_path):

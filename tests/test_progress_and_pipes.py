@@ -50,13 +50,20 @@ def test_tty_progress_redraws_one_line():
 
 
 def _shell(cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", cmd], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        ["bash", "-c", cmd],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_output_piped_into_head_ends_quietly():
     # `true` exits before Python writes (as `head` does after its lines on a long output)
-    r = _shell(f"{sys.executable} -m pipeline config --reference | true; "
-               "echo status=${PIPESTATUS[0]}")
+    r = _shell(
+        f"{sys.executable} -m pipeline config --reference | true; echo status=${{PIPESTATUS[0]}}"
+    )
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
     assert "status=141" in r.stdout, r.stdout

@@ -58,16 +58,30 @@ def foreign_head():
     temp = Path(tempfile.mkdtemp(prefix="ccf", dir="/tmp"))
     port = _free_port()
     ports = [str(_free_port()) for _ in range(6)]
-    cmd = [ray_bin, "start", "--head", "--block", f"--temp-dir={temp}", f"--port={port}",
-           "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats",
-           f"--node-manager-port={ports[0]}", f"--object-manager-port={ports[1]}",
-           f"--ray-client-server-port={ports[2]}", f"--dashboard-agent-listen-port={ports[3]}",
-           f"--dashboard-agent-grpc-port={ports[4]}", f"--metrics-export-port={ports[5]}",
-           "--min-worker-port=0", "--max-worker-port=0"]
+    cmd = [
+        ray_bin,
+        "start",
+        "--head",
+        "--block",
+        f"--temp-dir={temp}",
+        f"--port={port}",
+        "--num-cpus=1",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--node-manager-port={ports[0]}",
+        f"--object-manager-port={ports[1]}",
+        f"--ray-client-server-port={ports[2]}",
+        f"--dashboard-agent-listen-port={ports[3]}",
+        f"--dashboard-agent-grpc-port={ports[4]}",
+        f"--metrics-export-port={ports[5]}",
+        "--min-worker-port=0",
+        "--max-worker-port=0",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     log = open(temp / "head.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not (temp / "ray_current_cluster").exists():
@@ -100,9 +114,24 @@ def _run_cli(tmp_path: Path, ray_tmpdir: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(PYTHONPATH=str(REPO), RAY_TMPDIR=str(ray_tmpdir))
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", str(warc), "--output", str(tmp_path / "out"),
-         "--workers", "1", "--quiet"], cwd=tmp_path, env=env, text=True, capture_output=True,
-        timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(warc),
+            "--output",
+            str(tmp_path / "out"),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=400,
+    )
 
 
 def test_cli_does_not_join_a_foreign_cluster(foreign_head, tmp_path, short_tmp):

@@ -31,27 +31,59 @@ def small_output(tmp_path: Path) -> dict[str, str]:
     (out / "_rejected" / "en" / "high").mkdir(parents=True)
     text = out / "data" / "en" / "high" / "f-cfg.parquet"
     urls = ["https://a.example.com/x", "https://b.example.org/y"]
-    pq.write_table(pa.table({
-        "doc_id": ["d1", "d2"], "url": urls, "url_hash": [url_hash(u) for u in urls],
-        "source_uri": ["s.warc.gz"] * 2, "crawl_id": ["C"] * 2, "lang": ["en"] * 2,
-        "quality_bucket": ["high"] * 2, "text": ["hello", "world"], "n_tokens": [1, 1],
-        "shard_row": [0, 1], "token_start": [0, 1]}), text)
+    pq.write_table(
+        pa.table(
+            {
+                "doc_id": ["d1", "d2"],
+                "url": urls,
+                "url_hash": [url_hash(u) for u in urls],
+                "source_uri": ["s.warc.gz"] * 2,
+                "crawl_id": ["C"] * 2,
+                "lang": ["en"] * 2,
+                "quality_bucket": ["high"] * 2,
+                "text": ["hello", "world"],
+                "n_tokens": [1, 1],
+                "shard_row": [0, 1],
+                "token_start": [0, 1],
+            }
+        ),
+        text,
+    )
     rej = out / "_rejected" / "en" / "high" / "f-cfg.parquet"
-    pq.write_table(pa.table({"doc_id": ["d3"], "url": ["https://c.example.com/z"],
-                             "source_uri": ["s.warc.gz"], "drop_reason": ["quality.x"]}), rej)
+    pq.write_table(
+        pa.table(
+            {
+                "doc_id": ["d3"],
+                "url": ["https://c.example.com/z"],
+                "source_uri": ["s.warc.gz"],
+                "drop_reason": ["quality.x"],
+            }
+        ),
+        rej,
+    )
     db = out / "lineage.duckdb"
     store = LineageStore(db)
     with store.transaction() as con:
-        con.execute("INSERT INTO shards (shard_id, kind, path, status, version) VALUES "
-                    "('data/en/high/f-cfg.parquet', 'text', 'data/en/high/f-cfg.parquet', "
-                    "'live', 1), ('_rejected/en/high/f-cfg.parquet', 'rejected', "
-                    "'_rejected/en/high/f-cfg.parquet', 'live', 1)")
-        con.execute("INSERT INTO url_blocklist (url, url_hash, domain) VALUES "
-                    "('https://gone.example/', ?, NULL)", [url_hash("https://gone.example/")])
+        con.execute(
+            "INSERT INTO shards (shard_id, kind, path, status, version) VALUES "
+            "('data/en/high/f-cfg.parquet', 'text', 'data/en/high/f-cfg.parquet', "
+            "'live', 1), ('_rejected/en/high/f-cfg.parquet', 'rejected', "
+            "'_rejected/en/high/f-cfg.parquet', 'live', 1)"
+        )
+        con.execute(
+            "INSERT INTO url_blocklist (url, url_hash, domain) VALUES "
+            "('https://gone.example/', ?, NULL)",
+            [url_hash("https://gone.example/")],
+        )
     secret = tmp_path / "secret.csv"
     secret.write_text("user,password\nalice,hunter2\n")
-    return {"db": str(db), "out": str(out), "text": str(text), "secret": str(secret),
-            "writer": str(store.wpath)}
+    return {
+        "db": str(db),
+        "out": str(out),
+        "text": str(text),
+        "secret": str(secret),
+        "writer": str(store.wpath),
+    }
 
 
 def _escapes(o: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -63,13 +95,15 @@ def _escapes(o: dict[str, str]) -> dict[str, tuple[str, str]]:
         "read_blob outside file": (f"SELECT * FROM read_blob('{secret}')", "disabled"),
         "glob": ("SELECT * FROM glob('/etc/*')", "disabled"),
         "read_parquet via read-only fs, other file": (
-            f"SELECT * FROM read_parquet('ccpipe-ro-file://{secret}')", "not a file"),
+            f"SELECT * FROM read_parquet('ccpipe-ro-file://{secret}')",
+            "not a file",
+        ),
         "copy to outside": (f"COPY (SELECT 1) TO '{Path(secret).parent}/x.csv'", "disabled"),
-        "copy over a shard": (f"COPY (SELECT 1 AS x) TO '{text}' (USE_TMP_FILE false)",
-                              "disabled"),
+        "copy over a shard": (f"COPY (SELECT 1 AS x) TO '{text}' (USE_TMP_FILE false)", "disabled"),
         "copy over a shard via read-only fs": (
             f"COPY (SELECT 1 AS x) TO 'ccpipe-ro-file://{text}' (USE_TMP_FILE false)",
-            "read-only"),
+            "read-only",
+        ),
         "export database": (f"EXPORT DATABASE '{out}/export'", "disabled"),
         "attach writer read-write": (f"ATTACH '{writer}' AS w (READ_WRITE)", "disabled"),
         "attach published db": (f"ATTACH '{o['db']}' AS p", "disabled"),
@@ -112,11 +146,15 @@ def test_every_escape_attempt_fails_clearly(small_output):
         rel = "data/en/high/f-cfg.parquet"  # shards.path: relative to the output root
         assert rows == [("d1", rel), ("d2", rel)]
         assert con.execute("SELECT count(*) FROM rejections").fetchone()[0] == 1
-        assert con.execute("SELECT count(*) FROM documents d JOIN shards s ON s.path = "
-                           "d.filename").fetchone()[0] == 2
-        assert con.execute("SELECT url_host('HTTP://Example%2eCOM.:80/'), "
-                           "url_domain('*.Example.com.')").fetchone() == ("example.com",
-                                                                         "example.com")
+        assert (
+            con.execute(
+                "SELECT count(*) FROM documents d JOIN shards s ON s.path = d.filename"
+            ).fetchone()[0]
+            == 2
+        )
+        assert con.execute(
+            "SELECT url_host('HTTP://Example%2eCOM.:80/'), url_domain('*.Example.com.')"
+        ).fetchone() == ("example.com", "example.com")
     finally:
         con.close()
     assert Path(o["text"]).read_bytes() == before
@@ -132,17 +170,34 @@ def test_lineage_sql_cli_refuses_escapes_and_runs_queries(small_output, capsys):
     for name, (sql, _) in _escapes(o).items():
         rc = main(["sql", sql, "--lineage", o["db"]])
         err = capsys.readouterr().err
-        assert rc == 2 and err.startswith("error: query failed") and len(
-            err.strip().splitlines()) == 1 and "Traceback" not in err, (name, err)
-        assert any(w in err.lower() for w in ("disabled", "locked", "read-only", "read_only",
-                                               "not a file")), (name, err)
+        assert (
+            rc == 2
+            and err.startswith("error: query failed")
+            and len(err.strip().splitlines()) == 1
+            and "Traceback" not in err
+        ), (name, err)
+        assert any(
+            w in err.lower() for w in ("disabled", "locked", "read-only", "read_only", "not a file")
+        ), (name, err)
     rc = main(["sql", "SELECT url FROM documents ORDER BY url", "--lineage", o["db"], "--json"])
     out = capsys.readouterr().out
     assert rc == 0 and "https://a.example.com/x" in out
-    rc = main(["sql", "--named", "docs_from_domain", "--param", "domain=EXAMPLE.com.",
-               "--lineage", o["db"], "--json"])
+    rc = main(
+        [
+            "sql",
+            "--named",
+            "docs_from_domain",
+            "--param",
+            "domain=EXAMPLE.com.",
+            "--lineage",
+            o["db"],
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out
-    assert rc == 0 and "a.example.com" in out and "b.example.org" not in out, capsys.readouterr().err
+    assert rc == 0 and "a.example.com" in out and "b.example.org" not in out, (
+        capsys.readouterr().err
+    )
 
 
 def test_no_temp_files_or_pins_left_and_outside_untouched(small_output):
@@ -152,4 +207,3 @@ def test_no_temp_files_or_pins_left_and_outside_untouched(small_output):
     con.execute("SELECT count(*) FROM documents").fetchall()
     con.close()
     assert sorted(os.listdir(o["out"])) == before
-

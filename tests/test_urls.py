@@ -38,16 +38,19 @@ def test_spellings_of_one_page_share_normal_form_and_hash(spelling):
     assert url_hash(spelling) == url_hash(SAME_PAGE[0])
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("https://example.com:443", "https://example.com/"),
-    ("https://example.com:8443/x", "https://example.com:8443/x"),
-    ("http://example.com/%7euser?q=%7E&a=%2f", "http://example.com/~user?q=~&a=%2F"),
-    ("http://bücher.example/ä b", "http://xn--bcher-kva.example/%C3%A4%20b"),
-    ("http://xn--bcher-kva.example/%C3%A4%20b", "http://xn--bcher-kva.example/%C3%A4%20b"),
-    ("http://example.com/100%", "http://example.com/100%25"),
-    ("http://[::1]:80/x", "http://[::1]/x"),
-    ("mailto:someone@example.com", "mailto:someone@example.com"),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("https://example.com:443", "https://example.com/"),
+        ("https://example.com:8443/x", "https://example.com:8443/x"),
+        ("http://example.com/%7euser?q=%7E&a=%2f", "http://example.com/~user?q=~&a=%2F"),
+        ("http://bücher.example/ä b", "http://xn--bcher-kva.example/%C3%A4%20b"),
+        ("http://xn--bcher-kva.example/%C3%A4%20b", "http://xn--bcher-kva.example/%C3%A4%20b"),
+        ("http://example.com/100%", "http://example.com/100%25"),
+        ("http://[::1]:80/x", "http://[::1]/x"),
+        ("mailto:someone@example.com", "mailto:someone@example.com"),
+    ],
+)
 def test_normal_form(url, expected):
     assert normalize_url(url) == expected
 
@@ -79,9 +82,16 @@ def test_public_suffixes_from_the_bundled_list():
 
 
 def test_hostile_urls_are_linear_and_never_raise():
-    for u in ["http://x.com/" + "a" * 1_000_000, "http://x.com/" + "%41" * 300_000,
-              "http://x.com/" + "/.." * 300_000, "http://" + "a." * 300_000 + "com/",
-              "http://[::1", "http://%zz%/", "\x00\udcff://", "http://" + "\udcff" * 10]:
+    for u in [
+        "http://x.com/" + "a" * 1_000_000,
+        "http://x.com/" + "%41" * 300_000,
+        "http://x.com/" + "/.." * 300_000,
+        "http://" + "a." * 300_000 + "com/",
+        "http://[::1",
+        "http://%zz%/",
+        "\x00\udcff://",
+        "http://" + "\udcff" * 10,
+    ]:
         t = time.perf_counter()
         assert isinstance(url_hash(u), str)
         assert isinstance(host_of(u), str)
@@ -94,12 +104,23 @@ def test_url_filter_blocks_every_spelling_of_a_blocked_host():
 
     from stages.url_filter import UrlFilter, UrlFilterConfig
 
-    f = UrlFilter(UrlFilterConfig(blocklist_path=None, banned_substrings=[],
-                                  extra_blocked_domains=["Blocked.Example.", "bücher.example",
-                                                         "prefix.example/private/"]))
-    urls = ["http://blocked.example/a", "HTTP://BLOCKED%2eEXAMPLE.:80/a",
-            "https://sub.blocked.example./x", "http://xn--bcher-kva.example/",
-            "http://BÜCHER.example/x", "https://www.prefix.example/%70rivate/doc",
-            "http://notblocked.example/", "https://prefix.example/public/", None]
+    f = UrlFilter(
+        UrlFilterConfig(
+            blocklist_path=None,
+            banned_substrings=[],
+            extra_blocked_domains=["Blocked.Example.", "bücher.example", "prefix.example/private/"],
+        )
+    )
+    urls = [
+        "http://blocked.example/a",
+        "HTTP://BLOCKED%2eEXAMPLE.:80/a",
+        "https://sub.blocked.example./x",
+        "http://xn--bcher-kva.example/",
+        "http://BÜCHER.example/x",
+        "https://www.prefix.example/%70rivate/doc",
+        "http://notblocked.example/",
+        "https://prefix.example/public/",
+        None,
+    ]
     reason, _ = f.evaluate(pa.array(urls, pa.string()))
     assert list(reason) == ["url.blocklist"] * 6 + [None, None, None]

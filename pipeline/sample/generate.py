@@ -55,11 +55,32 @@ BASE_DATE = datetime(2026, 11, 16, 6, 0, 0, tzinfo=timezone.utc)
 SPAN_SECONDS = 5 * 86400 - 6 * 3600  # pages are dated 2026-11-16 06:00 .. 2026-11-20 24:00
 
 # Content pages per intended language (before planted copies are added).
-LANG_COUNTS = {"en": 80, "de": 40, "fr": 34, "es": 34, "it": 16, "pt": 16, "nl": 14, "pl": 12,
-               "ru": 20, "zh": 16, "ja": 16}
-LANG_HOST = {"en": "example.com", "de": "example.net", "fr": "example.org", "es": "example.net",
-             "it": "example.org", "pt": "example.com", "nl": "example.net", "pl": "example.org",
-             "ru": "example.com", "zh": "example.net", "ja": "example.org"}
+LANG_COUNTS = {
+    "en": 80,
+    "de": 40,
+    "fr": 34,
+    "es": 34,
+    "it": 16,
+    "pt": 16,
+    "nl": 14,
+    "pl": 12,
+    "ru": 20,
+    "zh": 16,
+    "ja": 16,
+}
+LANG_HOST = {
+    "en": "example.com",
+    "de": "example.net",
+    "fr": "example.org",
+    "es": "example.net",
+    "it": "example.org",
+    "pt": "example.com",
+    "nl": "example.net",
+    "pl": "example.org",
+    "ru": "example.com",
+    "zh": "example.net",
+    "ja": "example.org",
+}
 COMPOSE_BATCHES = 60  # candidate batches per language (one signature call each) before giving up
 SECTIONS = ["news", "food", "travel", "garden", "reviews", "local", "science", "blog"]
 # Two pages outside a common planted group stay below this word-5-gram Jaccard, measured with the
@@ -82,7 +103,7 @@ def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
     toks = tokens(text)
     if len(toks) < n:
         return {tuple(toks)} if toks else set()
-    return {tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)}
+    return {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
 
 
 def jaccard(a: set | frozenset, b: set | frozenset) -> float:
@@ -116,10 +137,13 @@ class DedupView:
         norm = normalize_text(pa.array(texts, pa.string()), cfg)
         flat, offsets = _words_flat(norm)
         sh, so = shingle_hashes(word_hashes(flat), offsets, cfg.ngram)
-        keys = band_keys(minhash_signatures(sh, so, self.a, self.b, cfg.chunk_shingles),
-                         cfg.bands, cfg.rows)
-        return [(frozenset(sh[so[i]:so[i + 1]].tolist()), frozenset(keys[i].tolist()))
-                for i in range(len(texts))]
+        keys = band_keys(
+            minhash_signatures(sh, so, self.a, self.b, cfg.chunk_shingles), cfg.bands, cfg.rows
+        )
+        return [
+            (frozenset(sh[so[i] : so[i + 1]].tolist()), frozenset(keys[i].tolist()))
+            for i in range(len(texts))
+        ]
 
 
 def distinct(f: tuple[frozenset, frozenset], g: tuple[frozenset, frozenset]) -> bool:
@@ -158,7 +182,7 @@ def iban(country: str, bban: str) -> str:
     num = int("".join(str(int(c, 36)) for c in rearranged))
     check = 98 - num % 97
     raw = f"{country}{check:02d}{bban}"
-    return " ".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+    return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
 def iban_ok(value: str) -> bool:
@@ -173,7 +197,7 @@ def _fmt_card(num: str, style: str) -> str:
     sep = " " if style == "space" else "-"
     if len(num) == 15:  # Amex 4-6-5
         return sep.join([num[:4], num[4:10], num[10:]])
-    return sep.join(num[i:i + 4] for i in range(0, len(num), 4))
+    return sep.join(num[i : i + 4] for i in range(0, len(num), 4))
 
 
 # Planted PII: (entity type, value, language of the page that carries it). Deliberately no
@@ -281,8 +305,12 @@ def _person(rng: random.Random, L: dict) -> str:
 
 
 def _fill(template: str, rng: random.Random, L: dict) -> str:
-    return template.format(name=_person(rng, L), city=rng.choice(L["cities"]),
-                           n=rng.randint(12, 4800), year=rng.randint(1994, 2025))
+    return template.format(
+        name=_person(rng, L),
+        city=rng.choice(L["cities"]),
+        n=rng.randint(12, 4800),
+        year=rng.randint(1994, 2025),
+    )
 
 
 def _compose(rng: random.Random, L: dict) -> tuple[str, list[str]]:
@@ -315,6 +343,7 @@ def render_html(p: Page, L: dict) -> str:
     """A plausible page: cookie banner, header + nav, article, related links, footer."""
     if p.html_override is not None:
         return p.html_override
+
     def e(x: str) -> str:
         return html.escape(x, quote=False)
 
@@ -324,8 +353,11 @@ def render_html(p: Page, L: dict) -> str:
         for s, n in zip(["", *(x + "/" for x in SECTIONS)], L["nav"], strict=False)
     )
     if p.charset_decl in ("meta", "both", "meta_only_utf8"):
-        meta_cs = (f'<meta charset="{p.charset}">' if p.charset == "utf-8" else
-                   f'<meta http-equiv="Content-Type" content="text/html; charset={p.charset}">')
+        meta_cs = (
+            f'<meta charset="{p.charset}">'
+            if p.charset == "utf-8"
+            else f'<meta http-equiv="Content-Type" content="text/html; charset={p.charset}">'
+        )
     else:
         meta_cs = ""
     related = "".join(f'<li><a href="{html.escape(u)}">{e(t)}</a></li>' for u, t in p.related)
@@ -333,11 +365,13 @@ def render_html(p: Page, L: dict) -> str:
         article = ""
     else:
         paras = "\n".join(f"<p>{_linkify(e(x))}</p>" for x in p.paragraphs)
-        byline = (f'<p class="byline">{e(L["byline"])} {e(p.author)} · '
-                  f'<time datetime="{p.date:%Y-%m-%d}">{p.date:%d.%m.%Y}</time></p>')
+        byline = (
+            f'<p class="byline">{e(L["byline"])} {e(p.author)} · '
+            f'<time datetime="{p.date:%Y-%m-%d}">{p.date:%d.%m.%Y}</time></p>'
+        )
         article = f"<article>\n<h1>{e(p.title)}</h1>\n{byline}\n{paras}\n</article>"
     return f"""<!DOCTYPE html>
-<html lang="{p.lang or 'en'}">
+<html lang="{p.lang or "en"}">
 <head>
 {meta_cs}
 <title>{e(p.title)} | {e(p.site)}</title>
@@ -435,17 +469,31 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
                     continue
                 site = rng.choice(L["sites"])
                 section = rng.choice(SECTIONS)
-                p = Page(url=new_url(lang, site, section, title), lang=lang, kind="content",
-                         title=title, paragraphs=paras, site=site, section=section,
-                         file=rng.randrange(2), date=_date(rng), author=_person(rng, L))
+                p = Page(
+                    url=new_url(lang, site, section, title),
+                    lang=lang,
+                    kind="content",
+                    title=title,
+                    paragraphs=paras,
+                    site=site,
+                    section=section,
+                    file=rng.randrange(2),
+                    date=_date(rng),
+                    author=_person(rng, L),
+                )
                 accepted.append((p, feat))
         else:  # pragma: no cover - corpus too small for the requested count
             raise RuntimeError(f"cannot compose enough distinct {lang} pages")
         by_lang[lang] = [p for p, _ in accepted]
         pages.extend(by_lang[lang])
 
-    manifest: dict = {"near_duplicates": [], "exact_duplicates": [], "pii": [],
-                      "low_quality": [], "special": []}
+    manifest: dict = {
+        "near_duplicates": [],
+        "exact_duplicates": [],
+        "pii": [],
+        "low_quality": [],
+        "special": [],
+    }
     reserved: set[str] = set()  # urls of pages already used for a planted role
 
     def take(lang: str, pred=lambda p: True) -> Page:
@@ -456,18 +504,38 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
         raise RuntimeError(f"no free {lang} page")  # pragma: no cover
 
     # 2. planted near-duplicates: (lang, keeper file, copy files)
-    near_specs = [("en", 0, [1]), ("en", 1, [1]), ("de", 1, [0, 1]), ("fr", 1, [1]),
-                  ("es", 0, [1]), ("ru", 0, [0]), ("it", 0, [1])]
+    near_specs = [
+        ("en", 0, [1]),
+        ("en", 1, [1]),
+        ("de", 1, [0, 1]),
+        ("fr", 1, [1]),
+        ("es", 0, [1]),
+        ("ru", 0, [0]),
+        ("it", 0, [1]),
+    ]
     for gi, (lang, kfile, cfiles) in enumerate(near_specs):
         L = corpus.LANGS[lang]
-        vocab = sorted({w.strip(".,;:!?«»\"'") for _, ss in L["topics"] for s in ss
-                        for w in s.split() if w.strip(".,;:!?«»\"'").isalpha()})
+        vocab = sorted(
+            {
+                w.strip(".,;:!?«»\"'")
+                for _, ss in L["topics"]
+                for s in ss
+                for w in s.split()
+                if w.strip(".,;:!?«»\"'").isalpha()
+            }
+        )
         keeper = take(lang, lambda p: len(tokens(p.article_text)) >= 90)
         keeper.file, keeper.date = kfile, _date(rng, 0.0, 0.9)
         keeper.kind, keeper.group = "near_dup", f"near-{gi}"
-        group = {"group": keeper.group, "lang": lang, "expected_keeper": keeper.url,
-                 "keep_candidates": [keeper.url], "urls": [keeper.url],
-                 "files": [FILE_NAMES[kfile]], "jaccard_to_keeper": {}}
+        group = {
+            "group": keeper.group,
+            "lang": lang,
+            "expected_keeper": keeper.url,
+            "keep_candidates": [keeper.url],
+            "urls": [keeper.url],
+            "files": [FILE_NAMES[kfile]],
+            "jaccard_to_keeper": {},
+        }
         for ci, cf in enumerate(cfiles):
             site = rng.choice([s for s in L["sites"] if s != keeper.site] or L["sites"])
             keeper_feat = view.features([dedup_text(keeper.title, keeper.paragraphs)])[0]
@@ -477,10 +545,20 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
                     break
             else:  # pragma: no cover
                 raise RuntimeError(f"no near copy of {keeper.url} shares an LSH band with it")
-            c = Page(url=new_url(lang, site, keeper.section, keeper.title), lang=lang,
-                     kind="near_dup", title=keeper.title, paragraphs=paras, site=site,
-                     section=keeper.section, file=cf, date=_date(rng, 1.5 + ci, 2.5 + ci),
-                     author=_person(rng, L), expected="dedup.minhash", group=keeper.group)
+            c = Page(
+                url=new_url(lang, site, keeper.section, keeper.title),
+                lang=lang,
+                kind="near_dup",
+                title=keeper.title,
+                paragraphs=paras,
+                site=site,
+                section=keeper.section,
+                file=cf,
+                date=_date(rng, 1.5 + ci, 2.5 + ci),
+                author=_person(rng, L),
+                expected="dedup.minhash",
+                group=keeper.group,
+            )
             pages.append(c)
             reserved.add(c.url)
             j = round(jaccard(shingles(keeper.article_text), shingles(c.article_text)), 4)
@@ -492,26 +570,44 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
         manifest["near_duplicates"].append(group)
 
     # 3. planted exact duplicates: same HTML bytes, different URL
-    exact_specs = [("en", 0, [0, 1], ["?utm_source=newsletter&utm_medium=email", "http-www"]),
-                   ("de", 1, [0], ["?ref=startseite"]), ("ja", 0, [0], ["?page=1"]),
-                   ("es", 1, [1], ["/amp"])]
+    exact_specs = [
+        ("en", 0, [0, 1], ["?utm_source=newsletter&utm_medium=email", "http-www"]),
+        ("de", 1, [0], ["?ref=startseite"]),
+        ("ja", 0, [0], ["?page=1"]),
+        ("es", 1, [1], ["/amp"]),
+    ]
     for gi, (lang, kfile, cfiles, variants) in enumerate(exact_specs):
         L = corpus.LANGS[lang]
         keeper = take(lang)
         keeper.file, keeper.date = kfile, _date(rng, 0.0, 0.9)
         keeper.kind, keeper.group = "exact_dup", f"exact-{gi}"
-        group = {"group": keeper.group, "lang": lang, "expected_keeper": keeper.url,
-                 "keep_candidates": [keeper.url], "urls": [keeper.url],
-                 "files": [FILE_NAMES[kfile]]}
+        group = {
+            "group": keeper.group,
+            "lang": lang,
+            "expected_keeper": keeper.url,
+            "keep_candidates": [keeper.url],
+            "urls": [keeper.url],
+            "files": [FILE_NAMES[kfile]],
+        }
         for ci, (cf, var) in enumerate(zip(cfiles, variants, strict=True)):
             if var == "http-www":
                 url = keeper.url.replace("https://", "http://www.")
             else:  # tracking query or /amp suffix
                 url = keeper.url + var
-            c = Page(url=url, lang=lang, kind="exact_dup", title=keeper.title,
-                     paragraphs=list(keeper.paragraphs), site=keeper.site,
-                     section=keeper.section, file=cf, date=_date(rng, 1.5 + ci, 2.5 + ci),
-                     author=keeper.author, expected="dedup.exact", group=keeper.group)
+            c = Page(
+                url=url,
+                lang=lang,
+                kind="exact_dup",
+                title=keeper.title,
+                paragraphs=list(keeper.paragraphs),
+                site=keeper.site,
+                section=keeper.section,
+                file=cf,
+                date=_date(rng, 1.5 + ci, 2.5 + ci),
+                author=keeper.author,
+                expected="dedup.exact",
+                group=keeper.group,
+            )
             c.html_override = ""  # filled after rendering the keeper
             used_urls.add(url)
             pages.append(c)
@@ -537,25 +633,50 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
         frame = rng.choice(corpus.PII_FRAMES[lang][etype])
         pi = rng.randrange(len(page.paragraphs))
         page.paragraphs[pi] += " " + frame.format(v=value)
-        manifest["pii"].append({"entity_type": etype, "value": value, "url": page.url,
-                                "lang": lang, "location": "article"})
+        manifest["pii"].append(
+            {
+                "entity_type": etype,
+                "value": value,
+                "url": page.url,
+                "lang": lang,
+                "location": "article",
+            }
+        )
     p = take("en")
-    p.paragraphs[-1] += (" Readers can also leave feedback through the form at "
-                         f"{QUERY_URL} until the end of the year.")
-    manifest["pii"].append({"entity_type": "EMAIL_ADDRESS", "value": QUERY_EMAIL,
-                            "raw": QUERY_URL, "url": p.url, "lang": "en",
-                            "location": "article_url_query"})
+    p.paragraphs[-1] += (
+        " Readers can also leave feedback through the form at "
+        f"{QUERY_URL} until the end of the year."
+    )
+    manifest["pii"].append(
+        {
+            "entity_type": "EMAIL_ADDRESS",
+            "value": QUERY_EMAIL,
+            "raw": QUERY_URL,
+            "url": p.url,
+            "lang": "en",
+            "location": "article_url_query",
+        }
+    )
     p = take("en")
     p.title = f"Write to the editors: {TITLE_EMAIL}"
-    manifest["pii"].append({"entity_type": "EMAIL_ADDRESS", "value": TITLE_EMAIL,
-                            "url": p.url, "lang": "en", "location": "title"})  # <title> and <h1>
+    manifest["pii"].append(
+        {
+            "entity_type": "EMAIL_ADDRESS",
+            "value": TITLE_EMAIL,
+            "url": p.url,
+            "lang": "en",
+            "location": "title",
+        }
+    )  # <title> and <h1>
 
     # 5. HTTP/charset oddities on ordinary content pages (still expected to be kept)
-    odd = [("fr", dict(charset="iso-8859-1", charset_decl="header"), "charset_iso-8859-1_header"),
-           ("es", dict(charset="windows-1252", charset_decl="meta"), "charset_windows-1252_meta"),
-           ("ja", dict(charset="shift_jis", charset_decl="both"), "charset_shift_jis_both"),
-           ("de", dict(content_encoding="gzip"), "content_encoding_gzip"),
-           ("en", dict(content_type=None), "no_content_type")]
+    odd = [
+        ("fr", dict(charset="iso-8859-1", charset_decl="header"), "charset_iso-8859-1_header"),
+        ("es", dict(charset="windows-1252", charset_decl="meta"), "charset_windows-1252_meta"),
+        ("ja", dict(charset="shift_jis", charset_decl="both"), "charset_shift_jis_both"),
+        ("de", dict(content_encoding="gzip"), "content_encoding_gzip"),
+        ("en", dict(content_type=None), "no_content_type"),
+    ]
     for lang, attrs, what in odd:
         enc = attrs.get("charset", "utf-8")
 
@@ -571,86 +692,157 @@ def build_pages(seed: int = DEFAULT_SEED) -> tuple[list[Page], dict]:
             setattr(p, k, v)
         entry = {"what": what, "url": p.url, "lang": lang, "expected": p.expected}
         if what == "no_content_type":
-            entry["note"] = ("HTML body without a Content-Type header: a sniffing reader (ours) "
-                             "keeps it; a strict one would drop it as read.non_html")
+            entry["note"] = (
+                "HTML body without a Content-Type header: a sniffing reader (ours) "
+                "keeps it; a strict one would drop it as read.non_html"
+            )
         manifest["special"].append(entry)
 
     # 6. pages the quality filters should drop
     L = corpus.EN
     lq = [
         ("nav_only", [], "extract.empty|gopher_quality"),
-        ("lorem_ipsum", [corpus.LOREM, corpus.LOREM.replace("Lorem ipsum", "Ipsum lorem")],
-         "c4.lorem_ipsum"),
+        (
+            "lorem_ipsum",
+            [corpus.LOREM, corpus.LOREM.replace("Lorem ipsum", "Ipsum lorem")],
+            "c4.lorem_ipsum",
+        ),
         ("repeated_line", [corpus.REPEATED_LINE] * 40, "gopher_repetition"),
         ("very_short", [corpus.SHORT_TEXT], "gopher_quality.word_count"),
-        ("language_mix", [" ".join(corpus.MIXED_LANG[i:i + 3])
-                          for i in range(0, len(corpus.MIXED_LANG), 3)], "lang.low_score"),
-        ("json_like", ["Response of the product endpoint:", corpus.JSONISH, corpus.JSONISH
-                       .replace("item-a", "item-c").replace("item-b", "item-d")],
-         "c4.curly_bracket"),
+        (
+            "language_mix",
+            [" ".join(corpus.MIXED_LANG[i : i + 3]) for i in range(0, len(corpus.MIXED_LANG), 3)],
+            "lang.low_score",
+        ),
+        (
+            "json_like",
+            [
+                "Response of the product endpoint:",
+                corpus.JSONISH,
+                corpus.JSONISH.replace("item-a", "item-c").replace("item-b", "item-d"),
+            ],
+            "c4.curly_bracket",
+        ),
     ]
     for i, (kind, paras, reason) in enumerate(lq):
         site = L["sites"][i % len(L["sites"])]
-        title = {"nav_only": "Archive", "very_short": "New shop"}.get(kind, kind.replace("_", " ").title())
-        p = Page(url=new_url("en", site, "misc", f"{kind}"), lang=None if kind == "language_mix" else "en",
-                 kind="low_quality", title=title, paragraphs=paras, site=site, section="misc",
-                 file=i % 2, date=_date(rng), author=_person(rng, L), expected="drop")
+        title = {"nav_only": "Archive", "very_short": "New shop"}.get(
+            kind, kind.replace("_", " ").title()
+        )
+        p = Page(
+            url=new_url("en", site, "misc", f"{kind}"),
+            lang=None if kind == "language_mix" else "en",
+            kind="low_quality",
+            title=title,
+            paragraphs=paras,
+            site=site,
+            section="misc",
+            file=i % 2,
+            date=_date(rng),
+            author=_person(rng, L),
+            expected="drop",
+        )
         pages.append(p)
-        manifest["low_quality"].append({"kind": kind, "url": p.url, "expected": "drop",
-                                        "targets": reason, "file": FILE_NAMES[p.file]})
+        manifest["low_quality"].append(
+            {
+                "kind": kind,
+                "url": p.url,
+                "expected": "drop",
+                "targets": reason,
+                "file": FILE_NAMES[p.file],
+            }
+        )
 
     # 7. a truncated record, non-200s and non-HTML responses
     p = take("en")
     p.truncated = True
     p.kind = "truncated"
-    manifest["special"].append({
-        "what": "warc_truncated_length", "url": p.url, "lang": "en", "expected": p.expected,
-        "note": ("payload cut to 60% by the crawler and marked WARC-Truncated: length, as CC does "
-                 "past 1 MiB; the WARC record itself is intact, so it is read as a document "
-                 "(read.truncated is for broken files/members)")})
-    for i, (kind, status, ctype, expected) in enumerate([
-        ("http_404", 404, "text/html", "read.non_200"),
-        ("http_301", 301, "text/html", "read.non_200"),
-        ("image", 200, "image/png", "read.non_html"),
-        ("pdf", 200, "application/pdf", "read.non_html"),
-    ]):
+    manifest["special"].append(
+        {
+            "what": "warc_truncated_length",
+            "url": p.url,
+            "lang": "en",
+            "expected": p.expected,
+            "note": (
+                "payload cut to 60% by the crawler and marked WARC-Truncated: length, as CC does "
+                "past 1 MiB; the WARC record itself is intact, so it is read as a document "
+                "(read.truncated is for broken files/members)"
+            ),
+        }
+    )
+    for i, (kind, status, ctype, expected) in enumerate(
+        [
+            ("http_404", 404, "text/html", "read.non_200"),
+            ("http_301", 301, "text/html", "read.non_200"),
+            ("image", 200, "image/png", "read.non_html"),
+            ("pdf", 200, "application/pdf", "read.non_html"),
+        ]
+    ):
         site = L["sites"][i]
         host = _site_host("en", site)
-        path = {"http_404": "/news/old-story-removed", "http_301": "/garden/moved-page",
-                "image": "/static/img/header-banner.png", "pdf": "/files/annual-report-2026.pdf"}
-        p = Page(url=f"https://{host}{path[kind]}", lang=None, kind=kind, title="", paragraphs=[],
-                 site=site, section="misc", file=i % 2, date=_date(rng), status=status,
-                 content_type=ctype, expected=expected)
+        path = {
+            "http_404": "/news/old-story-removed",
+            "http_301": "/garden/moved-page",
+            "image": "/static/img/header-banner.png",
+            "pdf": "/files/annual-report-2026.pdf",
+        }
+        p = Page(
+            url=f"https://{host}{path[kind]}",
+            lang=None,
+            kind=kind,
+            title="",
+            paragraphs=[],
+            site=site,
+            section="misc",
+            file=i % 2,
+            date=_date(rng),
+            status=status,
+            content_type=ctype,
+            expected=expected,
+        )
         if kind == "http_404":
             p.title = "Page not found"
             p.paragraphs = ["Sorry, the page you are looking for does not exist."]
         elif kind == "http_301":
             target = f"https://{host}/garden/new-page"
             p.extra_headers = [("Location", target)]
-            p.raw_body = (f'<html><head><title>301 Moved Permanently</title></head><body>'
-                          f'<h1>Moved Permanently</h1><p>The document has moved '
-                          f'<a href="{target}">here</a>.</p></body></html>\n').encode()
+            p.raw_body = (
+                f"<html><head><title>301 Moved Permanently</title></head><body>"
+                f"<h1>Moved Permanently</h1><p>The document has moved "
+                f'<a href="{target}">here</a>.</p></body></html>\n'
+            ).encode()
         elif kind == "image":
             p.raw_body = _png(24, 12)
         else:
             p.raw_body = _pdf()
         pages.append(p)
-        manifest["special"].append({"what": kind, "url": p.url, "status": status,
-                                    "content_type": ctype, "expected": expected,
-                                    "file": FILE_NAMES[p.file]})
+        manifest["special"].append(
+            {
+                "what": kind,
+                "url": p.url,
+                "status": status,
+                "content_type": ctype,
+                "expected": expected,
+                "file": FILE_NAMES[p.file],
+            }
+        )
 
     # related links: other pages of the same language
     by_lang_all: dict[str, list[Page]] = {}
     for p in pages:
-        if (p.lang and p.kind in ("content", "near_dup", "exact_dup", "truncated")
-                and "@" not in p.title):  # keep the planted title email on its own page
+        if (
+            p.lang
+            and p.kind in ("content", "near_dup", "exact_dup", "truncated")
+            and "@" not in p.title
+        ):  # keep the planted title email on its own page
             by_lang_all.setdefault(p.lang, []).append(p)
     for p in pages:
         if p.status == 200 and p.raw_body is None and p.html_override is None:
             pool = [q for q in by_lang_all.get(p.lang or "en", []) if q.url != p.url]
             p.related = [(q.url, q.title) for q in rng.sample(pool, min(4, len(pool)))]
-    keepers = {p.group: p for p in pages if p.group and p.kind == "exact_dup"
-               and p.html_override is None}
+    keepers = {
+        p.group: p for p in pages if p.group and p.kind == "exact_dup" and p.html_override is None
+    }
     for p in pages:
         if p.html_override == "":
             p.html_override = render_html(keepers[p.group], corpus.LANGS[p.lang])
@@ -679,31 +871,47 @@ def check_dedup_contract(pages: list[Page], view: DedupView) -> dict:
         if feats[i][1] & feats[j][1]:
             collisions.append((a.url, b.url))
     if worst >= MAX_PAIR_JACCARD or collisions:
-        raise RuntimeError(f"unplanted similarity: max Jaccard {worst:.3f} {worst_pair}, "
-                           f"shared LSH bands {collisions}")
+        raise RuntimeError(
+            f"unplanted similarity: max Jaccard {worst:.3f} {worst_pair}, "
+            f"shared LSH bands {collisions}"
+        )
     index = {p.url: k for k, p in enumerate(docs)}
     for p in docs:
         if p.kind == "near_dup" and p.expected == "dedup.minhash":
             keeper = next(q for q in docs if q.group == p.group and q.expected == "keep")
             if not feats[index[p.url]][1] & feats[index[keeper.url]][1]:
                 raise RuntimeError(f"planted copy {p.url} shares no LSH band with its keeper")
-    return {"dedup_config": "stages.minhash.DedupConfig() defaults (14 bands x 8 rows, 5-grams)",
-            "pages_checked": len(docs), "max_jaccard_unplanted": round(worst, 4),
-            "max_jaccard_limit": MAX_PAIR_JACCARD, "shared_band_keys_unplanted": 0}
+    return {
+        "dedup_config": "stages.minhash.DedupConfig() defaults (14 bands x 8 rows, 5-grams)",
+        "pages_checked": len(docs),
+        "max_jaccard_unplanted": round(worst, 4),
+        "max_jaccard_limit": MAX_PAIR_JACCARD,
+        "shared_band_keys_unplanted": 0,
+    }
 
 
 def _png(w: int, h: int) -> bytes:
     """A small valid RGB PNG (a colour gradient), built without image libraries."""
-    raw = b"".join(b"\x00" + bytes(v for x in range(w) for v in (x * 10 % 256, y * 20 % 256, 128))
-                   for y in range(h))
+    raw = b"".join(
+        b"\x00" + bytes(v for x in range(w) for v in (x * 10 % 256, y * 20 % 256, 128))
+        for y in range(h)
+    )
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + tag + data
-                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _pdf() -> bytes:
@@ -728,8 +936,9 @@ def _pdf() -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
     for off in offsets:
         out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-              % (len(objs) + 1, xref))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    )
     return out.getvalue()
 
 
@@ -770,20 +979,31 @@ def _write_file(out_path: Path, idx: int, pages: list[Page], revisit_of: Page | 
     buf = io.BytesIO()
     w = WARCWriter(buf, gzip=True, warc_version="1.0")
     info_id = _rid(name, "warcinfo")
-    info = (f"isPartOf: {CRAWL_ID}\r\n"
-            "publisher: ccpipe sample crawl (synthetic, generated by pipeline.sample.generate)\r\n"
-            "description: Synthetic CommonCrawl-style sample with planted duplicates, PII and junk pages\r\n"
-            "operator: ccpipe maintainers\r\n"
-            "hostname: sample-generator\r\n"
-            "software: ccpipe-sample-generator/1.0 (warcio)\r\n"
-            "format: WARC File Format 1.0\r\n"
-            "conformsTo: https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.0/\r\n"
-            ).encode()
-    w.write_record(w.create_warc_record(
-        "", "warcinfo", payload=io.BytesIO(info), length=len(info),
-        warc_content_type="application/warc-fields",
-        warc_headers_dict={"WARC-Type": "warcinfo", "WARC-Date": _wdate(BASE_DATE),
-                           "WARC-Filename": name, "WARC-Record-ID": info_id}))
+    info = (
+        f"isPartOf: {CRAWL_ID}\r\n"
+        "publisher: ccpipe sample crawl (synthetic, generated by pipeline.sample.generate)\r\n"
+        "description: Synthetic CommonCrawl-style sample with planted duplicates, PII and junk pages\r\n"
+        "operator: ccpipe maintainers\r\n"
+        "hostname: sample-generator\r\n"
+        "software: ccpipe-sample-generator/1.0 (warcio)\r\n"
+        "format: WARC File Format 1.0\r\n"
+        "conformsTo: https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.0/\r\n"
+    ).encode()
+    w.write_record(
+        w.create_warc_record(
+            "",
+            "warcinfo",
+            payload=io.BytesIO(info),
+            length=len(info),
+            warc_content_type="application/warc-fields",
+            warc_headers_dict={
+                "WARC-Type": "warcinfo",
+                "WARC-Date": _wdate(BASE_DATE),
+                "WARC-Filename": name,
+                "WARC-Record-ID": info_id,
+            },
+        )
+    )
     counts["warcinfo"] += 1
     events = [(p.date, 0, p) for p in pages]
     if revisit_of is not None:
@@ -794,29 +1014,63 @@ def _write_file(out_path: Path, idx: int, pages: list[Page], revisit_of: Page | 
         path = "/" + p.url.split("/", 3)[3] if p.url.count("/") >= 3 else "/"
         rtag = "revisit" if is_revisit else "response"
         req_id, resp_id = _rid(name, "request", rtag, p.url), _rid(name, rtag, p.url)
-        lang_hdr = {"zh": "zh-CN,zh;q=0.9", "ja": "ja,en;q=0.5"}.get(p.lang or "en",
-                                                                      f"{p.lang or 'en'},en;q=0.5")
-        req = StatusAndHeaders(f"GET {path} HTTP/1.1", [
-            ("User-Agent", "ccpipe-sample-bot/1.0 (+https://example.org/ccpipe-bot)"),
-            ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-            ("Accept-Language", lang_hdr), ("Accept-Encoding", "br,gzip"), ("Host", host),
-            ("Connection", "Keep-Alive")], is_http_request=True)
-        common = {"WARC-Date": _wdate(date), "WARC-Warcinfo-ID": info_id,
-                  "WARC-IP-Address": _ip(p.url)}
-        w.write_record(w.create_warc_record(
-            p.url, "request", http_headers=req, payload=io.BytesIO(b""), length=0,
-            warc_headers_dict={"WARC-Type": "request", "WARC-Record-ID": req_id, **common,
-                               "WARC-Target-URI": p.url}))
+        lang_hdr = {"zh": "zh-CN,zh;q=0.9", "ja": "ja,en;q=0.5"}.get(
+            p.lang or "en", f"{p.lang or 'en'},en;q=0.5"
+        )
+        req = StatusAndHeaders(
+            f"GET {path} HTTP/1.1",
+            [
+                ("User-Agent", "ccpipe-sample-bot/1.0 (+https://example.org/ccpipe-bot)"),
+                ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+                ("Accept-Language", lang_hdr),
+                ("Accept-Encoding", "br,gzip"),
+                ("Host", host),
+                ("Connection", "Keep-Alive"),
+            ],
+            is_http_request=True,
+        )
+        common = {
+            "WARC-Date": _wdate(date),
+            "WARC-Warcinfo-ID": info_id,
+            "WARC-IP-Address": _ip(p.url),
+        }
+        w.write_record(
+            w.create_warc_record(
+                p.url,
+                "request",
+                http_headers=req,
+                payload=io.BytesIO(b""),
+                length=0,
+                warc_headers_dict={
+                    "WARC-Type": "request",
+                    "WARC-Record-ID": req_id,
+                    **common,
+                    "WARC-Target-URI": p.url,
+                },
+            )
+        )
         counts["request"] += 1
         body = _body(p)
         if is_revisit:
-            hdrs = [("Date", _http_date(date)), ("Server", "nginx"),
-                    ("Content-Type", "text/html; charset=UTF-8")]
+            hdrs = [
+                ("Date", _http_date(date)),
+                ("Server", "nginx"),
+                ("Content-Type", "text/html; charset=UTF-8"),
+            ]
             rec = w.create_revisit_record(
-                p.url, sha1_b32(body), p.url, _wdate(p.date),
+                p.url,
+                sha1_b32(body),
+                p.url,
+                _wdate(p.date),
                 http_headers=StatusAndHeaders("200 OK", hdrs, protocol="HTTP/1.1"),
-                warc_headers_dict={"WARC-Type": "revisit", "WARC-Record-ID": resp_id, **common,
-                                   "WARC-Concurrent-To": req_id, "WARC-Target-URI": p.url})
+                warc_headers_dict={
+                    "WARC-Type": "revisit",
+                    "WARC-Record-ID": resp_id,
+                    **common,
+                    "WARC-Concurrent-To": req_id,
+                    "WARC-Target-URI": p.url,
+                },
+            )
             w.write_record(rec)
             counts["revisit"] += 1
             continue
@@ -826,7 +1080,10 @@ def _write_file(out_path: Path, idx: int, pages: list[Page], revisit_of: Page | 
         if p.truncated:
             wire = wire[: len(wire) * 3 // 5]
         reason = {200: "OK", 301: "Moved Permanently", 404: "Not Found"}[p.status]
-        hdrs = [("Date", _http_date(date)), ("Server", ["nginx", "Apache", "cloudflare"][hash_int(host) % 3])]
+        hdrs = [
+            ("Date", _http_date(date)),
+            ("Server", ["nginx", "Apache", "cloudflare"][hash_int(host) % 3]),
+        ]
         if p.content_type is not None:
             ct = p.content_type
             if p.content_type == "text/html":
@@ -839,27 +1096,54 @@ def _write_file(out_path: Path, idx: int, pages: list[Page], revisit_of: Page | 
         elif p.raw_body is None and hash_int(p.url) % 3 == 0:
             # CC stores decoded payloads and renames the original header
             hdrs.append(("X-Crawler-Content-Encoding", "gzip"))
-        hdrs += [("Content-Length", str(len(body) if not p.content_encoding else len(wire))),
-                 ("Cache-Control", "max-age=600"), ("Connection", "close")]
-        whd = {"WARC-Type": "response", "WARC-Record-ID": resp_id, **common,
-               "WARC-Concurrent-To": req_id, "WARC-Target-URI": p.url}
+        hdrs += [
+            ("Content-Length", str(len(body) if not p.content_encoding else len(wire))),
+            ("Cache-Control", "max-age=600"),
+            ("Connection", "close"),
+        ]
+        whd = {
+            "WARC-Type": "response",
+            "WARC-Record-ID": resp_id,
+            **common,
+            "WARC-Concurrent-To": req_id,
+            "WARC-Target-URI": p.url,
+        }
         if p.truncated:
             whd["WARC-Truncated"] = "length"
         ident = p.content_type or "text/html"
         whd["WARC-Identified-Payload-Type"] = ident
-        w.write_record(w.create_warc_record(
-            p.url, "response", payload=io.BytesIO(wire), length=len(wire),
-            http_headers=StatusAndHeaders(f"{p.status} {reason}", hdrs, protocol="HTTP/1.1"),
-            warc_headers_dict=whd))
+        w.write_record(
+            w.create_warc_record(
+                p.url,
+                "response",
+                payload=io.BytesIO(wire),
+                length=len(wire),
+                http_headers=StatusAndHeaders(f"{p.status} {reason}", hdrs, protocol="HTTP/1.1"),
+                warc_headers_dict=whd,
+            )
+        )
         counts["response"] += 1
-        meta = (f"fetchTimeMs: {hash_int(p.url) % 900 + 40}\r\n"
-                f"charset-detected: {p.charset.upper()}\r\n").encode()
-        w.write_record(w.create_warc_record(
-            p.url, "metadata", payload=io.BytesIO(meta), length=len(meta),
-            warc_content_type="application/warc-fields",
-            warc_headers_dict={"WARC-Type": "metadata", "WARC-Record-ID": _rid(name, "metadata", p.url),
-                               "WARC-Date": _wdate(date), "WARC-Warcinfo-ID": info_id,
-                               "WARC-Concurrent-To": resp_id, "WARC-Target-URI": p.url}))
+        meta = (
+            f"fetchTimeMs: {hash_int(p.url) % 900 + 40}\r\n"
+            f"charset-detected: {p.charset.upper()}\r\n"
+        ).encode()
+        w.write_record(
+            w.create_warc_record(
+                p.url,
+                "metadata",
+                payload=io.BytesIO(meta),
+                length=len(meta),
+                warc_content_type="application/warc-fields",
+                warc_headers_dict={
+                    "WARC-Type": "metadata",
+                    "WARC-Record-ID": _rid(name, "metadata", p.url),
+                    "WARC-Date": _wdate(date),
+                    "WARC-Warcinfo-ID": info_id,
+                    "WARC-Concurrent-To": resp_id,
+                    "WARC-Target-URI": p.url,
+                },
+            )
+        )
         counts["metadata"] += 1
     out_path.write_bytes(buf.getvalue())
     return counts
@@ -870,64 +1154,102 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     pages, planted = build_pages(seed)
     rng = random.Random(seed + 1)
-    revisit_of = rng.choice([p for p in pages if p.kind == "content" and p.file == 1
-                             and p.charset == "utf-8" and not p.content_encoding
-                             and p.content_type])
+    revisit_of = rng.choice(
+        [
+            p
+            for p in pages
+            if p.kind == "content"
+            and p.file == 1
+            and p.charset == "utf-8"
+            and not p.content_encoding
+            and p.content_type
+        ]
+    )
     files = []
     for idx, name in enumerate(FILE_NAMES):
         fpages = [p for p in pages if p.file == idx]
         counts = _write_file(out_dir / name, idx, fpages, revisit_of if idx == 1 else None)
         html200 = [p for p in fpages if p.status == 200 and p.content_type == "text/html"]
-        drops = {"read.warcinfo": counts["warcinfo"], "read.request": counts["request"],
-                 "read.metadata": counts["metadata"], "read.revisit": counts["revisit"],
-                 "read.non_200": sum(p.status != 200 for p in fpages),
-                 "read.non_html": sum(p.status == 200 and p.content_type not in (None, "text/html")
-                                      for p in fpages)}
+        drops = {
+            "read.warcinfo": counts["warcinfo"],
+            "read.request": counts["request"],
+            "read.metadata": counts["metadata"],
+            "read.revisit": counts["revisit"],
+            "read.non_200": sum(p.status != 200 for p in fpages),
+            "read.non_html": sum(
+                p.status == 200 and p.content_type not in (None, "text/html") for p in fpages
+            ),
+        }
         langs: dict[str, int] = {}
         for p in fpages:
-            if (p.lang and p.status == 200 and p.content_type in ("text/html", None)
-                    and p.kind in ("content", "near_dup", "exact_dup", "truncated")):
+            if (
+                p.lang
+                and p.status == 200
+                and p.content_type in ("text/html", None)
+                and p.kind in ("content", "near_dup", "exact_dup", "truncated")
+            ):
                 langs[p.lang] = langs.get(p.lang, 0) + 1
         no_ctype = sum(p.content_type is None for p in fpages)
-        files.append({
-            "file": name,
-            "records": sum(counts.values()),
-            "records_by_type": counts,
-            "html_200_responses": len(html200),
-            "responses_without_content_type": no_ctype,
-            "documents_after_read": len(html200) + no_ctype,
-            "expected_read_drops": {k: v for k, v in drops.items() if v},
-            "content_pages_by_lang": dict(sorted(langs.items())),
-            "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
-        })
+        files.append(
+            {
+                "file": name,
+                "records": sum(counts.values()),
+                "records_by_type": counts,
+                "html_200_responses": len(html200),
+                "responses_without_content_type": no_ctype,
+                "documents_after_read": len(html200) + no_ctype,
+                "expected_read_drops": {k: v for k, v in drops.items() if v},
+                "content_pages_by_lang": dict(sorted(langs.items())),
+                "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest(),
+            }
+        )
     langs_total: dict[str, int] = {}
     for f in files:
         for k, v in f["content_pages_by_lang"].items():
             langs_total[k] = langs_total.get(k, 0) + v
-    planted["special"].append({"what": "revisit", "url": revisit_of.url,
-                               "file": FILE_NAMES[1], "expected": "read.revisit"})
+    planted["special"].append(
+        {
+            "what": "revisit",
+            "url": revisit_of.url,
+            "file": FILE_NAMES[1],
+            "expected": "read.revisit",
+        }
+    )
     documents = []
     for p in sorted(pages, key=lambda q: (q.file, q.date, q.url)):
-        documents.append({
-            "url": p.url, "file": FILE_NAMES[p.file], "warc_date": _wdate(p.date),
-            "doc_id": _rid(FILE_NAMES[p.file], "response", p.url)[10:-1],
-            "status": p.status, "content_type": p.content_type, "lang": p.lang,
-            "kind": p.kind, "group": p.group, "expected": p.expected,
-        })
+        documents.append(
+            {
+                "url": p.url,
+                "file": FILE_NAMES[p.file],
+                "warc_date": _wdate(p.date),
+                "doc_id": _rid(FILE_NAMES[p.file], "response", p.url)[10:-1],
+                "status": p.status,
+                "content_type": p.content_type,
+                "lang": p.lang,
+                "kind": p.kind,
+                "group": p.group,
+                "expected": p.expected,
+            }
+        )
     manifest = {
         "crawl_id": CRAWL_ID,
-        "generator": {"module": "pipeline.sample.generate", "seed": seed,
-                      "zlib_version": zlib.ZLIB_RUNTIME_VERSION},
-        "notes": ("Counts are exact for the shipped files. Per file, conservation at read: "
-                  "records = sum(expected_read_drops) + documents_after_read, where "
-                  "documents_after_read = html_200_responses + responses_without_content_type. "
-                  "content_pages_by_lang counts those documents that carry real prose in a "
-                  "known language (all but the low_quality pages). documents[].expected: 'keep' "
-                  "(survives every stage), 'drop' (a low_quality page; low_quality[].targets "
-                  "names the rule aimed at it, an earlier stage may catch it first), "
-                  "'dedup.exact'/'dedup.minhash' (a planted copy), or a read.* reason. Dedup "
-                  "keeper rule: earliest WARC-Date, then smallest doc_id; every group's "
-                  "expected_keeper has the strictly earliest date."),
+        "generator": {
+            "module": "pipeline.sample.generate",
+            "seed": seed,
+            "zlib_version": zlib.ZLIB_RUNTIME_VERSION,
+        },
+        "notes": (
+            "Counts are exact for the shipped files. Per file, conservation at read: "
+            "records = sum(expected_read_drops) + documents_after_read, where "
+            "documents_after_read = html_200_responses + responses_without_content_type. "
+            "content_pages_by_lang counts those documents that carry real prose in a "
+            "known language (all but the low_quality pages). documents[].expected: 'keep' "
+            "(survives every stage), 'drop' (a low_quality page; low_quality[].targets "
+            "names the rule aimed at it, an earlier stage may catch it first), "
+            "'dedup.exact'/'dedup.minhash' (a planted copy), or a read.* reason. Dedup "
+            "keeper rule: earliest WARC-Date, then smallest doc_id; every group's "
+            "expected_keeper has the strictly earliest date."
+        ),
         "files": files,
         "totals": {
             "records": sum(f["records"] for f in files),
@@ -940,7 +1262,8 @@ def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict:
         "documents": documents,
     }
     (out_dir / MANIFEST_NAME).write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     return manifest
 
 
@@ -960,7 +1283,9 @@ def _gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-def damaged_warcs(out_dir: Path, source: Path | None = None, n_records: int = 60) -> dict[str, Path]:
+def damaged_warcs(
+    out_dir: Path, source: Path | None = None, n_records: int = 60
+) -> dict[str, Path]:
     """WARC files broken on purpose, one defect each, made from the shipped sample.
 
     The same defects as a crawler meets in the wild (and as the real damaged files of the
@@ -975,7 +1300,9 @@ def damaged_warcs(out_dir: Path, source: Path | None = None, n_records: int = 60
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {}
     whole = b"".join(members)
-    cut = len(b"".join(members[: len(members) * 6 // 10])) + len(members[len(members) * 6 // 10]) // 2
+    cut = (
+        len(b"".join(members[: len(members) * 6 // 10])) + len(members[len(members) * 6 // 10]) // 2
+    )
     files["truncated-member.warc.gz"] = whole[:cut]
     bad = list(members)
     for i in range(1, len(bad)):
@@ -986,20 +1313,29 @@ def damaged_warcs(out_dir: Path, source: Path | None = None, n_records: int = 60
             break
     files["bad-content-length.warc.gz"] = b"".join(bad)
     mid = len(members) // 2
-    files["junk-between-members.warc.gz"] = (b"".join(members[:mid]) + b"<junk> not gzip " * 40
-                                             + b"".join(members[mid:]))
+    files["junk-between-members.warc.gz"] = (
+        b"".join(members[:mid]) + b"<junk> not gzip " * 40 + b"".join(members[mid:])
+    )
     payload = random.Random(7).randbytes(20_000)
-    http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
-            + str(len(payload)).encode() + b"\r\n\r\n" + payload)
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Date: 2026-11-16T06:00:00Z\r\n"
-            f"WARC-Record-ID: <urn:uuid:{uuid.uuid5(NAMESPACE, 'binary-payload')}>\r\n"
-            "WARC-Target-URI: http://binary.example.com/page.html\r\n"
-            "Content-Type: application/http; msgtype=response\r\n"
-            f"Content-Length: {len(http)}\r\n\r\n").encode()
+    http = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
+        + str(len(payload)).encode()
+        + b"\r\n\r\n"
+        + payload
+    )
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Date: 2026-11-16T06:00:00Z\r\n"
+        f"WARC-Record-ID: <urn:uuid:{uuid.uuid5(NAMESPACE, 'binary-payload')}>\r\n"
+        "WARC-Target-URI: http://binary.example.com/page.html\r\n"
+        "Content-Type: application/http; msgtype=response\r\n"
+        f"Content-Length: {len(http)}\r\n\r\n"
+    ).encode()
     files["binary-payload.warc.gz"] = whole + _gz(head + http + b"\r\n\r\n")
     files["empty.warc.gz"] = b""
-    files["not-a-warc.warc.gz"] = b"<!DOCTYPE html><html><head><title>Saved page</title></head>" \
+    files["not-a-warc.warc.gz"] = (
+        b"<!DOCTYPE html><html><head><title>Saved page</title></head>"
         b"<body><p>This page was saved from a browser, not crawled.</p></body></html>\n"
+    )
     paths = {}
     for name, data in files.items():
         (out_dir / name).write_bytes(data)
@@ -1009,14 +1345,20 @@ def damaged_warcs(out_dir: Path, source: Path | None = None, n_records: int = 60
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                    help="output directory (default: this package, i.e. rewrite the shipped sample)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="output directory (default: this package, i.e. rewrite the shipped sample)",
+    )
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="RNG seed")
     args = ap.parse_args(argv)
     m = generate(args.out, args.seed)
     for f in m["files"]:
-        print(f"{args.out / f['file']}: {f['records']} records, "
-              f"{f['html_200_responses']} HTML 200 responses")
+        print(
+            f"{args.out / f['file']}: {f['records']} records, "
+            f"{f['html_200_responses']} HTML 200 responses"
+        )
     print(f"{args.out / MANIFEST_NAME}: {m['totals']}")
 
 

@@ -52,8 +52,12 @@ class BucketConfig(BaseModel):
         },
         description="Without a model: a signal above its value counts one soft signal (ours).",
     )
-    high_max_soft: Output[int] = Field(default=0, description="<= this many soft signals -> 'high'.")
-    mid_max_soft: Output[int] = Field(default=2, description="<= this many -> 'mid', more -> 'low'.")
+    high_max_soft: Output[int] = Field(
+        default=0, description="<= this many soft signals -> 'high'."
+    )
+    mid_max_soft: Output[int] = Field(
+        default=2, description="<= this many -> 'mid', more -> 'low'."
+    )
 
 
 def soft_signals(s: dict[str, np.ndarray], cfgs: list[QualityConfig], gi: np.ndarray) -> np.ndarray:

@@ -16,12 +16,14 @@ from types import MappingProxyType
 from typing import Any
 
 # Read-only: config.py copies it into each QualityConfig (no shared mutable state).
-DERIVED_PER_LANGUAGE: Mapping[str, dict[str, Any]] = MappingProxyType({
-    # segmented words (rjieba): reference mean 1.72-1.82 chars, Gopher's min 3 drops all
-    "zh": {"gopher_quality": {"min_mean_word_length": 1.54}},
-    # segmented words (ICU): reference mean 1.66-1.77 chars, Gopher's min 3 drops all
-    "ja": {"gopher_quality": {"min_mean_word_length": 1.49}},
-    # 88% of reference documents contain MediaWiki language-converter markup (-{m}-) that
-    # C4's '{' rule treats as code; the other code/markup rules still apply
-    "sr": {"c4": {"drop_curly_bracket": False}},
-})
+DERIVED_PER_LANGUAGE: Mapping[str, dict[str, Any]] = MappingProxyType(
+    {
+        # segmented words (rjieba): reference mean 1.72-1.82 chars, Gopher's min 3 drops all
+        "zh": {"gopher_quality": {"min_mean_word_length": 1.54}},
+        # segmented words (ICU): reference mean 1.66-1.77 chars, Gopher's min 3 drops all
+        "ja": {"gopher_quality": {"min_mean_word_length": 1.49}},
+        # 88% of reference documents contain MediaWiki language-converter markup (-{m}-) that
+        # C4's '{' rule treats as code; the other code/markup rules still apply
+        "sr": {"c4": {"drop_curly_bracket": False}},
+    }
+)

@@ -23,8 +23,12 @@ DATA_SUFFIXES = (".parquet", ".bin", ".idx")
 # Small config: several chunks per file so the chunk-level fault points are hit repeatedly.
 # One input file per work unit and a tiny shard cap: kills land between and inside unit
 # commits, and partitions roll over into several shards.
-SMALL_SET = ["read.chunk_records=40", "output.unit_max_files=1", "output.shard_max_bytes=20000",
-             "output.row_group_docs=8"]
+SMALL_SET = [
+    "read.chunk_records=40",
+    "output.unit_max_files=1",
+    "output.shard_max_bytes=20000",
+    "output.row_group_docs=8",
+]
 
 
 def gzip_members(data: bytes) -> list[tuple[int, int]]:
@@ -49,7 +53,6 @@ def cut_warc(src: str | Path, dst: Path, n_records: int) -> Path:
     return dst
 
 
-
 def run_cli(
     args: list[str],
     env_extra: dict[str, str] | None = None,
@@ -58,12 +61,17 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m pipeline <args>` in a fresh process (own Ray); captures output."""
     env = {k: v for k, v in os.environ.items() if k not in ("CCPIPE_KILL_AT", "RAY_ADDRESS")}
-    env.update({"TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "0",
-                "PYTHONPATH": str(REPO)})
+    env.update({"TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "0", "PYTHONPATH": str(REPO)})
     env.update(env_extra or {})
-    return subprocess.run([PY, "-m", "pipeline", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=preexec_fn)
+    return subprocess.run(
+        [PY, "-m", "pipeline", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
 
 
 def run_args(inputs: list[str], out: Path | str, extra: list[str] | None = None) -> list[str]:
@@ -79,9 +87,17 @@ def small_cfg(inputs: list[str], out: Path | str, extra: list[str] | None = None
 
     from pipeline.config import load_config
 
-    return load_config(None, [f"input.paths={json.dumps(inputs)}", f"output.dir={out}",
-                              "execution.progress=false", "execution.num_workers=2",
-                              *SMALL_SET, *(extra or [])])
+    return load_config(
+        None,
+        [
+            f"input.paths={json.dumps(inputs)}",
+            f"output.dir={out}",
+            "execution.progress=false",
+            "execution.num_workers=2",
+            *SMALL_SET,
+            *(extra or []),
+        ],
+    )
 
 
 def tree_digest(out: Path | str) -> dict[str, str]:
@@ -99,8 +115,11 @@ def tree_digest(out: Path | str) -> dict[str, str]:
 
 def leftovers(out: Path | str) -> list[str]:
     """Temporary files an interrupted write could leave visible."""
-    return sorted(str(p) for p in Path(out).rglob("*") if ".tmp-" in p.name
-                  or p.name.endswith(".tmp") or p.name.endswith(".partial.parquet"))
+    return sorted(
+        str(p)
+        for p in Path(out).rglob("*")
+        if ".tmp-" in p.name or p.name.endswith(".tmp") or p.name.endswith(".partial.parquet")
+    )
 
 
 def check_lineage(out: Path | str) -> dict[str, int]:
@@ -115,37 +134,45 @@ def check_lineage(out: Path | str) -> dict[str, int]:
     out = Path(out)
     con = open_reader(out / "lineage.duckdb")
     try:
-        live = con.execute("SELECT shard_id, path, sha256, n_bytes FROM shards "
-                           "WHERE status = 'live'").fetchall()
+        live = con.execute(
+            "SELECT shard_id, path, sha256, n_bytes FROM shards WHERE status = 'live'"
+        ).fetchall()
         for sid, path, sha, n in live:
             assert not os.path.isabs(path), f"absolute path in lineage: {path}"
             path = os.path.join(out, path)
             assert os.path.exists(path), f"orphan shard row {sid}: {path} missing"
             data = Path(path).read_bytes()
             assert len(data) == n and hashlib.sha256(data).hexdigest() == sha, sid
-        dup = con.execute("SELECT source_uri, config_hash, count(*) FROM input_files "
-                          "WHERE status = 'committed' GROUP BY 1, 2 HAVING count(*) > 1"
-                          ).fetchall()
+        dup = con.execute(
+            "SELECT source_uri, config_hash, count(*) FROM input_files "
+            "WHERE status = 'committed' GROUP BY 1, 2 HAVING count(*) > 1"
+        ).fetchall()
         assert not dup, f"duplicate commits: {dup}"
         ids = {r[0] for r in live}
         on_disk = {
-            p.relative_to(out).as_posix() for p in out.rglob("*")
-            if p.is_file() and p.suffix in (".parquet", ".bin")
+            p.relative_to(out).as_posix()
+            for p in out.rglob("*")
+            if p.is_file()
+            and p.suffix in (".parquet", ".bin")
             and not p.relative_to(out).as_posix().startswith(("_work/", "_dedup"))
         }
         missing = on_disk - ids
         assert not missing, f"data files without a live shard row: {sorted(missing)[:5]}"
-        files = con.execute("SELECT source_uri, records_read, docs_kept FROM input_files"
-                            ).fetchall()
+        files = con.execute(
+            "SELECT source_uri, records_read, docs_kept FROM input_files"
+        ).fetchall()
         for uri, read, kept in files:
-            rows = con.execute("SELECT reason, sum(count) FROM stage_stats "
-                               "WHERE source_uri = ? GROUP BY 1", [uri]).fetchall()
+            rows = con.execute(
+                "SELECT reason, sum(count) FROM stage_stats WHERE source_uri = ? GROUP BY 1", [uri]
+            ).fetchall()
             stats = dict(rows)
             assert stats.get("kept", 0) == kept, (uri, stats, kept)
             drops = sum(v for k, v in stats.items() if k != "kept" and not k.startswith("file."))
             assert read == kept + drops, f"conservation failed for {uri}: {read} != {kept}+{drops}"
-        n_sh = con.execute("SELECT count(*) FROM shard_inputs si JOIN shards s USING (shard_id)"
-                           " WHERE s.status = 'live'").fetchone()[0]
+        n_sh = con.execute(
+            "SELECT count(*) FROM shard_inputs si JOIN shards s USING (shard_id)"
+            " WHERE s.status = 'live'"
+        ).fetchone()[0]
         assert n_sh == len(live), "shard_inputs rows do not match live shards"
         return {"files": len(files), "shards": len(live)}
     finally:
@@ -154,7 +181,8 @@ def check_lineage(out: Path | str) -> dict[str, int]:
 
 def assert_killed(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == -signal.SIGKILL, (
-        f"expected SIGKILL, got {proc.returncode}\n{proc.stderr[-3000:]}")
+        f"expected SIGKILL, got {proc.returncode}\n{proc.stderr[-3000:]}"
+    )
 
 
 def assert_clean_usage_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -174,11 +202,23 @@ def _warc_head(rec_type: str, uri: str, length: int, rid: str) -> bytes:
     ).encode()
 
 
-def write_gz_record(f, rec_type: str, uri: str, body_parts, body_len: int, rid: str,
-                    content_type: str = "text/html; charset=utf-8") -> None:
+def write_gz_record(
+    f,
+    rec_type: str,
+    uri: str,
+    body_parts,
+    body_len: int,
+    rid: str,
+    content_type: str = "text/html; charset=utf-8",
+) -> None:
     """Append one gzip-member WARC record; `body_parts` is an iterable of bytes (streamed)."""
-    http = (f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {body_len}\r\n\r\n").encode() if rec_type == "response" else b""
+    http = (
+        (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {body_len}\r\n\r\n"
+        ).encode()
+        if rec_type == "response"
+        else b""
+    )
     c = zlib.compressobj(1, zlib.DEFLATED, 31)
     f.write(c.compress(_warc_head(rec_type, uri, len(http) + body_len, rid) + http))
     n = 0

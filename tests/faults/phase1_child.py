@@ -39,11 +39,18 @@ def main() -> None:
                 records += s["records_read"]
                 kept += s["docs_kept"]
                 chunks += 1
-    print(json.dumps({
-        "counts": dict(counts), "records_read": records, "docs": kept, "chunks": chunks,
-        "seconds": round(time.perf_counter() - t0, 2),
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "counts": dict(counts),
+                "records_read": records,
+                "docs": kept,
+                "chunks": chunks,
+                "seconds": round(time.perf_counter() - t0, 2),
+                "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -10,17 +10,23 @@ import time
 
 
 def check(con) -> int:
-    files = con.execute("SELECT source_uri, records_read, docs_kept FROM input_files "
-                        "WHERE status = 'committed'").fetchall()
+    files = con.execute(
+        "SELECT source_uri, records_read, docs_kept FROM input_files WHERE status = 'committed'"
+    ).fetchall()
     for uri, read, kept in files:
-        stats = dict(con.execute("SELECT reason, sum(count) FROM stage_stats "
-                                 "WHERE source_uri = ? GROUP BY 1", [uri]).fetchall())
+        stats = dict(
+            con.execute(
+                "SELECT reason, sum(count) FROM stage_stats WHERE source_uri = ? GROUP BY 1", [uri]
+            ).fetchall()
+        )
         drops = sum(v for k, v in stats.items() if k != "kept" and not k.startswith("file."))
         assert stats.get("kept") == kept, f"half commit: kept row missing for {uri}"
         assert read == kept + drops, f"stage_stats do not reconcile for {uri}"
-        shards = con.execute("SELECT s.path, si.n_docs FROM shard_inputs si JOIN shards s "
-                             "USING (shard_id) WHERE si.source_uri = ? AND s.kind = 'text'",
-                             [uri]).fetchall()
+        shards = con.execute(
+            "SELECT s.path, si.n_docs FROM shard_inputs si JOIN shards s "
+            "USING (shard_id) WHERE si.source_uri = ? AND s.kind = 'text'",
+            [uri],
+        ).fetchall()
         assert sum(n for _, n in shards) == kept, f"shards missing for {uri}"
         for path, _ in shards:
             root = con.execute("SELECT current_setting('file_search_path')").fetchone()[0]
@@ -53,8 +59,17 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - every failure is reported to the test
             errors.append(f"{type(exc).__name__}: {exc}"[:500])
         time.sleep(0.02)
-    print(json.dumps({"snapshots": snapshots, "errors": errors[:20], "n_errors": len(errors),
-                      "max_files": max_files, "file_counts_seen": sorted(seen)}))
+    print(
+        json.dumps(
+            {
+                "snapshots": snapshots,
+                "errors": errors[:20],
+                "n_errors": len(errors),
+                "max_files": max_files,
+                "file_counts_seen": sorted(seen),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

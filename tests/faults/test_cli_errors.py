@@ -35,16 +35,24 @@ def _cases(tmp) -> list[tuple[str, list[str], list[str]]]:
         ("wrong type in file", run + ["--config", str(wrong_type)], ["langid.threshold"]),
         ("top level not a mapping", run + ["--config", str(not_map)], ["list.yaml"]),
         ("missing config file", run + ["--config", str(tmp / "nope.yaml")], ["nope.yaml"]),
-        ("missing input path", ["run", str(tmp / "no.warc.gz"), "--output", out],
-         ["no.warc.gz"]),
-        ("glob matching nothing", ["run", str(tmp / "*.warc.gz"), "--output", out],
-         ["glob matched nothing"]),
-        ("empty input directory", ["run", str(tmp / "emptydir"), "--output", out],
-         ["no input files"]),
+        ("missing input path", ["run", str(tmp / "no.warc.gz"), "--output", out], ["no.warc.gz"]),
+        (
+            "glob matching nothing",
+            ["run", str(tmp / "*.warc.gz"), "--output", out],
+            ["glob matched nothing"],
+        ),
+        (
+            "empty input directory",
+            ["run", str(tmp / "emptydir"), "--output", out],
+            ["no input files"],
+        ),
         ("unknown subcommand", ["frobnicate"], ["frobnicate"]),
         ("unknown profile", run + ["--profile", "turbo"], ["turbo"]),
-        ("--set without =", run + ["--set", "read.chunk_records"], ["read.chunk_records",
-                                                                    "key=value"]),
+        (
+            "--set without =",
+            run + ["--set", "read.chunk_records"],
+            ["read.chunk_records", "key=value"],
+        ),
         ("--set with empty key", run + ["--set", "=3"], ["empty key"]),
         ("negative workers", run + ["--workers", "-1"], ["num_workers"]),
         ("non-integer workers", run + ["--workers", "two"], ["--workers"]),
@@ -61,14 +69,26 @@ def test_every_bad_config_or_argument_exits_2_naming_the_problem(tmp_path):
     env["PYTHONPATH"] = str(REPO)
     procs = []
     for i in range(0, len(cases), 6):  # a few at a time: the machine has 2 cores
-        batch = [(name, subprocess.Popen([PY, "-m", "pipeline", *args], cwd=REPO, env=env,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True), needles)
-                 for name, args, needles in cases[i:i + 6]]
+        batch = [
+            (
+                name,
+                subprocess.Popen(
+                    [PY, "-m", "pipeline", *args],
+                    cwd=REPO,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+                needles,
+            )
+            for name, args, needles in cases[i : i + 6]
+        ]
         for name, p, needles in batch:
             stdout, stderr = p.communicate(timeout=300)
-            procs.append((name, subprocess.CompletedProcess(p.args, p.returncode, stdout,
-                                                            stderr), needles))
+            procs.append(
+                (name, subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr), needles)
+            )
     failures = []
     for name, proc, needles in procs:
         try:
@@ -82,8 +102,14 @@ def test_every_bad_config_or_argument_exits_2_naming_the_problem(tmp_path):
 @pytest.mark.parametrize("args", [[], ["quality"], ["tokenizer"]])
 def test_bare_commands_print_usage_not_traceback(args):
     env = {k: v for k, v in os.environ.items() if k != "CCPIPE_KILL_AT"}
-    p = subprocess.run([PY, "-m", "pipeline", *args], cwd=REPO, env=env, capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [PY, "-m", "pipeline", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert "Traceback" not in p.stderr
     assert "usage" in (p.stdout + p.stderr).lower()

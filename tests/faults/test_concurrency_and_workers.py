@@ -44,10 +44,14 @@ def _run_in_thread(cfg) -> tuple[threading.Thread, dict]:
 def test_reader_never_sees_lock_errors_or_half_commits(small_inputs, small_ref, tmp_path):
     out = tmp_path / "out"
     stop = tmp_path / "STOP"
-    reader = subprocess.Popen([sys.executable, str(HERE / "reader_child.py"),
-                               str(out / "lineage.duckdb"), str(stop)], cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, str(HERE / "reader_child.py"), str(out / "lineage.duckdb"), str(stop)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     t, box = _run_in_thread(small_cfg(small_inputs, out))
     t.join(timeout=1800)
     stop.write_text("")
@@ -72,8 +76,10 @@ def _actor_pids(name: str) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("actor,ready_glob", [("_Phase1Actor", "_work/*/p1/*/chunk-*.json"),
-                                              ("_Phase3Actor", "*/*/*.parquet")])
+@pytest.mark.parametrize(
+    "actor,ready_glob",
+    [("_Phase1Actor", "_work/*/p1/*/chunk-*.json"), ("_Phase3Actor", "*/*/*.parquet")],
+)
 def test_killed_actor_worker_is_retried(actor, ready_glob, small_inputs, small_ref, tmp_path):
     out = tmp_path / "out"
     t, box = _run_in_thread(small_cfg(small_inputs, out))

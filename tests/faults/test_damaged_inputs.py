@@ -17,10 +17,11 @@ EXPECTED = {
     "missing-00000.warc.gz": {"file.missing"},
 }
 # defects a reader can survive without losing a record still leave a reason or an error text
-RECORD_DEFECTS = {"truncated-member.warc.gz", "bad-content-length.warc.gz",
-                  "junk-between-members.warc.gz"}
-
-
+RECORD_DEFECTS = {
+    "truncated-member.warc.gz",
+    "bad-content-length.warc.gz",
+    "junk-between-members.warc.gz",
+}
 
 
 def test_damaged_files_in_one_full_run(shared_data, small_inputs, ray_session, tmp_path):
@@ -55,18 +56,23 @@ def _damaged_run(damaged: list, small_inputs: list[str], tmp_path) -> None:
     assert not leftovers(out)
     con = open_reader(out / "lineage.duckdb")
     try:
-        files = {r[0].rsplit("/", 1)[-1]: r for r in con.execute(
-            "SELECT source_uri, status, records_read, docs_kept, error FROM input_files"
-        ).fetchall()}
+        files = {
+            r[0].rsplit("/", 1)[-1]: r
+            for r in con.execute(
+                "SELECT source_uri, status, records_read, docs_kept, error FROM input_files"
+            ).fetchall()
+        }
         reasons = {}
         for uri, reason, n in con.execute(
-                "SELECT source_uri, reason, sum(count) FROM stage_stats GROUP BY 1, 2"
+            "SELECT source_uri, reason, sum(count) FROM stage_stats GROUP BY 1, 2"
         ).fetchall():
             reasons.setdefault(uri.rsplit("/", 1)[-1], {})[reason] = n
     finally:
         con.close()
     assert set(files) == {p.name for p in damaged if p.name != "not-a-warc.warc.gz"} | {
-        "sample-00000.warc.gz", "missing-00000.warc.gz"}
+        "sample-00000.warc.gz",
+        "missing-00000.warc.gz",
+    }
     report = {name: (files[name][1:], reasons.get(name)) for name in files}
     for name, want in EXPECTED.items():
         assert want <= set(reasons.get(name, {})), (name, report[name])

@@ -38,10 +38,18 @@ pytestmark = pytest.mark.ray
 CI_POINTS = ["phase3.files_written", "lineage.in_transaction:3", "lineage.in_transaction:4"]
 SLOW_POINTS = [
     "lineage.before_publish:4",
-    "phase1.chunk_done", "phase1.chunk_done:3", "phase1.done", "phase2.done",
-    "phase3.files_written:2", "lineage.in_transaction", "lineage.in_transaction:2",
-    "lineage.in_transaction:5", "lineage.before_publish",
-    "lineage.before_publish:3", "lineage.before_publish:5", "phase3.committed",
+    "phase1.chunk_done",
+    "phase1.chunk_done:3",
+    "phase1.done",
+    "phase2.done",
+    "phase3.files_written:2",
+    "lineage.in_transaction",
+    "lineage.in_transaction:2",
+    "lineage.in_transaction:5",
+    "lineage.before_publish",
+    "lineage.before_publish:3",
+    "lineage.before_publish:5",
+    "phase3.committed",
     "run.before_finish",
 ]
 
@@ -61,10 +69,13 @@ def _resume_and_check(inputs, out, ref) -> None:
         n = con.execute("SELECT count(*) FROM documents").fetchone()[0]
         kept = con.execute("SELECT sum(docs_kept) FROM input_files").fetchone()[0]
         # One work unit per input file here, each committed once, with rolled shards.
-        units = con.execute("SELECT count(DISTINCT unit_id), count(*) FROM input_files "
-                            "WHERE unit_id IS NOT NULL").fetchone()
-        rolled = con.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM shards WHERE "
-                             "kind = 'text' GROUP BY unit_id, lang, quality_bucket)").fetchone()
+        units = con.execute(
+            "SELECT count(DISTINCT unit_id), count(*) FROM input_files WHERE unit_id IS NOT NULL"
+        ).fetchone()
+        rolled = con.execute(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM shards WHERE "
+            "kind = 'text' GROUP BY unit_id, lang, quality_bucket)"
+        ).fetchone()
     finally:
         con.close()
     assert n == kept == ref["result"].docs_kept
@@ -113,8 +124,13 @@ def test_kill_driver_at_random_time(seed, small_inputs, small_ref, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("CCPIPE_KILL_AT", "RAY_ADDRESS")}
     env["PYTHONPATH"] = str(REPO)
     delay = random.Random(seed).uniform(5, 60)
-    p = subprocess.Popen([PY, "-m", "pipeline", *run_args(small_inputs, out)], cwd=REPO,
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [PY, "-m", "pipeline", *run_args(small_inputs, out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     t0 = time.monotonic()
     while p.poll() is None and time.monotonic() - t0 < delay:
         time.sleep(0.2)

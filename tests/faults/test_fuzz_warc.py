@@ -31,11 +31,23 @@ from stages.warc_reader import read_warc
 from tests.real_data import shared_data_dir
 
 SHARED_WARC = shared_data_dir() / "warc"
-SHARED_SEEDS = ["cc/jwarc_cc.warc.gz", "cc/whirlwind_CC-MAIN-2024-22.warc.gz",
-                "cc/bennokr-wdps_CommonCrawl-sample_CC-MAIN-2014-35.warc",
-                "cc/resiliparse_warcfile_CC-MAIN-2020-34.warc.gz"]
-CHARSETS = [b"utf-16", b"klingon", b"shift_jis", b"iso-8859-1", b"utf-32be", b"", b"\xff\xfe",
-            b"utf-8; charset=big5", b"x" * 300]
+SHARED_SEEDS = [
+    "cc/jwarc_cc.warc.gz",
+    "cc/whirlwind_CC-MAIN-2024-22.warc.gz",
+    "cc/bennokr-wdps_CommonCrawl-sample_CC-MAIN-2014-35.warc",
+    "cc/resiliparse_warcfile_CC-MAIN-2020-34.warc.gz",
+]
+CHARSETS = [
+    b"utf-16",
+    b"klingon",
+    b"shift_jis",
+    b"iso-8859-1",
+    b"utf-32be",
+    b"",
+    b"\xff\xfe",
+    b"utf-8; charset=big5",
+    b"x" * 300,
+]
 
 
 def _seeds() -> dict[str, bytes]:
@@ -54,12 +66,16 @@ SEEDS = _seeds()
 def _edit_record(raw: bytes, edit: str, k: int, charset: bytes) -> bytes:
     """Apply a record-level edit to decompressed WARC bytes."""
     if edit == "content_length":
-        return re.sub(rb"(?i)(\r\nContent-Length: *)(\d+)",
-                      lambda m: m.group(1) + str(max(0, int(m.group(2)) + k - 50)).encode(),
-                      raw, count=1)
+        return re.sub(
+            rb"(?i)(\r\nContent-Length: *)(\d+)",
+            lambda m: m.group(1) + str(max(0, int(m.group(2)) + k - 50)).encode(),
+            raw,
+            count=1,
+        )
     if edit == "content_length_garbage":
-        return re.sub(rb"(?i)(\r\nContent-Length: *)(\d+)", rb"\1x" + bytes([65 + k % 26]) * 3,
-                      raw, count=1)
+        return re.sub(
+            rb"(?i)(\r\nContent-Length: *)(\d+)", rb"\1x" + bytes([65 + k % 26]) * 3, raw, count=1
+        )
     if edit == "charset":
         if re.search(rb"(?i)charset=", raw):
             return re.sub(rb"(?i)charset=[^\r\n;\"' >]*", b"charset=" + charset, raw, count=2)
@@ -88,20 +104,31 @@ def mutated_warc(draw) -> tuple[str, bytes]:
         elif kind == "bitflip":
             for _ in range(draw(st.integers(1, 8))):
                 p = draw(st.integers(0, len(data) - 1))
-                data = data[:p] + bytes([data[p] ^ (1 << draw(st.integers(0, 7)))]) + data[p + 1:]
+                data = data[:p] + bytes([data[p] ^ (1 << draw(st.integers(0, 7)))]) + data[p + 1 :]
         elif kind == "insert":
-            junk = draw(st.one_of(
-                st.binary(min_size=1, max_size=200),
-                st.binary(max_size=40).map(lambda b: b"\x1f\x8b\x08\x00" + b),
-                st.just(b"WARC/1.0\r\nContent-Length: 99999999\r\n\r\n"),
-            ))
+            junk = draw(
+                st.one_of(
+                    st.binary(min_size=1, max_size=200),
+                    st.binary(max_size=40).map(lambda b: b"\x1f\x8b\x08\x00" + b),
+                    st.just(b"WARC/1.0\r\nContent-Length: 99999999\r\n\r\n"),
+                )
+            )
             if data[:2] == b"\x1f\x8b" and draw(st.booleans()):
                 members = gzip_members_safe(data)
                 pos = members[draw(st.integers(0, len(members) - 1))][0] if members else pos
             data = data[:pos] + junk + data[pos:]
         else:
-            edit = draw(st.sampled_from(["content_length", "content_length_garbage", "charset",
-                                         "header_line", "version"]))
+            edit = draw(
+                st.sampled_from(
+                    [
+                        "content_length",
+                        "content_length_garbage",
+                        "charset",
+                        "header_line",
+                        "version",
+                    ]
+                )
+            )
             k = draw(st.integers(0, 100))
             cs = draw(st.sampled_from(CHARSETS))
             members = gzip_members_safe(data) if data[:2] == b"\x1f\x8b" else []
@@ -182,8 +209,10 @@ _PLANTED = "jane.roe.fuzz@protonmail.com"
 
 def _hostile_record(rid: str, uri: str, body: bytes) -> bytes:
     http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {uri}\r\n"
-            f"WARC-Record-ID: {rid}\r\nContent-Length: {len(http)}\r\n\r\n").encode()
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {uri}\r\n"
+        f"WARC-Record-ID: {rid}\r\nContent-Length: {len(http)}\r\n\r\n"
+    ).encode()
     return gzip.compress(head + http + b"\r\n\r\n", 1)
 
 
@@ -206,8 +235,11 @@ def hostile_warc(draw) -> bytes:
             body = b"<div>" * (n * 5_000) + b"deep" + b"</div>" * (n * 5_000)
         elif kind == "pii_url":
             uri = f"http://u{n}:pw@fuzz.example/c/{_PLANTED}/?m={_PLANTED}#{_PLANTED}"
-        rid = draw(st.sampled_from(rid_pool)) if draw(st.booleans()) else (
-            f"<urn:uuid:{uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))}>")
+        rid = (
+            draw(st.sampled_from(rid_pool))
+            if draw(st.booleans())
+            else (f"<urn:uuid:{uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))}>")
+        )
         out.append(_hostile_record(rid, uri, body))
     return b"".join(out)
 
@@ -227,9 +259,15 @@ def test_hostile_warcs_bounded_and_no_pii_in_ids_or_errors(data, tmp_path_factor
         for chunk in read_warc(str(path), cfg.read):
             drops = sum(v for k, v in chunk.counts.items() if not k.startswith("file."))
             assert chunk.records_read == chunk.docs.num_rows + drops
-            leak = [str(v) for v in (chunk.docs.column("doc_id").to_pylist()
-                                     + chunk.docs.column("warc_record_id").to_pylist()
-                                     + chunk.errors) if v and "jane.roe" in str(v)]
+            leak = [
+                str(v)
+                for v in (
+                    chunk.docs.column("doc_id").to_pylist()
+                    + chunk.docs.column("warc_record_id").to_pylist()
+                    + chunk.errors
+                )
+                if v and "jane.roe" in str(v)
+            ]
             assert not leak, leak
             if lib == "fastwarc" and chunk.docs.num_rows:
                 ex = Extractor(ExtractConfig(timeout_s=5))
@@ -240,11 +278,27 @@ def test_hostile_warcs_bounded_and_no_pii_in_ids_or_errors(data, tmp_path_factor
 
 
 _YAML_ATOMS = st.one_of(
-    st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20), st.booleans(), st.none(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.booleans(),
+    st.none(),
 )
-_KEYS = st.sampled_from(["read", "extract", "output", "dedup", "pii", "chunk_records",
-                         "row_group_docs", "timeout_s", "max_attributes", "bands", "x"])
+_KEYS = st.sampled_from(
+    [
+        "read",
+        "extract",
+        "output",
+        "dedup",
+        "pii",
+        "chunk_records",
+        "row_group_docs",
+        "timeout_s",
+        "max_attributes",
+        "bands",
+        "x",
+    ]
+)
 
 
 @st.composite
@@ -252,8 +306,11 @@ def hostile_yaml(draw) -> str:
     """Nested sections with random leaves, plus an alias ladder of random depth and width."""
     import yaml
 
-    doc = draw(st.recursive(_YAML_ATOMS, lambda kids: st.dictionaries(_KEYS, kids, max_size=4),
-                            max_leaves=12))
+    doc = draw(
+        st.recursive(
+            _YAML_ATOMS, lambda kids: st.dictionaries(_KEYS, kids, max_size=4), max_leaves=12
+        )
+    )
     text = yaml.safe_dump({"read": doc} if not isinstance(doc, dict) else doc)
     width, depth = draw(st.integers(1, 12)), draw(st.integers(0, 9))
     if depth:

@@ -16,11 +16,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _resolve_in_child(path: str, timeout: float = 60) -> list[str]:
-    code = ("import sys; from pipeline.inputs import resolve_inputs; "
-            "print('\\n'.join(f.uri for f in resolve_inputs([sys.argv[1]])))")
+    code = (
+        "import sys; from pipeline.inputs import resolve_inputs; "
+        "print('\\n'.join(f.uri for f in resolve_inputs([sys.argv[1]])))"
+    )
     try:
-        r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
-                           timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
+        r = subprocess.run(
+            [sys.executable, "-c", code, path],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"resolving inputs under {path} did not finish in {timeout:.0f} s")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -44,8 +51,9 @@ def tiny_disk(tmp_path):
     """A 3 MiB tmpfs (root only): the run's lineage fits, its outputs do not."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
     try:
@@ -101,16 +109,17 @@ def _generated_damaged(d: Path) -> list[Path]:
     base = data[: m[-1][1]]
     out = {
         "truncated-member.warc.gz": base[: int(len(base) * 0.6)],
-        "junk-between-members.warc.gz": base[: m[10][1]] + b"<html>junk</html>\n" * 40
-        + base[m[10][1]:],
+        "junk-between-members.warc.gz": base[: m[10][1]]
+        + b"<html>junk</html>\n" * 40
+        + base[m[10][1] :],
         "empty.warc.gz": b"",
         "not-a-warc.warc.gz": b"<!doctype html><html><body>hello</body></html>",
         "plain-truncated.warc": gzip.decompress(base)[:-5000],
         "whole-file-gzip.warc.gz": gzip.compress(gzip.decompress(base)),
     }
-    raw = gzip.decompress(base[m[5][0]: m[5][1]])
+    raw = gzip.decompress(base[m[5][0] : m[5][1]])
     bad = raw.replace(b"Content-Length: ", b"Content-Length: x", 1)
-    out["bad-content-length.warc.gz"] = base[: m[5][0]] + gzip.compress(bad) + base[m[5][1]:]
+    out["bad-content-length.warc.gz"] = base[: m[5][0]] + gzip.compress(bad) + base[m[5][1] :]
     paths = []
     for name, blob in out.items():
         (d / name).write_bytes(blob)
@@ -136,8 +145,10 @@ def _rec(rid: str, url: str, words: str) -> bytes:
 
     body = f"<html><body><p>{words}</p></body></html>".encode()
     http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
-            f"WARC-Record-ID: {rid}\r\nContent-Length: {len(http)}\r\n\r\n").encode()
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
+        f"WARC-Record-ID: {rid}\r\nContent-Length: {len(http)}\r\n\r\n"
+    ).encode()
     return gzip.compress(head + http + b"\r\n\r\n")
 
 
@@ -148,8 +159,11 @@ def test_same_record_id_twice_in_one_file_is_one_record(tmp_path):
     from stages.warc_reader import ReadConfig, read_warc
 
     p = tmp_path / "a.warc.gz"
-    p.write_bytes(_rec(RID, "http://a.example/1", "first") + _rec(RID, "http://a.example/2", "x")
-                  + _rec("<urn:uuid:0000>", "http://a.example/3", "other"))
+    p.write_bytes(
+        _rec(RID, "http://a.example/1", "first")
+        + _rec(RID, "http://a.example/2", "x")
+        + _rec("<urn:uuid:0000>", "http://a.example/3", "other")
+    )
     for lib in ("fastwarc", "warcio"):
         chunks = list(read_warc(str(p), ReadConfig(library=lib)))
         docs = [d for c in chunks for d in c.docs.column("url").to_pylist()]
@@ -202,8 +216,11 @@ def test_one_megabyte_urls_stay_linear(tmp_path):
     flt, pii = UrlFilter(UrlFilterConfig()), PiiScrubber()
 
     def cost(n: int) -> float:
-        urls = ["http://x.example/" + "a" * n, "http://" + "a." * (n // 2) + "com/",
-                "http://x.example/" + "/%40" * (n // 3)]
+        urls = [
+            "http://x.example/" + "a" * n,
+            "http://" + "a." * (n // 2) + "com/",
+            "http://x.example/" + "/%40" * (n // 3),
+        ]
         p = tmp_path / f"u{n}.warc.gz"
         p.write_bytes(b"".join(_rec(f"<urn:uuid:{i}-{n}>", u, "t") for i, u in enumerate(urls)))
         t0 = time.perf_counter()

@@ -15,13 +15,24 @@ EMAIL = "jane.roe.planted@protonmail.com"
 
 
 def _rejected_table(text: str) -> pa.Table:
-    return pa.table({
-        "doc_id": ["d1"], "url": ["http://shop.org/a"], "warc_date": pa.array([None], pa.timestamp("s", tz="UTC")),
-        "crawl_id": ["c"], "source_uri": ["/x.warc.gz"], "source_offset": [0], "source_length": [10],
-        "content_type": ["text/html"], "lang": ["en"], "lang_score": pa.array([0.9], pa.float32()),
-        "quality_bucket": ["all"], "text": [text], "drop_reason": ["gopher_quality.x"],
-        "drop_detail": ["x"],
-    })
+    return pa.table(
+        {
+            "doc_id": ["d1"],
+            "url": ["http://shop.org/a"],
+            "warc_date": pa.array([None], pa.timestamp("s", tz="UTC")),
+            "crawl_id": ["c"],
+            "source_uri": ["/x.warc.gz"],
+            "source_offset": [0],
+            "source_length": [10],
+            "content_type": ["text/html"],
+            "lang": ["en"],
+            "lang_score": pa.array([0.9], pa.float32()),
+            "quality_bucket": ["all"],
+            "text": [text],
+            "drop_reason": ["gopher_quality.x"],
+            "drop_detail": ["x"],
+        }
+    )
 
 
 def test_audit_text_is_scrubbed_before_truncation(tmp_path):
@@ -34,8 +45,9 @@ def test_audit_text_is_scrubbed_before_truncation(tmp_path):
     layout = Layout(str(tmp_path), cfg.config_hash)
     fin = UnitFinisher(cfg, layout, "rk")
     rej = fin._cut_rejected(rej)  # phase 3
-    w = RollingWriter(layout, "rejected", "en", "all", "u0", cfg.output.shard_max_bytes,
-                      cfg.output.row_group_docs)
+    w = RollingWriter(
+        layout, "rejected", "en", "all", "u0", cfg.output.shard_max_bytes, cfg.output.row_group_docs
+    )
     w.add(rej)
     records = w.finish()
     out = pq.read_table(tmp_path / records[0]["path"]).column("text")[0].as_py()
@@ -48,20 +60,23 @@ SECRETS = ("jane.roe.planted", "janeroeplanted", "555-0143", "5550143", "planted
 _PAGE = (
     "<html><head><title>Contact jane.roe.planted@protonmail.com</title></head><body>"
     + "<p>The village library opened a new reading room for the children of the valley, and "
-      "the volunteers who run it would like to thank everyone who donated books.</p>" * 12
+    "the volunteers who run it would like to thank everyone who donated books.</p>"
+    * 12
     + "<p>Write to jane.roe.planted@protonmail.com or call +1-202-555-0143 for opening hours."
-      "</p></body></html>"
+    "</p></body></html>"
 )
 
 
 def _record(rid: str, uri: str, http_body: bytes, content_length: str | None = None) -> bytes:
     import zlib
 
-    http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + http_body)
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {uri}\r\n"
-            f"WARC-Date: 2024-05-01T00:00:00Z\r\nWARC-Record-ID: {rid}\r\n"
-            f"Content-Type: application/http; msgtype=response\r\n"
-            f"Content-Length: {content_length or len(http)}\r\n\r\n").encode()
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + http_body
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {uri}\r\n"
+        f"WARC-Date: 2024-05-01T00:00:00Z\r\nWARC-Record-ID: {rid}\r\n"
+        f"Content-Type: application/http; msgtype=response\r\n"
+        f"Content-Length: {content_length or len(http)}\r\n\r\n"
+    ).encode()
     c = zlib.compressobj(6, zlib.DEFLATED, 31)
     return c.compress(head + http + b"\r\n\r\n") + c.flush()
 
@@ -73,17 +88,36 @@ def _planted_warc(dst, base: str) -> None:
     page = _PAGE.encode()
     short = b"<html><body><p>jane.roe.planted@protonmail.com +1-202-555-0143</p></body></html>"
     with open(dst, "ab") as f:
-        f.write(_record("<mailto:jane.roe.planted@protonmail.com>",
-                        "http://planted-shop.org/contact/jane.roe.planted@protonmail.com/"
-                        "?phone=%2B1-202-555-0143#mail=jane.roe.planted%40protonmail.com", page))
-        f.write(_record("<urn:uuid:11111111-2222-3333-4444-555555555555>",
-                        "http://janeroeplanted:hunter2@planted-shop.org/call/202-555-0143.html",
-                        page))
-        f.write(_record("<urn:uuid:11111111-2222-3333-4444-666666666666>",
-                        "http://planted-shop.org/short?u=jane.roe.planted@protonmail.com", short))
-        f.write(_record("<urn:uuid:11111111-2222-3333-4444-777777777777>",
-                        "http://planted-shop.org/bad", page,
-                        content_length="jane.roe.planted@protonmail.com"))
+        f.write(
+            _record(
+                "<mailto:jane.roe.planted@protonmail.com>",
+                "http://planted-shop.org/contact/jane.roe.planted@protonmail.com/"
+                "?phone=%2B1-202-555-0143#mail=jane.roe.planted%40protonmail.com",
+                page,
+            )
+        )
+        f.write(
+            _record(
+                "<urn:uuid:11111111-2222-3333-4444-555555555555>",
+                "http://janeroeplanted:hunter2@planted-shop.org/call/202-555-0143.html",
+                page,
+            )
+        )
+        f.write(
+            _record(
+                "<urn:uuid:11111111-2222-3333-4444-666666666666>",
+                "http://planted-shop.org/short?u=jane.roe.planted@protonmail.com",
+                short,
+            )
+        )
+        f.write(
+            _record(
+                "<urn:uuid:11111111-2222-3333-4444-777777777777>",
+                "http://planted-shop.org/bad",
+                page,
+                content_length="jane.roe.planted@protonmail.com",
+            )
+        )
 
 
 def _texts_of(path) -> list[str]:
@@ -99,8 +133,9 @@ def _texts_of(path) -> list[str]:
         con = duckdb.connect(str(path), read_only=True)
         try:
             out = []
-            for (tbl,) in con.execute("SELECT table_name FROM information_schema.tables "
-                                      "WHERE table_type = 'BASE TABLE'").fetchall():
+            for (tbl,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            ).fetchall():
                 out += [str(r) for r in con.execute(f'SELECT * FROM "{tbl}"').fetchall()]
             return out
         finally:
@@ -155,7 +190,8 @@ def test_planted_pii_never_leaves_the_text_scrubber(tmp_path):
     import duckdb
 
     con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
-    n = con.execute("SELECT count(*) FROM input_files WHERE error LIKE '%Content-Length%'"
-                    ).fetchone()[0]
+    n = con.execute(
+        "SELECT count(*) FROM input_files WHERE error LIKE '%Content-Length%'"
+    ).fetchone()[0]
     con.close()
     assert n == 1

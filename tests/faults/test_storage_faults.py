@@ -80,9 +80,11 @@ def staged_run(ray_session, small_inputs, tmp_path_factory):
 
 
 def _unit_outputs(out: Path, unit_id: str, file_keys: list[str]) -> dict[str, str]:
-    return {k: v for k, v in tree_digest(out).items()
-            if Path(k).name.startswith(f"part-{unit_id}-")
-            or any(f"run={fk}" in k for fk in file_keys)}
+    return {
+        k: v
+        for k, v in tree_digest(out).items()
+        if Path(k).name.startswith(f"part-{unit_id}-") or any(f"run={fk}" in k for fk in file_keys)
+    }
 
 
 def test_full_disk_during_shard_writes(staged_run, small_ref, tmp_path):
@@ -101,9 +103,17 @@ def test_full_disk_during_shard_writes(staged_run, small_ref, tmp_path):
     for rel in ref:  # the unit's outputs are gone, as before its first phase-3 attempt
         (out / rel).unlink()
     by_key = {fk: u for u in cfg.input.paths for fk in keys if fk == file_key_of(u)}
-    item = {"unit_id": unit["unit_id"], "files": [
-        {"file_key": k, "source_uri": by_key[k],
-         "n_chunks": read_json(layout.file_done(rkey, k))["n_chunks"]} for k in keys]}
+    item = {
+        "unit_id": unit["unit_id"],
+        "files": [
+            {
+                "file_key": k,
+                "source_uri": by_key[k],
+                "n_chunks": read_json(layout.file_done(rkey, k))["n_chunks"],
+            }
+            for k in keys
+        ],
+    }
     finisher = UnitFinisher(cfg, layout, rkey)
     finisher.finish_unit(json.loads(json.dumps(item)))  # warm up (lazy model loads)
     for rel in ref:
@@ -146,24 +156,34 @@ def test_missing_bucket_then_fixed(small_inputs, small_ref, tmp_path):
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-               "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-               "AWS_REGION": "us-east-1"}
+        env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
         lineage = tmp_path / "lineage.duckdb"
         extra = [f"output.lineage_path={lineage}"]
         proc = run_cli(run_args(small_inputs, "s3://ccpipe-missing/out", extra), env)
         assert proc.returncode != 0
         assert "ccpipe-missing" in proc.stderr, proc.stderr[-2000:]
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         s3.create_bucket(Bucket="ccpipe-missing")
         proc = run_cli(run_args(small_inputs, "s3://ccpipe-missing/out", extra), env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         got = {}
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="ccpipe-missing",
-                                                                  Prefix="out/"):
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket="ccpipe-missing", Prefix="out/"
+        ):
             for o in page.get("Contents", []):
-                rel = o["Key"][len("out/"):]
+                rel = o["Key"][len("out/") :]
                 if rel.endswith((".parquet", ".bin", ".idx")) and not rel.startswith("_work/"):
                     body = s3.get_object(Bucket="ccpipe-missing", Key=o["Key"])["Body"].read()
                     got[rel] = hashlib.sha256(body).hexdigest()

@@ -16,19 +16,26 @@ from pipeline.sample import planted, sample_paths
 
 
 def _files(out: Path, pattern: str) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob(pattern))
-            if p.is_file()}
+    return {
+        str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob(pattern)) if p.is_file()
+    }
 
 
 def _released(out: Path) -> dict[str, bytes]:
     """Everything run A published: its unit's shards (data, tokens, audit) and index part."""
-    return {**_files(out / "data", "part-*"), **_files(out / "tokens", "part-*"),
-            **_files(out / "_rejected", "part-*"), **_files(out / "_dedup_index", "*.parquet")}
+    return {
+        **_files(out / "data", "part-*"),
+        **_files(out / "tokens", "part-*"),
+        **_files(out / "_rejected", "part-*"),
+        **_files(out / "_dedup_index", "*.parquet"),
+    }
 
 
 def _index_files(out: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted((out / "_dedup_index").rglob("*.parquet"))}
+    return {
+        str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted((out / "_dedup_index").rglob("*.parquet"))
+    }
 
 
 def test_run_b_drops_copies_of_released_documents(ray_session, tmp_path):
@@ -51,13 +58,18 @@ def test_run_b_drops_copies_of_released_documents(ray_session, tmp_path):
     assert all("file=sample-00001" in k for k in set(index_b) - set(index_a))
 
     manifest = planted()
-    cross = [g for g in manifest["near_duplicates"] + manifest["exact_duplicates"]
-             if len(set(g["files"])) > 1]
+    cross = [
+        g
+        for g in manifest["near_duplicates"] + manifest["exact_duplicates"]
+        if len(set(g["files"])) > 1
+    ]
     assert cross, "the sample plants cross-file duplicate groups"
     con = open_reader(tmp_path / "lineage.duckdb")
     kept = {r[0]: r[1] for r in con.execute("SELECT url, source_uri FROM documents").fetchall()}
-    dropped = {r[0] for r in con.execute(
-        "SELECT url FROM rejections WHERE drop_stage = 'dedup'").fetchall()}
+    dropped = {
+        r[0]
+        for r in con.execute("SELECT url FROM rejections WHERE drop_stage = 'dedup'").fetchall()
+    }
     by_url = {d["url"]: d["file"] for d in manifest["documents"]}
     for g in cross:
         in_a = [u for u in g["urls"] if by_url[u] == "sample-00000.warc.gz"]

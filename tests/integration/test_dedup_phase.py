@@ -184,8 +184,9 @@ def _components_check(tmp_path, n_docs: int, bits: int) -> None:
 
     p = plan(n_docs, 0.04, 0.05, 0.05, 8, 6)
     files = write_synthetic(p, str(tmp_path / "sig"), max(2, n_docs // 50_000))
-    st = run_dedup_phase(files, None, str(tmp_path / "dec"), DedupConfig(num_partitions=1 << bits),
-                         local_max_docs=0)
+    st = run_dedup_phase(
+        files, None, str(tmp_path / "dec"), DedupConfig(num_partitions=1 << bits), local_max_docs=0
+    )
     assert st["dropped"] == p["expected_removed"]
     sig = pa.concat_tables([pq.read_table(u) for u, _ in files])
     ref, ref_stats = dedup_local(sig)  # scipy connected components in one process
@@ -207,9 +208,15 @@ def _components_check(tmp_path, n_docs: int, bits: int) -> None:
     a, b = a[keep], b[keep]
     ka, kb = keys[a], keys[b]
     both_a, both_b = np.concatenate([ka, kb]), np.concatenate([kb, ka])
-    e = pa.table({"part": pa.array(partition_of(both_a, bits)), "a": both_a, "b": both_b,
-                  "chg": pa.array(np.r_[len(ka), np.zeros(2 * len(ka) - 1, np.int64)])},
-                 schema=EDGE_SCHEMA)
+    e = pa.table(
+        {
+            "part": pa.array(partition_of(both_a, bits)),
+            "a": both_a,
+            "b": both_b,
+            "chg": pa.array(np.r_[len(ka), np.zeros(2 * len(ka) - 1, np.int64)]),
+        },
+        schema=EDGE_SCHEMA,
+    )
     comp, rounds, _ = connected_components(ray.data.from_arrow(e), bits)
     assert rounds >= 2
     got = pa.concat_tables(ray.get(comp.to_arrow_refs()))

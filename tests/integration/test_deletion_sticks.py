@@ -45,8 +45,9 @@ def copy_output(src: str, dst: Path) -> str:
     with store.transaction() as con:
         con.execute("UPDATE shards SET path = replace(path, ?, ?)", [old, new])
         con.execute("UPDATE meta SET value = replace(value, ?, ?)", [old, new])
-        con.execute("UPDATE runs SET output_dir = ? WHERE output_dir = ?",
-                    [str(dst), src.rstrip("/")])
+        con.execute(
+            "UPDATE runs SET output_dir = ? WHERE output_dir = ?", [str(dst), src.rstrip("/")]
+        )
     return str(db)
 
 
@@ -68,15 +69,19 @@ def write_pii_url_warc(dst: Path, n: int = len(PII_URLS)) -> Path:
     with open(src, "rb") as f:
         for r in ArchiveIterator(f):
             if r.rec_type == "response" and len(records) < n:
-                headers = [(k, v) for k, v in r.http_headers.headers if k.lower() not in (
-                    "content-length", "content-encoding", "transfer-encoding")]
+                headers = [
+                    (k, v)
+                    for k, v in r.http_headers.headers
+                    if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+                ]
                 records.append((headers, r.content_stream().read()))
     with open(dst, "wb") as out:
         w = WARCWriter(out, gzip=True)
         for url, (headers, body) in zip(PII_URLS, records, strict=False):
             http = StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1")
-            w.write_record(w.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                                http_headers=http))
+            w.write_record(
+                w.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
+            )
     return dst
 
 
@@ -95,7 +100,7 @@ def _abs(out: Path, p: str) -> str:
 
 def _tok_prefix(out: Path, text_rel: str) -> str:
     """Token-file prefix mirroring a text shard (`data/...x.parquet` -> `OUT/tokens/...x`)."""
-    return str(out / "tokens" / text_rel[len("data/"): -len(".parquet")])
+    return str(out / "tokens" / text_rel[len("data/") : -len(".parquet")])
 
 
 def _token_docs(paths: list[str]) -> set[bytes]:
@@ -133,19 +138,25 @@ def deleted(sample_run, tmp_path_factory):
     cfg = load_config(None, [f"output.dir={out}", "execution.progress=false"])
     cfg.input.paths = [str(pii_warc)]
     assert run_pipeline(cfg).files_processed == 1
-    rows = _q(db, "SELECT doc_id, url, url_hash, source_uri, filename FROM documents "
-                  "UNION ALL SELECT doc_id, url, url_hash, source_uri, filename FROM rejections")
+    rows = _q(
+        db,
+        "SELECT doc_id, url, url_hash, source_uri, filename FROM documents "
+        "UNION ALL SELECT doc_id, url, url_hash, source_uri, filename FROM rejections",
+    )
     by_hash = {r[2]: r for r in rows}
     pii = [by_hash[url_hash(u)] for u in PII_URLS]  # hashed from the original...
     assert pii[0][1] != PII_URLS[0]  # ...stored scrubbed (the e-mail in its query)
     # a kept page not under DOMAIN, asked for in another spelling
-    other = next(r for r in rows if not r[4].startswith("_rejected/") and DOMAIN not in r[1]
-                 and r not in pii)
+    other = next(
+        r for r in rows if not r[4].startswith("_rejected/") and DOMAIN not in r[1] and r not in pii
+    )
     by_domain = [r for r in rows if f"://{DOMAIN}/" in r[1]]
     assert by_domain
     targets = [*pii, other, *by_domain]
-    live_tokens = [_abs(out, p) for (p,) in _q(db, "SELECT path FROM shards WHERE kind = "
-                                                   "'tokens' AND status = 'live'")]
+    live_tokens = [
+        _abs(out, p)
+        for (p,) in _q(db, "SELECT path FROM shards WHERE kind = 'tokens' AND status = 'live'")
+    ]
     # token sequences of the doomed kept documents, read from the token shards
     doomed_tokens = set()
     for doc_id, fn, row in _q(db, "SELECT doc_id, filename, shard_row FROM documents"):
@@ -161,9 +172,15 @@ def deleted(sample_run, tmp_path_factory):
     # a domain written with %2e and a trailing dot, in capitals
     dom = DOMAIN.replace(".", "%2e", 1).upper() + "."
     assert lineage_main(["delete", "--domain", dom, "--lineage", db]) == 0
-    return {"root": root, "out": out, "db": db, "targets": targets,
-            "doomed_tokens": doomed_tokens, "originals": set(PII_URLS),
-            "sources": sorted({t[3] for t in targets})}
+    return {
+        "root": root,
+        "out": out,
+        "db": db,
+        "targets": targets,
+        "doomed_tokens": doomed_tokens,
+        "originals": set(PII_URLS),
+        "sources": sorted({t[3] for t in targets}),
+    }
 
 
 def _assert_gone(d: dict) -> None:
@@ -179,10 +196,13 @@ def _assert_gone(d: dict) -> None:
     assert not [u for u in seen["url"] if u and DOMAIN in u]
     # doc ids: gone from data and audit (the dedup index keeps signatures on purpose)
     for view in ("documents", "rejections"):
-        assert not _q(db, f"SELECT doc_id FROM {view} WHERE list_contains(?, doc_id)",
-                      [sorted(ids)])
-    tokens = [_abs(d["out"], p) for (p,) in _q(db, "SELECT path FROM shards WHERE kind = "
-                                               "'tokens' AND status = 'live'")]
+        assert not _q(
+            db, f"SELECT doc_id FROM {view} WHERE list_contains(?, doc_id)", [sorted(ids)]
+        )
+    tokens = [
+        _abs(d["out"], p)
+        for (p,) in _q(db, "SELECT path FROM shards WHERE kind = 'tokens' AND status = 'live'")
+    ]
     assert not (d["doomed_tokens"] & _token_docs(tokens))
     # nothing else left on disk holds the URLs (JSON reports, staged work...)
     for p in d["out"].rglob("*"):
@@ -225,8 +245,16 @@ def nightly(deleted):
     listing.mkdir()
     for s in deleted["sources"]:
         shutil.copy(s, listing / Path(s).name)
-    rc = nightly_main(["--listing", str(listing), "--output", str(deleted["out"]),
-                       "--set", "execution.progress=false"])
+    rc = nightly_main(
+        [
+            "--listing",
+            str(listing),
+            "--output",
+            str(deleted["out"]),
+            "--set",
+            "execution.progress=false",
+        ]
+    )
     assert rc == 0
     return rc
 
@@ -234,8 +262,11 @@ def nightly(deleted):
 def test_deleted_urls_never_return_after_nightly_reingest(deleted, nightly):
     runs = _q(deleted["db"], "SELECT kind, status FROM runs ORDER BY started_at")
     assert runs[-1] == ("nightly", "succeeded")
-    n = _q(deleted["db"], "SELECT sum(count) FROM stage_stats s JOIN runs r USING (run_id) "
-                          "WHERE r.kind = 'nightly' AND s.reason = 'url.deleted'")[0][0]
+    n = _q(
+        deleted["db"],
+        "SELECT sum(count) FROM stage_stats s JOIN runs r USING (run_id) "
+        "WHERE r.kind = 'nightly' AND s.reason = 'url.deleted'",
+    )[0][0]
     assert n and n >= len(deleted["targets"]) - 1
     _assert_gone(deleted)
 
@@ -244,8 +275,10 @@ def test_deleted_urls_never_return_after_changed_config(deleted, nightly):
     from pipeline.config import load_config
     from pipeline.run import run_pipeline
 
-    cfg = load_config(None, [f"output.dir={deleted['out']}", "execution.progress=false",
-                             "output.row_group_docs=1999"])
+    cfg = load_config(
+        None,
+        [f"output.dir={deleted['out']}", "execution.progress=false", "output.row_group_docs=1999"],
+    )
     cfg.input.paths = deleted["sources"]
     res = run_pipeline(cfg)
     assert res.files_processed == len(deleted["sources"]) and res.docs_kept > 0
@@ -254,8 +287,14 @@ def test_deleted_urls_never_return_after_changed_config(deleted, nightly):
 
 
 # ---- kill at any step, then retry ----------------------------------------------------------
-KILL_POINTS = ["delete.locked", "delete.files_written", "lineage.in_transaction", "lineage.before_publish",
-               "delete.committed", "delete.files_removed"]
+KILL_POINTS = [
+    "delete.locked",
+    "delete.files_written",
+    "lineage.in_transaction",
+    "lineage.before_publish",
+    "delete.committed",
+    "delete.files_removed",
+]
 
 
 def _delete_cmd(db: str, url_file: Path, kill_at: str | None, *extra: str):
@@ -263,21 +302,38 @@ def _delete_cmd(db: str, url_file: Path, kill_at: str | None, *extra: str):
     env["PYTHONPATH"] = str(REPO)
     if kill_at:
         env["CCPIPE_KILL_AT"] = kill_at
-    return [sys.executable, "-m", "lineage", "delete", "--urls", str(url_file), "--lineage",
-            db, *extra], env
+    return [
+        sys.executable,
+        "-m",
+        "lineage",
+        "delete",
+        "--urls",
+        str(url_file),
+        "--lineage",
+        db,
+        *extra,
+    ], env
 
 
-def _delete_proc(db: str, url_file: Path, kill_at: str | None,
-                 *extra: str) -> subprocess.CompletedProcess:
+def _delete_proc(
+    db: str, url_file: Path, kill_at: str | None, *extra: str
+) -> subprocess.CompletedProcess:
     cmd, env = _delete_cmd(db, url_file, kill_at, *extra)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _two_urls(db: str, tmp_path: Path) -> tuple[list[str], Path]:
-    shard = _q(db, "SELECT filename FROM documents GROUP BY filename HAVING count(*) >= 2 "
-                   "ORDER BY filename LIMIT 1")[0][0]
-    urls = [u for (u,) in _q(db, "SELECT url FROM documents WHERE filename = ? "
-                                 "ORDER BY shard_row LIMIT 2", [shard])]
+    shard = _q(
+        db,
+        "SELECT filename FROM documents GROUP BY filename HAVING count(*) >= 2 "
+        "ORDER BY filename LIMIT 1",
+    )[0][0]
+    urls = [
+        u
+        for (u,) in _q(
+            db, "SELECT url FROM documents WHERE filename = ? ORDER BY shard_row LIMIT 2", [shard]
+        )
+    ]
     url_file = tmp_path / "urls.txt"
     url_file.write_text("\n".join(urls) + "\n")
     return urls, url_file
@@ -298,8 +354,9 @@ def test_delete_takes_the_output_lock_of_runs(sample_run, tmp_path):
         assert f"pid {os.getpid()}" in p.stderr and "pipeline run" in p.stderr
         assert _q(db, "SELECT count(*) FROM deletions") == [(0,)]
         cmd, env = _delete_cmd(db, url_file, None, "--wait")
-        waiting = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        waiting = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             waiting.wait(timeout=8)
         except subprocess.TimeoutExpired:
@@ -326,14 +383,20 @@ def test_retry_after_kill_completes(sample_run, tmp_path, kill_at):
     live = {_abs(out, p) for (p,) in _q(db, "SELECT path FROM shards WHERE status = 'live'")}
     assert all(os.path.exists(p) for p in live)
     on_disk = {str(p) for p in out.rglob("*.parquet") if "_dedup" not in str(p)} | {
-        str(p) for p in out.rglob("*.bin")}
+        str(p) for p in out.rglob("*.bin")
+    }
     assert on_disk == {p for p in live if p.endswith((".parquet", ".bin"))}
     assert _q(db, "SELECT count(DISTINCT doc_id) FROM deletions") == [(2,)]
     hashes = {h for (h,) in _q(db, "SELECT url_hash FROM url_blocklist")}
     assert {url_hash(u) for u in urls} <= hashes
     # the mirror between text and token shards still holds
-    for text, tok in _q(db, "SELECT t.path, k.path FROM shards t JOIN shards k ON "
-                            "k.mirrors_shard = t.shard_id AND k.status = 'live' "
-                            "WHERE t.status = 'live' AND t.kind = 'text'"):
-        assert len(IndexedDataset(_abs(out, tok)[: -len(".bin")])) == pq.read_metadata(
-            _abs(out, text)).num_rows
+    for text, tok in _q(
+        db,
+        "SELECT t.path, k.path FROM shards t JOIN shards k ON "
+        "k.mirrors_shard = t.shard_id AND k.status = 'live' "
+        "WHERE t.status = 'live' AND t.kind = 'text'",
+    ):
+        assert (
+            len(IndexedDataset(_abs(out, tok)[: -len(".bin")]))
+            == pq.read_metadata(_abs(out, text)).num_rows
+        )

@@ -95,13 +95,25 @@ def ray_head():
     """A Ray head with the dashboard (job API) on free ports: (dashboard URL, temp dir)."""
     temp_dir = tempfile.mkdtemp(prefix="ccrh_", dir="/tmp")  # short: unix socket paths
     dash = free_port()
-    cmd = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}",
-           "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true",
-           f"--dashboard-agent-listen-port={free_port()}",
-           f"--dashboard-agent-grpc-port={free_port()}",
-           f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
-           f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-           "--num-cpus=2", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    cmd = [
+        RAY,
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={free_port()}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        "--include-dashboard=true",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
+        "--num-cpus=2",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+    ]
     try:
         p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
         if p.returncode != 0:
@@ -112,15 +124,33 @@ def ray_head():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def submit(address: str, entrypoint: list[str],
-           timeout: float = 420) -> subprocess.CompletedProcess:
+def submit(
+    address: str, entrypoint: list[str], timeout: float = 420
+) -> subprocess.CompletedProcess:
     """`ray job submit` (waits for the job), retrying while the head's agent is not up yet."""
-    cmd = [RAY, "job", "submit", "--address", address, "--working-dir", str(REPO),
-           "--runtime-env", str(REPO / "jobs" / "runtime_env.yaml"), "--", *entrypoint]
+    cmd = [
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--working-dir",
+        str(REPO),
+        "--runtime-env",
+        str(REPO / "jobs" / "runtime_env.yaml"),
+        "--",
+        *entrypoint,
+    ]
     deadline = time.monotonic() + timeout
     while True:
-        p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=REPO,
-                           timeout=max(10.0, deadline - time.monotonic()))
+        p = subprocess.run(
+            cmd,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=max(10.0, deadline - time.monotonic()),
+        )
         out = p.stdout + p.stderr
         if "No available agent" in out and time.monotonic() < deadline - 60:
             time.sleep(3)
@@ -146,8 +176,20 @@ def test_submitted_job_runs_pipeline(ray_head, tmp_path):
     warc = small_warc(SAMPLE, crawl / "job-part.warc.gz", 1, 45)
     out = tmp_path / "out"
     address, temp_dir = ray_head
-    p = submit(address, ["python", "-m", "jobs.run", "--output", str(out), "--profile", "fast",
-                          "--quiet", str(warc)])
+    p = submit(
+        address,
+        [
+            "python",
+            "-m",
+            "jobs.run",
+            "--output",
+            str(out),
+            "--profile",
+            "fast",
+            "--quiet",
+            str(warc),
+        ],
+    )
     log = p.stdout + p.stderr
     (tmp_path / "job1.log").write_text(log)
     assert p.returncode == 0, log[-4000:]
@@ -157,8 +199,11 @@ def test_submitted_job_runs_pipeline(ray_head, tmp_path):
     assert re.search(r"jobs\.run: RAY_ADDRESS=[\d.]+:\d+ ", log), log[-4000:]
     assert "inputs: 1 files (0 already committed, 1 processed)" in log
     # The code travelled as the working_dir package, without what runtime_env excludes.
-    pkgs = [d for d in temp_dir.glob("session_*/runtime_resources/working_dir_files/_ray_pkg_*")
-            if d.is_dir()]
+    pkgs = [
+        d
+        for d in temp_dir.glob("session_*/runtime_resources/working_dir_files/_ray_pkg_*")
+        if d.is_dir()
+    ]
     assert pkgs, "no working_dir package on the head"
     assert (pkgs[0] / "jobs" / "run.py").is_file()
     assert not (pkgs[0] / ".git").exists() and not list(pkgs[0].rglob("__pycache__"))
@@ -167,8 +212,9 @@ def test_submitted_job_runs_pipeline(ray_head, tmp_path):
     try:
         runs = con.execute("SELECT kind, status, n_inputs FROM runs").fetchall()
         files = con.execute("SELECT source_uri, status, docs_kept FROM input_files").fetchall()
-        shards = con.execute("SELECT path, n_docs FROM shards WHERE kind = 'text' "
-                             "AND status = 'live'").fetchall()
+        shards = con.execute(
+            "SELECT path, n_docs FROM shards WHERE kind = 'text' AND status = 'live'"
+        ).fetchall()
     finally:
         con.close()
     assert runs == [("job", "succeeded", 1)]
@@ -181,8 +227,20 @@ def test_submitted_job_runs_pipeline(ray_head, tmp_path):
     assert not (out / "_work").exists() or not any((out / "_work").iterdir())
 
     # Submitting the same job again: the input is committed, nothing is reprocessed.
-    p = submit(address, ["python", "-m", "jobs.run", "--output", str(out), "--profile", "fast",
-                         "--quiet", str(warc)])
+    p = submit(
+        address,
+        [
+            "python",
+            "-m",
+            "jobs.run",
+            "--output",
+            str(out),
+            "--profile",
+            "fast",
+            "--quiet",
+            str(warc),
+        ],
+    )
     log = p.stdout + p.stderr
     assert p.returncode == 0, log[-4000:]
     assert "inputs: 1 files (1 already committed, 0 processed)" in log, log[-4000:]

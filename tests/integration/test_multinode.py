@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 HELPER = REPO / "tests" / "integration" / "two_node_run.py"
 
 
-def _run(mode: str, output: str, tmp: Path, env: dict | None = None, *sets: str,
-         timeout: int = 900) -> subprocess.CompletedProcess:
+def _run(
+    mode: str, output: str, tmp: Path, env: dict | None = None, *sets: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """Run the helper; retried when a raylet misses Ray's fixed 30 s start-up window (seen
     on an overloaded machine), which says nothing about the code under test."""
     for _ in range(3):
@@ -36,21 +37,33 @@ def _run(mode: str, output: str, tmp: Path, env: dict | None = None, *sets: str,
     return p
 
 
-def _run_once(mode: str, output: str, tmp: Path, env: dict | None = None, *sets: str,
-              timeout: int = 900) -> subprocess.CompletedProcess:
+def _run_once(
+    mode: str, output: str, tmp: Path, env: dict | None = None, *sets: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
     # short private dir: AF_UNIX socket paths under it must stay below 108 bytes
     ray_tmp = Path(tempfile.mkdtemp(prefix=f"rt-{mode}-", dir="/tmp"))
     (ray_tmp / "ray").mkdir()  # RAY_TMPDIR/ray holds the cluster address file
-    e = {**os.environ, **(env or {}), "RAY_TMPDIR": str(ray_tmp),
-         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    e = {
+        **os.environ,
+        **(env or {}),
+        "RAY_TMPDIR": str(ray_tmp),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     e.pop("RAY_ADDRESS", None)
-    args = [sys.executable, str(HELPER), mode, output, str(tmp / f"lineage-{mode}.duckdb"),
-            str(ray_tmp / "ray")]
+    args = [
+        sys.executable,
+        str(HELPER),
+        mode,
+        output,
+        str(tmp / f"lineage-{mode}.duckdb"),
+        str(ray_tmp / "ray"),
+    ]
     for s in sets:
         args += ["--set", s]
     try:
-        return subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=e,
-                              timeout=timeout)
+        return subprocess.run(
+            args, capture_output=True, text=True, cwd=REPO, env=e, timeout=timeout
+        )
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
@@ -91,14 +104,17 @@ def test_two_node_run_on_s3_equals_one_node_run(s3, s3_env, tmp_path) -> None:  
         prefix = f"mn/out-{mode}/"
         objs = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
         results[mode + "_files"] = {
-            o["Key"][len(prefix):]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            o["Key"][len(prefix) :]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
             for o in objs
             if o["Key"].endswith((".parquet", ".bin", ".idx"))
-            and not o["Key"][len(prefix):].startswith(("_work/", "_lineage"))
+            and not o["Key"][len(prefix) :].startswith(("_work/", "_lineage"))
         }
     assert results["run"]["counts"] == results["one"]["counts"]
-    assert results["run"]["counts"].get("dedup.exact", 0) + results["run"]["counts"].get(
-        "dedup.minhash", 0) > 0
+    assert (
+        results["run"]["counts"].get("dedup.exact", 0)
+        + results["run"]["counts"].get("dedup.minhash", 0)
+        > 0
+    )
     two, one = results["run_files"], results["one_files"]
     assert sorted(two) == sorted(one) and any(k.startswith("_dedup_index/") for k in two)
     assert {k for k in two if two[k] != one[k]} == set()

@@ -47,8 +47,12 @@ def warc_members(path: Path) -> list[bytes]:
 def with_new_record_id(member: bytes) -> bytes:
     """The same record under a fresh WARC-Record-ID: a new document with identical content."""
     raw = gzip.decompress(member)
-    new, n = re.subn(rb"(WARC-Record-ID: <urn:uuid:)[0-9a-f-]{36}>",
-                     b"\\g<1>" + str(uuid.uuid4()).encode() + b">", raw, count=1)
+    new, n = re.subn(
+        rb"(WARC-Record-ID: <urn:uuid:)[0-9a-f-]{36}>",
+        b"\\g<1>" + str(uuid.uuid4()).encode() + b">",
+        raw,
+        count=1,
+    )
     assert n == 1
     return gzip.compress(new)
 
@@ -61,10 +65,13 @@ def reports(out: Path) -> list[dict]:
 def _args_after_entry(command: str) -> list[str]:
     """Arguments of `python -m jobs.nightly` in a shell command line, up to a redirection."""
     words = shlex.split(command)
-    i = next(k for k in range(len(words) - 2)
-             if words[k].endswith("python") and words[k + 1:k + 3] == ["-m", "jobs.nightly"])
+    i = next(
+        k
+        for k in range(len(words) - 2)
+        if words[k].endswith("python") and words[k + 1 : k + 3] == ["-m", "jobs.nightly"]
+    )
     args = []
-    for w in words[i + 3:]:
+    for w in words[i + 3 :]:
         if w in (">>", ">", "2>&1", "|", "&&", ";", "||"):
             break
         args.append(w)
@@ -109,8 +116,9 @@ def test_nightly_processes_only_new_files(ray_session, tmp_path):
     # the released document (the released index takes part and wins).
     con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
     released_id, offset = con.execute(
-        "SELECT doc_id, source_offset FROM documents WHERE source_uri = ? ORDER BY doc_id "
-        "LIMIT 1", [str(part_a)]).fetchone()
+        "SELECT doc_id, source_offset FROM documents WHERE source_uri = ? ORDER BY doc_id LIMIT 1",
+        [str(part_a)],
+    ).fetchone()
     con.close()
     starts = [len(info)]
     for m in ms[1:31]:
@@ -128,11 +136,17 @@ def test_nightly_processes_only_new_files(ray_session, tmp_path):
     assert r2["counts"].get("dedup.exact", 0) >= 1
     con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
     try:
-        dup = con.execute("SELECT reason FROM duplicates WHERE keeper_doc_id = ? AND doc_id <> ?",
-                          [released_id, released_id]).fetchall()
+        dup = con.execute(
+            "SELECT reason FROM duplicates WHERE keeper_doc_id = ? AND doc_id <> ?",
+            [released_id, released_id],
+        ).fetchall()
         assert ("dedup.exact",) in dup
-        assert con.execute("SELECT index_docs FROM dedup_stats WHERE run_id = ?",
-                           [r2["run_id"]]).fetchone()[0] >= r1["docs_added"]
+        assert (
+            con.execute(
+                "SELECT index_docs FROM dedup_stats WHERE run_id = ?", [r2["run_id"]]
+            ).fetchone()[0]
+            >= r1["docs_added"]
+        )
     finally:
         con.close()
 
@@ -144,18 +158,26 @@ def test_nightly_processes_only_new_files(ray_session, tmp_path):
     con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
     try:
         runs = con.execute("SELECT run_id, kind, status FROM runs ORDER BY started_at").fetchall()
-        files = con.execute("SELECT source_uri, count(*) FROM input_files "
-                            "WHERE status = 'committed' GROUP BY 1 ORDER BY 1").fetchall()
+        files = con.execute(
+            "SELECT source_uri, count(*) FROM input_files "
+            "WHERE status = 'committed' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
     finally:
         con.close()
     assert [(r[0], r[1], r[2]) for r in runs] == [
-        (r["run_id"], "nightly", "succeeded") for r in (r1, r2, r3)]
+        (r["run_id"], "nightly", "succeeded") for r in (r1, r2, r3)
+    ]
     assert files == [(str(part_a), 1), (str(crawl / "part-b.warc.gz"), 1), (str(part_c), 1)]
 
 
 def _nightly(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jobs.nightly", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.nightly", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_second_concurrent_nightly_refuses_with_distinct_status(tmp_path):
@@ -200,8 +222,16 @@ def test_dry_run_reports_new_files_and_processes_nothing(tmp_path):
 
 
 def test_config_error_is_usage_status(tmp_path, capsys):
-    code = main(["--listing", str(SAMPLE), "--output", str(tmp_path / "o"),
-                 "--set", "langid.no_such_field=1"])
+    code = main(
+        [
+            "--listing",
+            str(SAMPLE),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "langid.no_such_field=1",
+        ]
+    )
     assert code == 2 and "no_such_field" in capsys.readouterr().err
 
 
@@ -223,8 +253,11 @@ def _valid_cron_field(text: str, lo: int, hi: int) -> bool:
 
 
 def test_crontab_line_runs_the_real_entrypoint():
-    lines = [ln for ln in (SCHEDULES / "nightly.crontab").read_text().splitlines()
-             if ln.strip() and not ln.lstrip().startswith("#") and not re.match(r"^\w+=", ln)]
+    lines = [
+        ln
+        for ln in (SCHEDULES / "nightly.crontab").read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#") and not re.match(r"^\w+=", ln)
+    ]
     assert len(lines) == 1
     fields = lines[0].split(None, 5)
     assert len(fields) == 6
@@ -261,13 +294,15 @@ def test_kubernetes_cronjob_creates_rayjob_for_nightly():
     assert cron["apiVersion"] == "batch/v1"
     fields = cron["spec"]["schedule"].split()
     assert len(fields) == 5 and all(
-        _valid_cron_field(t, lo, hi) for t, (lo, hi) in zip(fields, _CRON_FIELD, strict=True))
+        _valid_cron_field(t, lo, hi) for t, (lo, hi) in zip(fields, _CRON_FIELD, strict=True)
+    )
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"][:3] == ["kubectl", "create", "-f"]
     template_path = Path(container["command"][3])
-    mount = next(m for m in container["volumeMounts"]
-                 if template_path.is_relative_to(m["mountPath"]))
+    mount = next(
+        m for m in container["volumeMounts"] if template_path.is_relative_to(m["mountPath"])
+    )
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     cmap = by_kind["ConfigMap"]
     assert volume["configMap"]["name"] == cmap["metadata"]["name"]

@@ -44,17 +44,25 @@ def _kept_doc_ids(db: str) -> list[str]:
 
 
 def _tree(out: Path) -> dict[str, str]:
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ---- whole-output readers ----------------------------------------------------------------------
 def test_layout_has_only_kept_docs_under_data(sample_run):
     out = Path(sample_run.output)
     files = [p.relative_to(out / "data").parts for p in (out / "data").rglob("*") if p.is_file()]
-    assert files and all(len(f) == 3 and f[0].startswith("lang=") and f[1].startswith("bucket=")
-                         and f[2].startswith("part-") and f[2].endswith(".parquet")
-                         for f in files)
+    assert files and all(
+        len(f) == 3
+        and f[0].startswith("lang=")
+        and f[1].startswith("bucket=")
+        and f[2].startswith("part-")
+        and f[2].endswith(".parquet")
+        for f in files
+    )
     assert {p.suffix for p in (out / "tokens").rglob("*") if p.is_file()} == {".bin", ".idx"}
     assert (out / "_rejected").is_dir() and not (out / "data" / "_rejected").exists()
 
@@ -72,22 +80,32 @@ def test_duckdb_read_parquet_hive_reads_exactly_kept_docs(sample_run):
     import duckdb
 
     glob = str(Path(sample_run.output) / "data" / "**" / "*.parquet")
-    rows = duckdb.sql(f"SELECT doc_id FROM read_parquet('{glob}', hive_partitioning = true)"
-                      ).fetchall()
+    rows = duckdb.sql(
+        f"SELECT doc_id FROM read_parquet('{glob}', hive_partitioning = true)"
+    ).fetchall()
     assert sorted(r[0] for r in rows) == _kept_doc_ids(sample_run.lineage_path)
 
 
 def test_polars_scan_parquet_reads_exactly_kept_docs(sample_run):
     pl = pytest.importorskip("polars")
-    df = pl.scan_parquet(str(Path(sample_run.output) / "data" / "**" / "*.parquet"),
-                         hive_partitioning=True).select("doc_id", "lang").collect()
+    df = (
+        pl.scan_parquet(
+            str(Path(sample_run.output) / "data" / "**" / "*.parquet"), hive_partitioning=True
+        )
+        .select("doc_id", "lang")
+        .collect()
+    )
     assert sorted(df["doc_id"].to_list()) == _kept_doc_ids(sample_run.lineage_path)
 
 
 def test_hf_datasets_load_dataset_reads_exactly_kept_docs(sample_run, tmp_path):
     datasets = pytest.importorskip("datasets")
-    d = datasets.load_dataset("parquet", data_dir=str(Path(sample_run.output) / "data"),
-                              split="train", cache_dir=str(tmp_path / "hf-cache"))
+    d = datasets.load_dataset(
+        "parquet",
+        data_dir=str(Path(sample_run.output) / "data"),
+        split="train",
+        cache_dir=str(tmp_path / "hf-cache"),
+    )
     assert sorted(d["doc_id"]) == _kept_doc_ids(sample_run.lineage_path)
 
 
@@ -127,23 +145,34 @@ def _docs(n: int, seed: int, src: str) -> pa.Table:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(5, 200, n)
     toks = [rng.integers(0, 5000, k).astype(np.int32) for k in lengths]
-    return pa.table({
-        "doc_id": [f"{src}-{i}" for i in range(n)],
-        "text": [" ".join(map(str, t[:50])) for t in toks],
-        "source_uri": [src] * n,
-        "source_offset": pa.array(np.arange(n) * 1000, pa.int64()),
-        "crawl_id": ["CC-TEST"] * n,
-        "pii_counts": ['{"EMAIL_ADDRESS": 1}'] * n,
-        "n_tokens": pa.array(lengths, pa.int32()),
-        "tokens": pa.array([t.tolist() for t in toks], pa.list_(pa.int32())),
-    })
+    return pa.table(
+        {
+            "doc_id": [f"{src}-{i}" for i in range(n)],
+            "text": [" ".join(map(str, t[:50])) for t in toks],
+            "source_uri": [src] * n,
+            "source_offset": pa.array(np.arange(n) * 1000, pa.int64()),
+            "crawl_id": ["CC-TEST"] * n,
+            "pii_counts": ['{"EMAIL_ADDRESS": 1}'] * n,
+            "n_tokens": pa.array(lengths, pa.int32()),
+            "tokens": pa.array([t.tolist() for t in toks], pa.list_(pa.int32())),
+        }
+    )
 
 
 def _roll(out: Path, cap: int) -> list[dict]:
     from pipeline.phase3 import RollingWriter
 
-    w = RollingWriter(Layout(str(out), "c" * 64), "text", "en", "high", "u000", cap, 16,
-                      vocab_size=5000, tokenizer_hash="t")
+    w = RollingWriter(
+        Layout(str(out), "c" * 64),
+        "text",
+        "en",
+        "high",
+        "u000",
+        cap,
+        16,
+        vocab_size=5000,
+        tokenizer_hash="t",
+    )
     for i, src in enumerate(("a.warc", "b.warc", "c.warc")):
         w.add(_docs(70, i, src))
     return w.finish()
@@ -171,7 +200,8 @@ def test_rolling_writer_cuts_at_cap_with_mirrored_tokens(tmp_path):
     # all but the tail came close to the cap (cut on an estimate); names are sequential
     assert all(r["n_bytes"] >= 8000 * 0.7 for r in text[:-1])
     assert [Path(r["path"]).name for r in text] == [
-        f"part-u000-cccccccc-{i:05d}.parquet" for i in range(len(text))]
+        f"part-u000-cccccccc-{i:05d}.parquet" for i in range(len(text))
+    ]
     # deterministic: same rows, same bytes
     again = _roll(tmp_path / "b", cap=8000)
     assert [(r["path"], r["sha256"]) for r in again] == [(r["path"], r["sha256"]) for r in recs]
@@ -188,10 +218,15 @@ def test_copy_then_delete_leaves_original_byte_identical(sample_run, tmp_path):
     dst = tmp_path / "copy"
     shutil.copytree(src, dst)
     con = open_reader(dst / "lineage.duckdb")
-    doc_id, url = con.execute("SELECT doc_id, url FROM documents ORDER BY doc_id LIMIT 1"
-                              ).fetchone()
-    assert con.execute("SELECT count(*) FROM shards WHERE path LIKE '/%' OR path LIKE "
-                       "'%://%'").fetchone()[0] == 0
+    doc_id, url = con.execute(
+        "SELECT doc_id, url FROM documents ORDER BY doc_id LIMIT 1"
+    ).fetchone()
+    assert (
+        con.execute(
+            "SELECT count(*) FROM shards WHERE path LIKE '/%' OR path LIKE '%://%'"
+        ).fetchone()[0]
+        == 0
+    )
     [item] = [t for t in trace(con, doc_id) if t["status"] == "kept"]
     assert (dst / item["filename"]).is_file()
     con.close()
@@ -219,9 +254,14 @@ def crawl_run(ray_session, tmp_path_factory):
 
     crawl = generate_crawl(tmp_path_factory.mktemp("crawl"), N_FILES)
     out = tmp_path_factory.mktemp("crawl_out")
-    sets = [f"input.paths={json.dumps(crawl)}", f"output.dir={out}",
-            "execution.progress=false", "output.unit_max_files=2",
-            f"output.shard_max_bytes={CAP}", "output.row_group_docs=50"]
+    sets = [
+        f"input.paths={json.dumps(crawl)}",
+        f"output.dir={out}",
+        "execution.progress=false",
+        "output.unit_max_files=2",
+        f"output.shard_max_bytes={CAP}",
+        "output.row_group_docs=50",
+    ]
     result = run_pipeline(load_config(None, sets))
     assert result.status == "succeeded"
     return out, crawl, sets, result
@@ -234,11 +274,13 @@ def test_shard_count_follows_bytes_not_inputs(crawl_run):
         units = con.execute("SELECT unit_id, count(*) FROM input_files GROUP BY 1").fetchall()
         parts = con.execute(
             "SELECT unit_id, lang, quality_bucket, count(*), sum(n_bytes), max(n_bytes) "
-            "FROM shards WHERE kind = 'text' GROUP BY 1, 2, 3").fetchall()
+            "FROM shards WHERE kind = 'text' GROUP BY 1, 2, 3"
+        ).fetchall()
         per_file = con.execute(
             "SELECT f.source_uri, f.docs_kept, sum(i.n_docs) FROM input_files f LEFT JOIN "
             "shard_inputs i ON i.source_uri = f.source_uri AND i.shard_id IN (SELECT shard_id "
-            "FROM shards WHERE kind = 'text') GROUP BY 1, 2").fetchall()
+            "FROM shards WHERE kind = 'text') GROUP BY 1, 2"
+        ).fetchall()
     finally:
         con.close()
     assert sorted(n for _, n in units) == [2] * (N_FILES // 2)
@@ -283,11 +325,16 @@ def test_two_configs_views_per_config_by_default(crawl_run, capsys):
     from lineage.cli import main
 
     db = str(out / "lineage.duckdb")
-    for extra, want in (([], second.docs_kept), (["--config", cfg1[:8]], first.docs_kept),
-                        (["--all-configs"], first.docs_kept + second.docs_kept)):
+    for extra, want in (
+        ([], second.docs_kept),
+        (["--config", cfg1[:8]], first.docs_kept),
+        (["--all-configs"], first.docs_kept + second.docs_kept),
+    ):
         capsys.readouterr()
-        assert main(["sql", "SELECT count(*) AS n FROM documents", "--lineage", db, "--json",
-                     *extra]) == 0
+        assert (
+            main(["sql", "SELECT count(*) AS n FROM documents", "--lineage", db, "--json", *extra])
+            == 0
+        )
         assert json.loads(capsys.readouterr().out)[0]["n"] == want, extra
 
 
@@ -299,14 +346,24 @@ def test_two_hundred_warcs_bounded_shards(ray_session, tmp_path):
 
     crawl = generate_crawl(tmp_path / "crawl", 200)
     out = tmp_path / "out"
-    result = run_pipeline(load_config(None, [
-        f"input.paths={json.dumps(crawl)}", f"output.dir={out}", "execution.progress=false",
-        "output.unit_max_files=50"]))
+    result = run_pipeline(
+        load_config(
+            None,
+            [
+                f"input.paths={json.dumps(crawl)}",
+                f"output.dir={out}",
+                "execution.progress=false",
+                "output.unit_max_files=50",
+            ],
+        )
+    )
     assert result.status == "succeeded"
     con = open_reader(out / "lineage.duckdb")
     try:
-        per_part = con.execute("SELECT unit_id, lang, quality_bucket, count(*) FROM shards "
-                               "WHERE kind = 'text' GROUP BY 1, 2, 3").fetchall()
+        per_part = con.execute(
+            "SELECT unit_id, lang, quality_bucket, count(*) FROM shards "
+            "WHERE kind = 'text' GROUP BY 1, 2, 3"
+        ).fetchall()
         n_units = con.execute("SELECT count(DISTINCT unit_id) FROM input_files").fetchone()[0]
     finally:
         con.close()

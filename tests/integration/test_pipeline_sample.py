@@ -68,25 +68,41 @@ def test_read_counts_match_sample_manifest(con):
     manifest = planted()
     for f in manifest["files"]:
         uri = next(
-            r[0] for r in con.execute("SELECT source_uri FROM input_files").fetchall()
+            r[0]
+            for r in con.execute("SELECT source_uri FROM input_files").fetchall()
             if r[0].endswith(f["file"])
         )
-        got = dict(con.execute(
-            "SELECT reason, count FROM stage_stats WHERE source_uri = ? AND stage = 'read'",
-            [uri]).fetchall())
+        got = dict(
+            con.execute(
+                "SELECT reason, count FROM stage_stats WHERE source_uri = ? AND stage = 'read'",
+                [uri],
+            ).fetchall()
+        )
         assert got == {k: v for k, v in f["expected_read_drops"].items() if v}
-        assert con.execute("SELECT records_read FROM input_files WHERE source_uri = ?",
-                           [uri]).fetchone()[0] == f["records"]
+        assert (
+            con.execute(
+                "SELECT records_read FROM input_files WHERE source_uri = ?", [uri]
+            ).fetchone()[0]
+            == f["records"]
+        )
 
 
 def test_output_layout_and_token_shards(sample_run, con):
     out = Path(sample_run.output)
     text = con.execute(
         "SELECT shard_id, path, lang, quality_bucket, n_docs, n_tokens FROM shards "
-        "WHERE kind = 'text' AND status = 'live'").fetchall()
+        "WHERE kind = 'text' AND status = 'live'"
+    ).fetchall()
     assert len(text) >= 4
-    tok = Tokenizer.from_file(str(Path(__file__).resolve().parents[2]
-                                  / "pipeline" / "sample" / "tokenizer" / "tokenizer.json"))
+    tok = Tokenizer.from_file(
+        str(
+            Path(__file__).resolve().parents[2]
+            / "pipeline"
+            / "sample"
+            / "tokenizer"
+            / "tokenizer.json"
+        )
+    )
     langs = set()
     for _shard_id, path, lang, bucket, n_docs, n_tokens in text:
         assert not Path(path).is_absolute()  # relative to the output root
@@ -110,7 +126,8 @@ def test_output_layout_and_token_shards(sample_run, con):
 def test_document_provenance_is_queryable(con):
     row = con.execute(
         "SELECT doc_id, url, source_uri, source_offset, source_length, crawl_id "
-        "FROM documents ORDER BY doc_id LIMIT 1").fetchone()
+        "FROM documents ORDER BY doc_id LIMIT 1"
+    ).fetchone()
     assert all(v is not None for v in row)
     assert row[5] == planted()["crawl_id"]
     from stages.warc_reader import fetch_record
@@ -124,16 +141,21 @@ def test_document_provenance_is_queryable(con):
 
 def test_planted_duplicates_removed_and_nothing_else(con):
     manifest = planted()
-    expected = {d["url"]: d["expected"] for d in manifest["documents"]
-                if d["expected"] in ("dedup.exact", "dedup.minhash")}
-    got = dict(con.execute(
-        "SELECT url, drop_reason FROM rejections WHERE drop_stage = 'dedup'").fetchall())
+    expected = {
+        d["url"]: d["expected"]
+        for d in manifest["documents"]
+        if d["expected"] in ("dedup.exact", "dedup.minhash")
+    }
+    got = dict(
+        con.execute("SELECT url, drop_reason FROM rejections WHERE drop_stage = 'dedup'").fetchall()
+    )
     # exact copies may be caught by either mechanism depending on which keeps; what matters
     # is that every planted copy is dropped as a duplicate and nothing else is.
     assert set(got) == set(expected)
     kept_urls = {r[0] for r in con.execute("SELECT url FROM documents").fetchall()}
-    keepers = {g["expected_keeper"] for g in manifest["near_duplicates"]
-               + manifest["exact_duplicates"]}
+    keepers = {
+        g["expected_keeper"] for g in manifest["near_duplicates"] + manifest["exact_duplicates"]
+    }
     assert keepers <= kept_urls
     # the keeper recorded for each drop is the planted keeper of its group
     keeper_of = {}
@@ -142,7 +164,8 @@ def test_planted_duplicates_removed_and_nothing_else(con):
             keeper_of[u] = g["expected_keeper"]
     rows = con.execute(
         "SELECT r.url, d.url FROM rejections r JOIN documents d ON d.doc_id = r.keeper_doc_id "
-        "WHERE r.drop_stage = 'dedup'").fetchall()
+        "WHERE r.drop_stage = 'dedup'"
+    ).fetchall()
     assert rows and all(keeper_of[u] == k for u, k in rows)
 
 
@@ -163,8 +186,15 @@ def test_planted_pii_found_nowhere(sample_run, con):
     assert len(needles) >= 30
     out = Path(sample_run.output)
     haystacks = []
-    tok = Tokenizer.from_file(str(Path(__file__).resolve().parents[2]
-                                  / "pipeline" / "sample" / "tokenizer" / "tokenizer.json"))
+    tok = Tokenizer.from_file(
+        str(
+            Path(__file__).resolve().parents[2]
+            / "pipeline"
+            / "sample"
+            / "tokenizer"
+            / "tokenizer.json"
+        )
+    )
     for p in sorted(out.rglob("*")):
         if not p.is_file():
             continue
@@ -172,8 +202,9 @@ def test_planted_pii_found_nowhere(sample_run, con):
             haystacks.append((p, _all_strings_in_parquet(p)))
         elif p.suffix == ".bin":
             ds = IndexedDataset(str(p.with_suffix("")))
-            haystacks.append((p, "\n".join(tok.decode(np.asarray(ds[i]).tolist())
-                                           for i in range(len(ds)))))
+            haystacks.append(
+                (p, "\n".join(tok.decode(np.asarray(ds[i]).tolist()) for i in range(len(ds))))
+            )
         elif p.suffix in (".json", ".txt"):
             haystacks.append((p, p.read_text(errors="replace")))
     for table in [r[0] for r in con.execute("SHOW TABLES").fetchall()]:
@@ -210,30 +241,47 @@ def test_same_input_same_config_byte_identical(sample_run, ray_session, tmp_path
 
 def test_stage_counts_are_named(con):
     reasons = {r[0] for r in con.execute("SELECT DISTINCT reason FROM stage_stats").fetchall()}
-    allowed = ("read.", "file.", "extract.", "lang.", "url.", "gopher_quality.",
-               "gopher_repetition.", "c4.", "fineweb.", "quality_model.", "dedup.")
+    allowed = (
+        "read.",
+        "file.",
+        "extract.",
+        "lang.",
+        "url.",
+        "gopher_quality.",
+        "gopher_repetition.",
+        "c4.",
+        "fineweb.",
+        "quality_model.",
+        "dedup.",
+    )
     assert all(r == "kept" or r.startswith(allowed) for r in reasons), reasons
 
 
 def test_lineage_records_run_config_and_code_version(sample_run, con):
-    run = con.execute("SELECT config_hash, config_json, code_version, status, models_json "
-                      "FROM runs WHERE run_id = ?", [sample_run.run_id]).fetchone()
+    run = con.execute(
+        "SELECT config_hash, config_json, code_version, status, models_json "
+        "FROM runs WHERE run_id = ?",
+        [sample_run.run_id],
+    ).fetchone()
     assert run[3] == "succeeded"
     models = json.loads(run[4])
     assert {"langid", "tokenizer"} <= set(models)
     assert all(len(m["sha256"]) == 64 for m in models.values())
     assert len(run[0]) == 16 and json.loads(run[1])["dedup"]["bands"] == 14
     assert run[2]
-    tokens = con.execute("SELECT DISTINCT tokenizer_hash, token_dtype FROM shards "
-                         "WHERE kind = 'tokens'").fetchall()
+    tokens = con.execute(
+        "SELECT DISTINCT tokenizer_hash, token_dtype FROM shards WHERE kind = 'tokens'"
+    ).fetchall()
     assert len(tokens) == 1 and tokens[0][1] == "uint16" and len(tokens[0][0]) == 64
 
 
 def test_partition_counts_reconcile(con):
     per_file = defaultdict(int)
-    for uri, n in con.execute("SELECT i.source_uri, sum(i.n_docs) FROM shards s JOIN "
-                              "shard_inputs i USING (shard_id) WHERE s.kind = 'text' "
-                              "GROUP BY 1").fetchall():
+    for uri, n in con.execute(
+        "SELECT i.source_uri, sum(i.n_docs) FROM shards s JOIN "
+        "shard_inputs i USING (shard_id) WHERE s.kind = 'text' "
+        "GROUP BY 1"
+    ).fetchall():
         per_file[uri] = n
     for uri, kept in con.execute("SELECT source_uri, docs_kept FROM input_files").fetchall():
         assert per_file[uri] == kept

@@ -54,8 +54,9 @@ def s3_env(tmp_path_factory):
         pytest.skip("moto_server not installed (pip install 'moto[server]')")
     port = free_port()
     logf = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=logf,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=logf, stderr=subprocess.STDOUT
+    )
     env = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -102,8 +103,14 @@ def s3(s3_env, monkeypatch):
 
 
 def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jobs.run", *args], capture_output=True,
-                          text=True, cwd=REPO, env={**os.environ, **env}, timeout=400)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.run", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        timeout=400,
+    )
 
 
 def test_pyarrow_honours_aws_endpoint_url(s3):
@@ -122,8 +129,9 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
     for src in SAMPLES:
         client.put_object(Bucket=BUCKET, Key=f"crawl/{src.name}", Body=small_warc(src, 200))
     # A CommonCrawl-style listing with relative entries, joined to the listing's own prefix.
-    client.put_object(Bucket=BUCKET, Key="crawl/warc.paths",
-                      Body="".join(f"{s.name}\n" for s in SAMPLES).encode())
+    client.put_object(
+        Bucket=BUCKET, Key="crawl/warc.paths", Body="".join(f"{s.name}\n" for s in SAMPLES).encode()
+    )
     out = f"s3://{BUCKET}/out"
     env = {**s3_env, "CCPIPE_LINEAGE_DIR": str(tmp_path / "lineage")}
     inputs = [f"s3://{BUCKET}/crawl/{s.name}" for s in SAMPLES]
@@ -140,10 +148,12 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
     assert lineage.is_file()
     con = duckdb.connect(str(lineage), read_only=True)
     try:
-        files = con.execute("SELECT source_uri, status, docs_kept FROM input_files "
-                            "ORDER BY 1").fetchall()
-        shards = con.execute("SELECT path, kind, n_docs, n_bytes, sha256 FROM shards "
-                             "WHERE status = 'live'").fetchall()
+        files = con.execute(
+            "SELECT source_uri, status, docs_kept FROM input_files ORDER BY 1"
+        ).fetchall()
+        shards = con.execute(
+            "SELECT path, kind, n_docs, n_bytes, sha256 FROM shards WHERE status = 'live'"
+        ).fetchall()
     finally:
         con.close()
     assert [(u, s) for u, s, _ in files] == [(u, "committed") for u in inputs]
@@ -154,7 +164,7 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
     for path, _kind, _n, n_bytes, sha in shards:
         assert not path.startswith("s3://"), path  # relative to the output root
         path = out + "/" + path
-        body = client.get_object(Bucket=BUCKET, Key=path[len(f"s3://{BUCKET}/"):])["Body"].read()
+        body = client.get_object(Bucket=BUCKET, Key=path[len(f"s3://{BUCKET}/") :])["Body"].read()
         assert len(body) == n_bytes and hashlib.sha256(body).hexdigest() == sha
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="out/")["Contents"]}
     assert any(k.endswith(".bin") for k in keys) and any(k.endswith(".idx") for k in keys)
@@ -162,7 +172,7 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
     # Staging removed after success (an empty directory marker may stay, like a local dir).
     assert not [k for k in keys if k.startswith("out/_work/") and k != "out/_work/"]
     mirror = mirror_uri(out)
-    assert mirror[len(f"s3://{BUCKET}/"):] in keys  # lineage snapshot mirrored next to output
+    assert mirror[len(f"s3://{BUCKET}/") :] in keys  # lineage snapshot mirrored next to output
 
     _check_lineage_cli_on_s3(env, out, kept, tmp_path)
 
@@ -189,14 +199,26 @@ def test_pipeline_on_s3_inputs_outputs_and_resume(s3, s3_env, tmp_path):
 
 
 def _lineage(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lineage", *args], capture_output=True,
-                          text=True, cwd=REPO, env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lineage", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def _check_lineage_cli_on_s3(env: dict, out: str, kept: int, tmp_path: Path) -> None:
     """Analysts query an s3:// run like a local one: views read the shards through pyarrow."""
-    p = _lineage(env, "sql", "SELECT count(*) AS n, min(doc_id) AS d FROM documents",
-                 "--output", out, "--json")
+    p = _lineage(
+        env,
+        "sql",
+        "SELECT count(*) AS n, min(doc_id) AS d FROM documents",
+        "--output",
+        out,
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     [row] = json.loads(p.stdout)
     assert row["n"] == kept
@@ -211,8 +233,14 @@ def _check_lineage_cli_on_s3(env: dict, out: str, kept: int, tmp_path: Path) -> 
     # A dropped document, explained with its reason, from a machine without the driver's copy
     # (the snapshot mirrored next to the output is downloaded).
     laptop = {**env, "CCPIPE_LINEAGE_DIR": str(tmp_path / "laptop")}
-    p = _lineage(laptop, "sql", "SELECT url, drop_reason FROM rejections ORDER BY doc_id "
-                 "LIMIT 1", "--output", out, "--json")
+    p = _lineage(
+        laptop,
+        "sql",
+        "SELECT url, drop_reason FROM rejections ORDER BY doc_id LIMIT 1",
+        "--output",
+        out,
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     assert "mirrored" in p.stderr
     assert len(json.loads(p.stdout)) == 1, (p.stdout, p.stderr)
@@ -224,8 +252,14 @@ def _check_lineage_cli_on_s3(env: dict, out: str, kept: int, tmp_path: Path) -> 
     assert info["dropped"][0]["drop_reason"] == rej["drop_reason"]
 
     # Deletion request on an s3 run: only where the driver's lineage lives, never a copy.
-    p = _lineage(env, "sql", "SELECT url, filename FROM documents ORDER BY doc_id LIMIT 1",
-                 "--output", out, "--json")
+    p = _lineage(
+        env,
+        "sql",
+        "SELECT url, filename FROM documents ORDER BY doc_id LIMIT 1",
+        "--output",
+        out,
+        "--json",
+    )
     [doc] = json.loads(p.stdout)
     urls = tmp_path / "urls.txt"
     urls.write_text(doc["url"] + "\n")
@@ -250,8 +284,9 @@ def test_uri_query_options_are_a_config_error(where, capsys):
     from jobs.run import main
 
     uri = "s3://bucket/x?endpoint_override=127.0.0.1:9000&scheme=http"
-    args = (["--output", uri, "s3://bucket/in/"] if where == "output"
-            else ["--output", "/tmp/o", uri])
+    args = (
+        ["--output", uri, "s3://bucket/in/"] if where == "output" else ["--output", "/tmp/o", uri]
+    )
     assert main(args) == 2
     assert "AWS_ENDPOINT_URL" in capsys.readouterr().err
 
@@ -265,8 +300,16 @@ def test_nightly_lock_for_s3_output_sits_next_to_lineage(s3, tmp_path, monkeypat
     monkeypatch.setenv("CCPIPE_LINEAGE_DIR", str(tmp_path / "lineage"))
     lineage = tmp_path / "lin" / "lineage.duckdb"
     lineage.parent.mkdir()
-    args = ["--listing", f"s3://{BUCKET}/nightly-crawl/", "--output", f"s3://{BUCKET}/nout",
-            "--lineage", str(lineage), "--dry-run", "--quiet"]
+    args = [
+        "--listing",
+        f"s3://{BUCKET}/nightly-crawl/",
+        "--output",
+        f"s3://{BUCKET}/nout",
+        "--lineage",
+        str(lineage),
+        "--dry-run",
+        "--quiet",
+    ]
     with FileLock(str(lineage) + ".nightly.lock"):
         assert main(args) == EXIT_LOCKED
     assert str(lineage) + ".nightly.lock" in capsys.readouterr().err
@@ -276,7 +319,8 @@ def test_nightly_lock_for_s3_output_sits_next_to_lineage(s3, tmp_path, monkeypat
 
     from pipeline import storage
 
-    (rep_uri,) = [u for u in storage.list_files(f"s3://{BUCKET}/nout/_reports")
-                  if u.endswith(".json")]
+    (rep_uri,) = [
+        u for u in storage.list_files(f"s3://{BUCKET}/nout/_reports") if u.endswith(".json")
+    ]
     rep = json.loads(storage.read_bytes(rep_uri))
     assert rep["new_files"] == [f"s3://{BUCKET}/nightly-crawl/a.warc.gz"]

@@ -30,15 +30,21 @@ def main() -> int:
         from ray.cluster_utils import Cluster
 
         node = {"num_cpus": 1, "object_store_memory": 300 * 2**20, "temp_dir": temp_dir}
-        cluster = Cluster(initialize_head=True, head_node_args={**node,
-                                                                "include_dashboard": False})
+        cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
         cluster.add_node(**node)
         ray.init(address=cluster.address)
     try:
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         print(json.dumps({"nodes": nodes}), flush=True)
-        cfg = load_config(None, [f"output.dir={output}", f"output.lineage_path={lineage}",
-                                 "execution.progress=false", *sets])
+        cfg = load_config(
+            None,
+            [
+                f"output.dir={output}",
+                f"output.lineage_path={lineage}",
+                "execution.progress=false",
+                *sets,
+            ],
+        )
         if mode == "guard":
             assert check_shared_output(output, declared_shared=True) == 2
             try:
@@ -48,8 +54,10 @@ def main() -> int:
                 return 3
             return 0
         res = run_pipeline(cfg)
-        print(json.dumps({"status": res.status, "docs_kept": res.docs_kept,
-                          "counts": res.counts}), flush=True)
+        print(
+            json.dumps({"status": res.status, "docs_kept": res.docs_kept, "counts": res.counts}),
+            flush=True,
+        )
         return 0
     finally:
         ray.shutdown()

@@ -103,8 +103,9 @@ _TEXTS = [BASE, BASE.upper(), BASE.replace("tuesday", "friday"), "other words en
 @settings(max_examples=30, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, len(_TEXTS) - 1), st.one_of(st.none(), st.integers(0, 3)),
-                  st.booleans()),
+        st.tuples(
+            st.integers(0, len(_TEXTS) - 1), st.one_of(st.none(), st.integers(0, 3)), st.booleans()
+        ),
         min_size=1,
         max_size=14,
     ),
@@ -120,6 +121,4 @@ def test_output_independent_of_row_order(rows, rnd) -> None:
     rnd.shuffle(perm)
     out2, _ = dedup_local(t.take(pa.array(perm, pa.int64())), released=rel[perm])
     assert out.equals(out2)
-    assert not set(out.column("doc_id").to_pylist()) & {
-        f"doc{i:03d}" for i in np.flatnonzero(rel)
-    }
+    assert not set(out.column("doc_id").to_pylist()) & {f"doc{i:03d}" for i in np.flatnonzero(rel)}

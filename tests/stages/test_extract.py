@@ -137,10 +137,8 @@ def test_timeout_works_off_the_main_thread() -> None:
     and the pages after it in the same batch are still extracted.
     """
     result: dict = {}
-    ex = Extractor(ExtractConfig(extractor="resiliparse", timeout_s=2,
-                                 max_nesting_depth=1_000_000))
-    t = threading.Thread(target=lambda: result.setdefault("out", ex(_slow_batch())),
-                         daemon=True)
+    ex = Extractor(ExtractConfig(extractor="resiliparse", timeout_s=2, max_nesting_depth=1_000_000))
+    t = threading.Thread(target=lambda: result.setdefault("out", ex(_slow_batch())), daemon=True)
     t.start()
     t.join(90)
     assert not t.is_alive(), "extraction of one slow page ran past 90 s with timeout_s=2"

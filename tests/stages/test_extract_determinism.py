@@ -26,9 +26,11 @@ SHARED = (
 
 
 def _sample_docs() -> pa.Table:
-    return pa.concat_tables(
-        [c.docs for p in sample_paths() for c in read_warc(p, ReadConfig())]
-    ).select(["doc_id", "html", "charset"]).slice(0, N_SAMPLE)
+    return (
+        pa.concat_tables([c.docs for p in sample_paths() for c in read_warc(p, ReadConfig())])
+        .select(["doc_id", "html", "charset"])
+        .slice(0, N_SAMPLE)
+    )
 
 
 def _page(i: int, body: str) -> bytes:
@@ -44,11 +46,13 @@ def _page(i: int, body: str) -> bytes:
 def _generated_docs(n: int = 6) -> pa.Table:
     """Pages that share one long paragraph (as a site's boilerplate block would)."""
     html = [_page(i, f"<p>{SHARED}</p>") for i in range(n)]
-    return pa.table({
-        "doc_id": [f"gen-{i}" for i in range(n)],
-        "html": pa.array(html, pa.binary()),
-        "charset": pa.array(["utf-8"] * n, pa.string()),
-    })
+    return pa.table(
+        {
+            "doc_id": [f"gen-{i}" for i in range(n)],
+            "html": pa.array(html, pa.binary()),
+            "charset": pa.array(["utf-8"] * n, pa.string()),
+        }
+    )
 
 
 def _extract(ex: Extractor, table: pa.Table, order: list[int], batch: int) -> dict:
@@ -57,8 +61,12 @@ def _extract(ex: Extractor, table: pa.Table, order: list[int], batch: int) -> di
     out: dict = {}
     for s in range(0, t.num_rows, batch):
         r = ex(t.slice(s, batch))
-        for d, txt, why in zip(r["doc_id"].to_pylist(), r["text"].to_pylist(),
-                               r["drop_reason"].to_pylist(), strict=True):
+        for d, txt, why in zip(
+            r["doc_id"].to_pylist(),
+            r["text"].to_pylist(),
+            r["drop_reason"].to_pylist(),
+            strict=True,
+        ):
             out[d] = (txt, why)
     return out
 
@@ -85,4 +93,3 @@ def test_text_is_independent_of_order_and_batching(timeout_s: float) -> None:
     for i in range(_generated_docs().num_rows):
         text, why = ref[f"gen-{i}"]
         assert why is None and SHARED in " ".join(text.split()), i
-

@@ -22,7 +22,7 @@ def test_signatures_equal_datasketch_on_generated_text(bits: int) -> None:
     from tests.stages.test_minhash import _datasketch_sig
 
     sents = [s for lang in ("en", "de", "zh", "ja", "ru") for s in generated_sentences(lang)[:40]]
-    docs = [" ".join(sents[i:i + 7]) for i in range(0, len(sents), 7)]
+    docs = [" ".join(sents[i : i + 7]) for i in range(0, len(sents), 7)]
     docs += ["one two", "a b c d e", "x"]
     cfg = DedupConfig(hash_bits=bits, seed=7)
     _, sig, has = SignatureStage(cfg).signatures(pa.array(docs))
@@ -64,15 +64,28 @@ def test_cjk_not_dropped_for_word_count_on_generated_text(lang: str) -> None:
     assert "gopher_quality.mean_word_length" not in failing[0]
 
 
-@pytest.mark.parametrize("lang,enc", [("de", "cp1252"), ("fr", "iso-8859-1"), ("ru", "cp1251"),
-                                      ("ja", "shift_jis"), ("zh", "gb18030"), ("de", "utf-8")])
+@pytest.mark.parametrize(
+    "lang,enc",
+    [
+        ("de", "cp1252"),
+        ("fr", "iso-8859-1"),
+        ("ru", "cp1251"),
+        ("ja", "shift_jis"),
+        ("zh", "gb18030"),
+        ("de", "utf-8"),
+    ],
+)
 def test_decode_declared_in_meta_or_http_on_generated_text(lang: str, enc: str) -> None:
     from stages.text_decode import binary_ratio, decode_html
 
     text = " ".join(generated_sentences(lang)[:5])
     body = text.encode(enc, "ignore")
     text = body.decode(enc)
-    page = f'<html><head><meta charset="{enc}"></head><body><p>'.encode() + body + b"</p></body></html>"
+    page = (
+        f'<html><head><meta charset="{enc}"></head><body><p>'.encode()
+        + body
+        + b"</p></body></html>"
+    )
     assert text in decode_html(page, None)[0]
     assert text in decode_html(page, enc)[0]
     assert binary_ratio(decode_html(page, enc)[0]) < 0.01
@@ -92,12 +105,14 @@ def test_tokenizer_trains_and_round_trips_generated_multilingual_text(tmp_path) 
     from stages.tokenize import train_tokenizer
     from tests.stages.test_tokenize import TRICKY_DOCS, _roundtrip, _write_parquet
 
-    texts = [s for lang in ("en", "de", "fr", "ru", "zh", "ja", "pl") for s in
-             generated_sentences(lang)]
+    texts = [
+        s for lang in ("en", "de", "fr", "ru", "zh", "ja", "pl") for s in generated_sentences(lang)
+    ]
     _write_parquet(tmp_path / "c" / "a.parquet", texts[: len(texts) // 2], row_group_size=50)
-    _write_parquet(tmp_path / "c" / "sub" / "b.parquet", texts[len(texts) // 2:])
-    stats = train_tokenizer([str(tmp_path / "c")], vocab_size=1500, out=str(tmp_path / "tok"),
-                            sample_docs=len(texts))
+    _write_parquet(tmp_path / "c" / "sub" / "b.parquet", texts[len(texts) // 2 :])
+    stats = train_tokenizer(
+        [str(tmp_path / "c")], vocab_size=1500, out=str(tmp_path / "tok"), sample_docs=len(texts)
+    )
     assert stats["files"] == 2 and stats["vocab_size"] == 1500
     _roundtrip(str(tmp_path / "tok"), texts[::3] + TRICKY_DOCS, tmp_path)
 
@@ -122,8 +137,7 @@ def sample_pages():
     from pipeline.sample.generate import build_pages
     from stages.warc_reader import ReadConfig, read_warc
 
-    text = {p.url: p.article_text for p in build_pages()[0]
-            if p.kind == "content"}
+    text = {p.url: p.article_text for p in build_pages()[0] if p.kind == "content"}
     table = pa.concat_tables([c.docs for c in read_warc(sample_paths()[0], ReadConfig())])
     keep = [i for i, u in enumerate(table["url"].to_pylist()) if u in text][:60]
     return table.take(keep), text

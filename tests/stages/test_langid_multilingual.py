@@ -76,7 +76,9 @@ def lid() -> LanguageIdentifier:
 
 def _run(lid: LanguageIdentifier, texts: list[str]) -> list[dict]:
     out = lid(pa.table({"text": texts}))
-    return out.select(["lang", "lang_score", "lang_detector", "drop_reason", "drop_detail"]).to_pylist()
+    return out.select(
+        ["lang", "lang_score", "lang_detector", "drop_reason", "drop_detail"]
+    ).to_pylist()
 
 
 def test_bs_hr_sr_thresholded_as_a_group(lid: LanguageIdentifier) -> None:
@@ -171,6 +173,7 @@ def test_per_language_threshold_and_group_threshold_config() -> None:
 
 
 # ---------------------------------------------------------------- real sentences (shared)
+
 
 # lid.176 + lingua on 24-sentence documents of the real labelled sentences; groups count as
 # one label (ms docs of this corpus are labelled id by both detectors).

@@ -114,8 +114,9 @@ def test_stage_nulls_and_types() -> None:
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(
-        st.lists(st.sampled_from("alpha beta gamma delta eps zeta eta theta 日 本".split()),
-                 max_size=30).map(" ".join),
+        st.lists(
+            st.sampled_from("alpha beta gamma delta eps zeta eta theta 日 本".split()), max_size=30
+        ).map(" ".join),
         min_size=1,
         max_size=12,
     ),

@@ -68,7 +68,11 @@ def _doc(sentences: list[str], reps: int = 1) -> str:
 
 @pytest.mark.parametrize(
     "lang,sents,expect",
-    [("th", TH, ["เมือง", "หลวง"]), ("zh", ZH, ["我们", "公园", "散步。"]), ("ja", JA, ["今日", "天気"])],
+    [
+        ("th", TH, ["เมือง", "หลวง"]),
+        ("zh", ZH, ["我们", "公园", "散步。"]),
+        ("ja", JA, ["今日", "天気"]),
+    ],
 )
 def test_segmenters_give_real_words(lang: str, sents: list[str], expect: list[str]) -> None:
     """Words are dictionary words, not single characters; punctuation sticks to a word."""
@@ -149,7 +153,9 @@ def test_generator_builds_clean_and_junk_pages() -> None:
 def test_generated_junk_dropped_in_unspaced_languages() -> None:
     sents = {"ja": JA * 8, "th": TH * 8, "zh": ZH * 8}
     docs = [d for d in build_docs(sents, n_clean=1, sentences_per_doc=12) if d.kind != "clean"]
-    out = QualityFilter()(pa.table({"text": [d.text for d in docs], "lang": [d.lang for d in docs]}))
+    out = QualityFilter()(
+        pa.table({"text": [d.text for d in docs], "lang": [d.lang for d in docs]})
+    )
     assert all(r is not None for r in out.column("drop_reason").to_pylist()), list(
         zip([d.kind for d in docs], out.column("drop_reason").to_pylist(), strict=True)
     )
@@ -175,4 +181,6 @@ def test_per_language_targets_on_real_sentences(shared_data) -> None:
     assert not bad, bad
     junk = sum(r["junk"] for r in res.values())
     dropped = sum(r["junk_dropped"] for r in res.values())
-    assert dropped >= 0.95 * junk, {lang: r["junk_kept"] for lang, r in res.items() if r["junk_kept"]}
+    assert dropped >= 0.95 * junk, {
+        lang: r["junk_kept"] for lang, r in res.items() if r["junk_kept"]
+    }

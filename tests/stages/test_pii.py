@@ -237,8 +237,7 @@ _WHOLE = PiiScrubber(PiiConfig(window_chars=0, prefilter=False))
 
 def test_presidio_research_synthetic(scrubber: PiiScrubber) -> None:
     if not PRESIDIO_SYNTH.exists():
-        pytest.skip(f"presidio-research synthetic set absent at {PRESIDIO_SYNTH}: "
-                    f"{skip_reason()}")
+        pytest.skip(f"presidio-research synthetic set absent at {PRESIDIO_SYNTH}: {skip_reason()}")
     data = json.loads(PRESIDIO_SYNTH.read_text(encoding="utf-8"))
     ents = {"EMAIL_ADDRESS", "IP_ADDRESS", "IBAN_CODE", "US_SSN", "CREDIT_CARD"}
     samples = [
@@ -277,8 +276,9 @@ def test_presidio_research_synthetic(scrubber: PiiScrubber) -> None:
         ("http://shop.org/#mail=jane.roe@mail.org", "jane.roe"),
     ],
 )
-def test_stored_url_policy_path_userinfo_query_fragment(scrubber: PiiScrubber, url: str,
-                                                        secret: str) -> None:
+def test_stored_url_policy_path_userinfo_query_fragment(
+    scrubber: PiiScrubber, url: str, secret: str
+) -> None:
     """Issue 19: e-mails/phones in URL paths and user names in userinfo were stored as is."""
     out = scrubber.scrub_metadata([url])[0]
     assert secret not in out, out
@@ -307,19 +307,28 @@ def test_percent_encoded_email_in_url_is_scrubbed():
         ("+49 30 12345678  2a00:1450:4001:82a::200e", "+49 30 12345678"),
     ],
 )
-def test_adjacent_values_do_not_hide_each_other(scrubber: PiiScrubber, text: str,
-                                                value: str) -> None:
+def test_adjacent_values_do_not_hide_each_other(
+    scrubber: PiiScrubber, text: str, value: str
+) -> None:
     out, _ = scrubber.scrub_text(text)
     assert value not in out
 
 
 def test_phone_cues_catch_numbers_phonenumbers_rejects(scrubber: PiiScrubber) -> None:
     # fake exchanges and bare local numbers, as in presidio-research's synthetic set
-    for text, value in [("Phone:\n467 3395", "467 3395"), ("Fax: 9498777106", "9498777106"),
-                        ("Can someone call me on 9472 7916", "9472 7916"),
-                        ("28-64-66-98 office", "28-64-66-98")]:
+    for text, value in [
+        ("Phone:\n467 3395", "467 3395"),
+        ("Fax: 9498777106", "9498777106"),
+        ("Can someone call me on 9472 7916", "9472 7916"),
+        ("28-64-66-98 office", "28-64-66-98"),
+    ]:
         assert value not in scrubber.scrub_text(text)[0], text
     # without a cue the same shapes stay (ids, order numbers, dates)
-    for text in ["order 467 3395 shipped", "Order #9498777106", "Tel. 2019-2021",
-                 "phone: 2022-11-05", "the hotel: 9472 7916 nights"]:
+    for text in [
+        "order 467 3395 shipped",
+        "Order #9498777106",
+        "Tel. 2019-2021",
+        "phone: 2022-11-05",
+        "the hotel: 9472 7916 nights",
+    ]:
         assert scrubber.find(text) == [], text

@@ -59,15 +59,16 @@ def rand_words(rng: random.Random, n: int, lo: int, hi: int) -> list[str]:
 
 def sentence_lines(words: list[str], per_line: int) -> str:
     return "\n".join(
-        " ".join(words[i : i + per_line]).capitalize() + "."
-        for i in range(0, len(words), per_line)
+        " ".join(words[i : i + per_line]).capitalize() + "." for i in range(0, len(words), per_line)
     )
 
 
 def _top_ngram_text(phrase: str, count: int, seed: int) -> str:
     rng = random.Random(seed)
-    lines = [f"{a.capitalize()} {phrase} {b} {c}." for a, b, c in
-             zip(*(rand_words(rng, count, 5, 8) for _ in range(3)), strict=True)]
+    lines = [
+        f"{a.capitalize()} {phrase} {b} {c}."
+        for a, b, c in zip(*(rand_words(rng, count, 5, 8) for _ in range(3)), strict=True)
+    ]
     return prose() + "\n\n" + "\n".join(lines)
 
 
@@ -78,7 +79,9 @@ def _dup_passage_text(target: float) -> str:
     flt = QualityFilter()
     for k in range(10, len(words)):
         t = base + "\n\nAs noted above, " + " ".join(words[:k]) + " and so on."
-        cov = flt.signals(pa.table({"text": [t], "lang": ["en"]}))[0]["q_dup_10gram_char_fraction"][0]
+        cov = flt.signals(pa.table({"text": [t], "lang": ["en"]}))[0]["q_dup_10gram_char_fraction"][
+            0
+        ]
         if cov > target:
             return t
     raise AssertionError("could not reach coverage")
@@ -96,8 +99,11 @@ CASES: list[tuple[str, str, set[str]]] = [
     (
         "gopher_repetition.dup_para_char_fraction",
         prose() + "\n\n" + prose(SENTENCES[:9]),
-        {"gopher_repetition.dup_line_char_fraction", "fineweb.dup_line_char_ratio",
-         *(f"gopher_repetition.dup_{n}gram" for n in range(5, 11))},  # a copied paragraph
+        {
+            "gopher_repetition.dup_line_char_fraction",
+            "fineweb.dup_line_char_ratio",
+            *(f"gopher_repetition.dup_{n}gram" for n in range(5, 11)),
+        },  # a copied paragraph
     ),
     (
         "gopher_repetition.dup_line_fraction",
@@ -113,9 +119,11 @@ CASES: list[tuple[str, str, set[str]]] = [
     ),
     (
         "gopher_repetition.top_2gram",
-        prose() + "\n\n" + "\n".join(
-            f"{w.capitalize()} big data {x} big data {y}." for w, x, y in
-            zip(*(rand_words(rng0, 200, 5, 8) for _ in range(3)), strict=True)
+        prose()
+        + "\n\n"
+        + "\n".join(
+            f"{w.capitalize()} big data {x} big data {y}."
+            for w, x, y in zip(*(rand_words(rng0, 200, 5, 8) for _ in range(3)), strict=True)
         ),
         set(),
     ),
@@ -127,7 +135,12 @@ CASES: list[tuple[str, str, set[str]]] = [
         {f"gopher_repetition.dup_{n}gram" for n in range(6, 11)},  # coverage is monotone in n
     ),
     ("gopher_repetition.dup_10gram", _dup_passage_text(0.1005), set()),
-    ("gopher_quality.word_count", "\n".join(SENTENCES[:2]) + "\nIt was fine.\nThey left early.\nWe stayed home.\nNobody called us.", set()),
+    (
+        "gopher_quality.word_count",
+        "\n".join(SENTENCES[:2])
+        + "\nIt was fine.\nThey left early.\nWe stayed home.\nNobody called us.",
+        set(),
+    ),
     (
         "gopher_quality.mean_word_length",
         "To be or not to be.\n" + sentence_lines(rand_words(random.Random(3), 80, 1, 2), 14),
@@ -135,7 +148,10 @@ CASES: list[tuple[str, str, set[str]]] = [
     ),
     (
         "gopher_quality.symbol_word_ratio",
-        prose() + "\n\nTags: " + " ".join(f"#{w}" for w in rand_words(random.Random(4), 60, 4, 7)) + ".",
+        prose()
+        + "\n\nTags: "
+        + " ".join(f"#{w}" for w in rand_words(random.Random(4), 60, 4, 7))
+        + ".",
         set(),
     ),
     ("gopher_quality.bullet_lines", "\n".join(f"- {s}" for s in SENTENCES), set()),
@@ -146,7 +162,10 @@ CASES: list[tuple[str, str, set[str]]] = [
     ),
     (
         "gopher_quality.alpha_words",
-        "\n".join(f"{s[:-1]} {i} {i + 7} {i * 3} {i + 100} {i + 200} {i + 301}." for i, s in enumerate(SENTENCES)),
+        "\n".join(
+            f"{s[:-1]} {i} {i + 7} {i * 3} {i + 100} {i + 200} {i + 301}."
+            for i, s in enumerate(SENTENCES)
+        ),
         set(),
     ),
     (
@@ -160,20 +179,44 @@ CASES: list[tuple[str, str, set[str]]] = [
         "Small inns offer simple rooms, hearty soups, local cheese, fresh bread.",
         set(),
     ),
-    ("c4.lorem_ipsum", prose() + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", set()),
+    (
+        "c4.lorem_ipsum",
+        prose() + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.",
+        set(),
+    ),
     ("c4.curly_bracket", prose() + "\nThe template prints {name} in the greeting line.", set()),
-    ("c4.too_few_sentences", "\n".join(" ".join(SENTENCES[i : i + 6]).replace(".", ",")[:-1] + "." for i in (0, 6, 12, 18)), set()),
+    (
+        "c4.too_few_sentences",
+        "\n".join(
+            " ".join(SENTENCES[i : i + 6]).replace(".", ",")[:-1] + "." for i in (0, 6, 12, 18)
+        ),
+        set(),
+    ),
     ("fineweb.line_punct_ratio", "\n".join(s[:-1] for s in SENTENCES), set()),
     (
         "fineweb.short_line_ratio",
-        "\n".join([
-            "It was a cold day.", "The sun rose late.", "We walked to town.",
-            "Shops were still shut.", "A dog barked twice.", "Snow fell on roofs.",
-            "Bells rang at nine.", "We bought warm bread.", "The baker smiled.",
-            "Kids threw snowballs.", "Old men played chess.", "The river had frozen.",
-            "Skaters circled slowly.", "We drank hot tea.", "Then we went home.",
-            "Night came early.", "Lamps glowed softly.", "Everyone slept well.",
-        ]),
+        "\n".join(
+            [
+                "It was a cold day.",
+                "The sun rose late.",
+                "We walked to town.",
+                "Shops were still shut.",
+                "A dog barked twice.",
+                "Snow fell on roofs.",
+                "Bells rang at nine.",
+                "We bought warm bread.",
+                "The baker smiled.",
+                "Kids threw snowballs.",
+                "Old men played chess.",
+                "The river had frozen.",
+                "Skaters circled slowly.",
+                "We drank hot tea.",
+                "Then we went home.",
+                "Night came early.",
+                "Lamps glowed softly.",
+                "Everyone slept well.",
+            ]
+        ),
         set(),
     ),
     ("fineweb.dup_line_char_ratio", prose() + "\n" + SENTENCES[4], set()),
@@ -249,22 +292,30 @@ def test_url_blocklist_file_and_prefixes(tmp_path: Path) -> None:
     bl = tmp_path / "bl.txt"
     bl.write_text("# comment\nspam.example\nexample.org/ads/\n", encoding="utf-8")
     f = UrlFilter(UrlFilterConfig(blocklist_path=str(bl), banned_substrings=[]))
-    reason, detail = f.evaluate(pa.array([
-        "http://x.spam.example/a", "https://www.example.org/ads/1", "https://example.org/a",
-        "https://notspam.example/",
-    ]))
+    reason, detail = f.evaluate(
+        pa.array(
+            [
+                "http://x.spam.example/a",
+                "https://www.example.org/ads/1",
+                "https://example.org/a",
+                "https://notspam.example/",
+            ]
+        )
+    )
     assert reason.tolist() == ["url.blocklist", "url.blocklist", None, None]
     assert detail[0] == "domain=spam.example in blocklist"
 
 
 def test_existing_drops_untouched_and_rows_preserved() -> None:
-    table = pa.table({
-        "doc_id": ["a", "b", "c"],
-        "text": [prose(), None, "short"],
-        "lang": ["en", None, "en"],
-        "drop_reason": [None, "extract.empty", None],
-        "drop_detail": [None, "no text", None],
-    })
+    table = pa.table(
+        {
+            "doc_id": ["a", "b", "c"],
+            "text": [prose(), None, "short"],
+            "lang": ["en", None, "en"],
+            "drop_reason": [None, "extract.empty", None],
+            "drop_detail": [None, "no text", None],
+        }
+    )
     out = QualityFilter()(table)
     assert out.column("doc_id").to_pylist() == ["a", "b", "c"]
     assert out.column("drop_reason").to_pylist() == [None, "extract.empty", "c4.all_lines_removed"]
@@ -275,7 +326,10 @@ def test_existing_drops_untouched_and_rows_preserved() -> None:
 
 
 def test_c4_removes_lines_and_records_it() -> None:
-    text = prose() + "\nPlease enable JavaScript to view the comments.\nHome\n\nWe use cookies on this site, see our cookie policy."
+    text = (
+        prose()
+        + "\nPlease enable JavaScript to view the comments.\nHome\n\nWe use cookies on this site, see our cookie policy."
+    )
     out = QualityFilter()(pa.table({"text": [text], "lang": ["en"]}))
     assert out.column("drop_reason").to_pylist() == [None]
     assert out.column("text").to_pylist() == [prose()]
@@ -331,7 +385,10 @@ def test_per_language_override() -> None:
 
 
 def test_rule_switches_off() -> None:
-    text = "\n".join(SENTENCES[:2]) + "\nIt was fine.\nThey left early.\nWe stayed home.\nNobody called us."
+    text = (
+        "\n".join(SENTENCES[:2])
+        + "\nIt was fine.\nThey left early.\nWe stayed home.\nNobody called us."
+    )
     cfg = QualityConfig(gopher_quality={"min_words": None})
     out = QualityFilter(cfg)(pa.table({"text": [text], "lang": ["en"]}))
     assert out.column("drop_reason").to_pylist() == [None]
@@ -360,8 +417,11 @@ def test_stop_words_only_where_list_exists() -> None:
             st.just(""),
             st.just("   \n\t \n  "),
             st.text(alphabet="ab \n.#…{", max_size=200),
-            st.builds(lambda c, k: c * k, st.sampled_from(["x", "漢", "ไ", "\x00", "- "]),
-                      st.integers(0, 3000)),
+            st.builds(
+                lambda c, k: c * k,
+                st.sampled_from(["x", "漢", "ไ", "\x00", "- "]),
+                st.integers(0, 3000),
+            ),
         ),
         min_size=1,
         max_size=6,
@@ -374,8 +434,15 @@ def test_no_rule_raises_on_arbitrary_unicode(texts: list[str], langs: list[str |
     assert out.num_rows == len(texts)
     for r in out.column("drop_reason").to_pylist():
         assert r is None or r in RULE_ORDER
-    kept = [b for r, b in zip(out.column("drop_reason").to_pylist(),
-                              out.column("quality_bucket").to_pylist(), strict=True) if r is None]
+    kept = [
+        b
+        for r, b in zip(
+            out.column("drop_reason").to_pylist(),
+            out.column("quality_bucket").to_pylist(),
+            strict=True,
+        )
+        if r is None
+    ]
     assert all(b in {"high", "mid", "low"} for b in kept)
 
 
@@ -390,8 +457,9 @@ def test_real_pages_from_shared_warc() -> None:
 
     texts, urls = [], []
     for chunk in read_warc(str(path), ReadConfig()):
-        for u, h in zip(chunk.docs.column("url").to_pylist(), chunk.docs.column("html").to_pylist(),
-                        strict=True):
+        for u, h in zip(
+            chunk.docs.column("url").to_pylist(), chunk.docs.column("html").to_pylist(), strict=True
+        ):
             texts.append(extract_plain_text(bytes_to_str(h, detect_encoding(h)), main_content=True))
             urls.append(u)
     out = QualityFilter()(pa.table({"url": urls, "text": texts, "lang": ["en"] * len(texts)}))

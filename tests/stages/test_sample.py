@@ -58,7 +58,8 @@ def regenerated(tmp_path_factory) -> Path:
 def _charset(http_headers, body: bytes) -> str:
     ct = (http_headers.get_header("Content-Type") or "") if http_headers else ""
     m = re.search(r"charset=([\w-]+)", ct, re.I) or re.search(
-        rb'charset="?([\w-]+)', body[:1024], re.I)
+        rb'charset="?([\w-]+)', body[:1024], re.I
+    )
     if m is None:
         return "utf-8"
     cs = m.group(1)
@@ -74,11 +75,15 @@ def records() -> dict[str, list[dict]]:
         with open(path, "rb") as fh:
             for r in ArchiveIterator(fh):
                 body = r.content_stream().read()
-                rec = {"type": r.rec_type, "url": r.rec_headers.get_header("WARC-Target-URI"),
-                       "id": r.rec_headers.get_header("WARC-Record-ID"),
-                       "date": r.rec_headers.get_header("WARC-Date"),
-                       "truncated": r.rec_headers.get_header("WARC-Truncated"),
-                       "http": r.http_headers, "body": body}
+                rec = {
+                    "type": r.rec_type,
+                    "url": r.rec_headers.get_header("WARC-Target-URI"),
+                    "id": r.rec_headers.get_header("WARC-Record-ID"),
+                    "date": r.rec_headers.get_header("WARC-Date"),
+                    "truncated": r.rec_headers.get_header("WARC-Truncated"),
+                    "http": r.http_headers,
+                    "body": body,
+                }
                 if r.rec_type == "response":
                     rec["status"] = int(r.http_headers.get_statuscode())
                     ct = r.http_headers.get_header("Content-Type")
@@ -101,8 +106,12 @@ def _article(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def articles(records) -> dict[str, str]:
-    return {r["url"]: _article(r["text"]) for recs in records.values() for r in recs
-            if r["type"] == "response" and r.get("text") is not None and not r["truncated"]}
+    return {
+        r["url"]: _article(r["text"])
+        for recs in records.values()
+        for r in recs
+        if r["type"] == "response" and r.get("text") is not None and not r["truncated"]
+    }
 
 
 # --------------------------------------------------------------------------- regeneration
@@ -110,21 +119,26 @@ def test_regenerated_content_is_identical(regenerated):
     """The generator reproduces the shipped records exactly (compared uncompressed)."""
     for name in SAMPLE_FILES:
         assert gzip.decompress((regenerated / name).read_bytes()) == gzip.decompress(
-            (SAMPLE_DIR / name).read_bytes()), name
+            (SAMPLE_DIR / name).read_bytes()
+        ), name
     assert (regenerated / MANIFEST_NAME).read_text("utf-8") == (
-        SAMPLE_DIR / MANIFEST_NAME).read_text("utf-8")
+        SAMPLE_DIR / MANIFEST_NAME
+    ).read_text("utf-8")
 
 
 def test_regenerated_files_are_byte_identical(regenerated, manifest):
     """Committed files are what the script makes, byte for byte (deflate output is zlib-specific)."""
     if zlib.ZLIB_RUNTIME_VERSION != manifest["generator"]["zlib_version"]:
-        pytest.skip(f"zlib {zlib.ZLIB_RUNTIME_VERSION} here, sample made with "
-                    f"{manifest['generator']['zlib_version']}: compressed bytes may differ")
+        pytest.skip(
+            f"zlib {zlib.ZLIB_RUNTIME_VERSION} here, sample made with "
+            f"{manifest['generator']['zlib_version']}: compressed bytes may differ"
+        )
     for name in SAMPLE_FILES:
         got = hashlib.sha256((regenerated / name).read_bytes()).hexdigest()
         assert got == hashlib.sha256((SAMPLE_DIR / name).read_bytes()).hexdigest(), name
     assert [f["sha256"] for f in manifest["files"]] == [
-        hashlib.sha256((SAMPLE_DIR / n).read_bytes()).hexdigest() for n in SAMPLE_FILES]
+        hashlib.sha256((SAMPLE_DIR / n).read_bytes()).hexdigest() for n in SAMPLE_FILES
+    ]
 
 
 def test_gzip_members_carry_no_timestamp():
@@ -150,7 +164,8 @@ def test_manifest_counts_match_files(records, manifest):
         assert f"isPartOf: {CRAWL_ID}" in recs[0]["body"].decode()
         assert len(recs) == f["records"]
         assert dict(Counter(r["type"] for r in recs)) == {
-            k: v for k, v in f["records_by_type"].items() if v}
+            k: v for k, v in f["records_by_type"].items() if v
+        }
         resp = [r for r in recs if r["type"] == "response"]
         html200 = [r for r in resp if r["status"] == 200 and r["ctype"] == "text/html"]
         assert len(html200) == f["html_200_responses"]
@@ -158,7 +173,8 @@ def test_manifest_counts_match_files(records, manifest):
         drops = f["expected_read_drops"]
         assert drops.get("read.non_200", 0) == sum(r["status"] != 200 for r in resp)
         assert drops.get("read.non_html", 0) == sum(
-            r["status"] == 200 and r["ctype"] not in (None, "text/html") for r in resp)
+            r["status"] == 200 and r["ctype"] not in (None, "text/html") for r in resp
+        )
         # conservation: every record is either a read-stage drop or a document
         assert f["documents_after_read"] == len(html200) + f["responses_without_content_type"]
         assert f["records"] == sum(drops.values()) + f["documents_after_read"]
@@ -169,9 +185,13 @@ def test_manifest_counts_match_files(records, manifest):
         for d in docs_by_file[f["file"]]:
             r = by_url[d["url"]]
             assert r["id"] == f"<urn:uuid:{d['doc_id']}>" and r["date"] == d["warc_date"]
-        langs = Counter(d["lang"] for d in docs_by_file[f["file"]]
-                        if d["kind"] in ("content", "near_dup", "exact_dup", "truncated")
-                        and d["status"] == 200 and d["content_type"] in ("text/html", None))
+        langs = Counter(
+            d["lang"]
+            for d in docs_by_file[f["file"]]
+            if d["kind"] in ("content", "near_dup", "exact_dup", "truncated")
+            and d["status"] == 200
+            and d["content_type"] in ("text/html", None)
+        )
         assert dict(langs) == f["content_pages_by_lang"]
     ids = [r["id"] for recs in records.values() for r in recs]
     assert len(ids) == len(set(ids))
@@ -276,8 +296,11 @@ def test_pipeline_dedup_sees_exactly_the_planted_duplicates(records, manifest):
     from the WARC bytes): pages outside a common planted group stay below MAX_PAIR_JACCARD and
     share no band key, and every planted near copy shares a band key with its keeper. This is
     what makes the sample's dedup drops exactly the planted copies."""
-    group_of = {u: g["group"] for g in manifest["near_duplicates"] + manifest["exact_duplicates"]
-                for u in g["urls"]}
+    group_of = {
+        u: g["group"]
+        for g in manifest["near_duplicates"] + manifest["exact_duplicates"]
+        for u in g["urls"]
+    }
     lang_of = {d["url"]: d["lang"] for d in manifest["documents"]}
     texts = _extracted(records)
     urls = sorted(texts)
@@ -291,9 +314,12 @@ def test_pipeline_dedup_sees_exactly_the_planted_duplicates(records, manifest):
             if v != u and (group_of.get(u) is None or group_of.get(u) != group_of.get(v)):
                 collisions.append((v, u))
     assert collisions == []
-    worst = max(jaccard(feats[u][0], feats[v][0]) for u, v in itertools.combinations(urls, 2)
-                if lang_of[u] == lang_of[v]
-                and (group_of.get(u) is None or group_of.get(u) != group_of.get(v)))
+    worst = max(
+        jaccard(feats[u][0], feats[v][0])
+        for u, v in itertools.combinations(urls, 2)
+        if lang_of[u] == lang_of[v]
+        and (group_of.get(u) is None or group_of.get(u) != group_of.get(v))
+    )
     assert 0.0 < worst < MAX_PAIR_JACCARD
     assert manifest["dedup_contract"]["max_jaccard_unplanted"] == pytest.approx(worst, abs=1e-4)
     for g in manifest["near_duplicates"]:
@@ -313,8 +339,14 @@ def test_composed_text_is_what_the_warc_holds(articles):
 def test_planted_pii_occurs_in_raw_warc(records, manifest):
     pii = manifest["pii"]
     assert len(pii) >= 30
-    assert {"EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE",
-            "US_SSN"} <= {p["entity_type"] for p in pii}
+    assert {
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "IP_ADDRESS",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "US_SSN",
+    } <= {p["entity_type"] for p in pii}
     by_url = {r["url"]: r for recs in records.values() for r in recs if r["type"] == "response"}
     all_text = "\n".join(r["text"] for r in by_url.values() if r.get("text"))
     values = [p["value"] for p in pii]
@@ -363,8 +395,10 @@ def test_luhn_complete_always_validates(prefix):
     assert luhn_ok(luhn_complete(prefix))
 
 
-@given(st.sampled_from(["DE", "GB", "FR", "ES", "NL", "IT"]),
-       st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=10, max_size=26))
+@given(
+    st.sampled_from(["DE", "GB", "FR", "ES", "NL", "IT"]),
+    st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=10, max_size=26),
+)
 def test_iban_check_digits(country, bban):
     assert iban_ok(iban(country, bban))
 
@@ -376,14 +410,19 @@ def test_fasttext_identifies_intended_language(articles, manifest):
     model = fasttext.load_model(str(model_path))
 
     def top(text: str) -> tuple[str, float]:
-        (prob, label), = model.f.predict(text.replace("\n", " "), 1, 0.0, "strict")
+        ((prob, label),) = model.f.predict(text.replace("\n", " "), 1, 0.0, "strict")
         return label.removeprefix("__label__"), prob
 
-    content = [d for d in manifest["documents"]
-               if d["kind"] in ("content", "near_dup", "exact_dup") and d["url"] in articles]
+    content = [
+        d
+        for d in manifest["documents"]
+        if d["kind"] in ("content", "near_dup", "exact_dup") and d["url"] in articles
+    ]
     assert len(content) >= 300
-    ok = sum(top(articles[d["url"]]) [0] == d["lang"] and top(articles[d["url"]])[1] > 0.65
-             for d in content)
+    ok = sum(
+        top(articles[d["url"]])[0] == d["lang"] and top(articles[d["url"]])[1] > 0.65
+        for d in content
+    )
     assert ok / len(content) >= 0.95, f"{ok}/{len(content)}"
     mix = next(x for x in manifest["low_quality"] if x["kind"] == "language_mix")
     assert top(articles[mix["url"]])[1] < 0.65
@@ -391,8 +430,14 @@ def test_fasttext_identifies_intended_language(articles, manifest):
 
 def test_low_quality_pages_look_like_junk(articles, manifest):
     lq = {x["kind"]: x["url"] for x in manifest["low_quality"]}
-    assert set(lq) >= {"nav_only", "lorem_ipsum", "repeated_line", "very_short",
-                       "language_mix", "json_like"}
+    assert set(lq) >= {
+        "nav_only",
+        "lorem_ipsum",
+        "repeated_line",
+        "very_short",
+        "language_mix",
+        "json_like",
+    }
     assert articles[lq["nav_only"]] == ""
     assert "lorem ipsum" in articles[lq["lorem_ipsum"]].lower()
     lines = articles[lq["repeated_line"]].split("\n\n")

@@ -290,14 +290,40 @@ def test_cli_tokenizer_train_writes_the_directory(tmp_path, capsys):
 
     _write_parquet(tmp_path / "c" / "a.parquet", BUILTIN_TEXT)
     out = tmp_path / "tok"
-    assert main(["tokenizer", "train", "--input", str(tmp_path / "c"), "--vocab-size", "400",
-                 "--out", str(out), "--sample-docs", "100"]) == 0
+    assert (
+        main(
+            [
+                "tokenizer",
+                "train",
+                "--input",
+                str(tmp_path / "c"),
+                "--vocab-size",
+                "400",
+                "--out",
+                str(out),
+                "--sample-docs",
+                "100",
+            ]
+        )
+        == 0
+    )
     stats = json.loads(capsys.readouterr().out)
     assert sorted(f.name for f in out.iterdir()) == TOKENIZER_DIR_FILES
     assert stats["dir"] == str(out) and stats["sha256"] == tokenizer_hash(out)
     assert _megatron_hf_contract(out)["eod"] == 0
     # a .json --out other than tokenizer.json is a usage error (exit 2), nothing written
-    assert main(["tokenizer", "train", "--input", str(tmp_path / "c"), "--out",
-                 str(tmp_path / "x.json")]) == 2
+    assert (
+        main(
+            [
+                "tokenizer",
+                "train",
+                "--input",
+                str(tmp_path / "c"),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
+        == 2
+    )
     assert "directory" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()

@@ -210,8 +210,9 @@ def test_fetch_record_round_trip(shared_data: Path, tmp_path: Path, lib: str) ->
         assert docs.num_rows == 16 and counts["read.request"] == 17
         for row in docs.take([0, 5, 15]).to_pylist():
             warc, http, body = fetch_record(str(path), row["source_offset"], row["source_length"])
-            assert doc_id_for(warc["WARC-Record-ID"], str(path),
-                              row["source_offset"]) == row["doc_id"]
+            assert (
+                doc_id_for(warc["WARC-Record-ID"], str(path), row["source_offset"]) == row["doc_id"]
+            )
             assert http[":status"] == "200"
             assert body == row["html"]
     _, docs, _ = _read_all(gz_path, ReadConfig(library=lib))

@@ -107,20 +107,34 @@ def test_doc_columns() -> None:
 
 
 def _record(http: bytes, rid: str = "0000-1") -> bytes:
-    return (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:%s>\r\n"
+    return (
+        (
+            b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:%s>\r\n"
             b"WARC-Target-URI: http://example.org/\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"
-            b"Content-Length: %d\r\n\r\n" % (rid.encode(), len(http))) + http + b"\r\n\r\n"
+            b"Content-Length: %d\r\n\r\n" % (rid.encode(), len(http))
+        )
+        + http
+        + b"\r\n\r\n"
+    )
 
 
 def test_content_encoding_undone_and_false_claims_kept_raw(tmp_path: Path) -> None:
     html = _read_all(SAMPLE, ReadConfig())[1]["html"].to_pylist()[0]
     gz = gzip.compress(html)
-    chunked = b"".join(b"%x\r\n%s\r\n" % (len(gz[i:i + 1000]), gz[i:i + 1000])
-                       for i in range(0, len(gz), 1000)) + b"0\r\n\r\n"
-    real = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\n"
-            b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
-    false = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n\r\n"
-             + html)  # claims gzip, stores plain (as CC 2009 files do)
+    chunked = (
+        b"".join(
+            b"%x\r\n%s\r\n" % (len(gz[i : i + 1000]), gz[i : i + 1000])
+            for i in range(0, len(gz), 1000)
+        )
+        + b"0\r\n\r\n"
+    )
+    real = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\n"
+        b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+    )
+    false = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n\r\n" + html
+    )  # claims gzip, stores plain (as CC 2009 files do)
     path = tmp_path / "encoded.warc"
     path.write_bytes(_record(real, "0000-1") + _record(false, "0000-2"))
     _, out, _ = _read_all(path, ReadConfig())
@@ -143,7 +157,7 @@ def test_fetch_record_round_trip(tmp_path: Path, lib: str) -> None:
             assert warc["WARC-Record-ID"] == row["warc_record_id"]
             assert http[":status"] == "200" and body == row["html"]
     row = _read_all(SAMPLE, ReadConfig(library=lib))[1].slice(3, 1).to_pylist()[0]
-    raw = SAMPLE.read_bytes()[row["source_offset"]:row["source_offset"] + row["source_length"]]
+    raw = SAMPLE.read_bytes()[row["source_offset"] : row["source_offset"] + row["source_length"]]
     d = zlib.decompressobj(31)
     d.decompress(raw)
     assert d.eof and d.unused_data == b""  # per-record gzip: the range is one member
@@ -176,11 +190,14 @@ def test_pyarrow_streams(damaged) -> None:
     path = str(damaged["junk-between-members.warc.gz"])
     fs = pafs.LocalFileSystem()
     ref = _read_all(path, ReadConfig())[1]
-    for opener in (lambda: fs.open_input_file(path),
-                   lambda: fs.open_input_stream(path, compression=None)):
+    for opener in (
+        lambda: fs.open_input_file(path),
+        lambda: fs.open_input_stream(path, compression=None),
+    ):
         _, docs, counts = _read_all(path, ReadConfig(), open_stream=opener)
         assert docs.equals(ref) and counts["read.parse_error"] == 1
     row = ref.slice(3, 1).to_pylist()[0]
-    _, _, body = fetch_record(path, row["source_offset"], row["source_length"],
-                              lambda: fs.open_input_file(path))
+    _, _, body = fetch_record(
+        path, row["source_offset"], row["source_length"], lambda: fs.open_input_file(path)
+    )
     assert body == row["html"]
