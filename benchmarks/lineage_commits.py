@@ -32,7 +32,7 @@ CFG = "b" * 64
 
 
 def _tiny_parquet() -> bytes:
-    from pipeline import storage
+    from core import storage
 
     t = pa.table(
         {

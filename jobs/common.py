@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import os
 
-from pipeline import storage
-from pipeline.config import PipelineConfig, load_config
-from pipeline.inputs import check_uri
-from pipeline.lineage_location import (  # noqa: F401 - re-exported for the entrypoints
+from core import storage
+from lineage.location import (  # noqa: F401 - re-exported for the entrypoints
     MIRROR_NAME,
     default_lineage_path,
     log,
@@ -26,6 +24,8 @@ from pipeline.lineage_location import (  # noqa: F401 - re-exported for the entr
     publish_lineage,
     restore_lineage,
 )
+from pipeline.config import PipelineConfig, load_config
+from pipeline.inputs import check_uri
 
 # ray.init() inside a submitted job merges its runtime_env with the job's; the driver passes
 # the same env vars the job's runtime_env sets, which Ray treats as a conflict unless told to

@@ -33,8 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core import storage
 from jobs.common import build_config, log, prepare_ray_job_env, publish_lineage, restore_lineage
-from pipeline import storage
 from pipeline.config import ConfigError, PipelineConfig, list_profiles
 from pipeline.progress import setup_cli_logging
 

@@ -19,9 +19,9 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from core import storage
 from jobs.common import build_config, in_ray_job, log, prepare_ray_job_env, publish_lineage
 from jobs.common import restore_lineage as _restore
-from pipeline import storage
 from pipeline.config import ConfigError, list_profiles
 from pipeline.progress import setup_cli_logging
 

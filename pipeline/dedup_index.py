@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import storage
+from core import storage
 from stages.dedup_cluster import OUTPUT_SCHEMA, band_group_keys, doc_keys, partition_of
 
 BUCKET_BITS = 4

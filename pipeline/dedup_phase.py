@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from pipeline import storage
+from core import storage
 from pipeline.config import ConfigError
 from pipeline.dedup_index import (
     DECISIONS_SCHEMA,

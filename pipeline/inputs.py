@@ -23,7 +23,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 
-from pipeline import storage
+from core import storage
 from pipeline.config import ConfigError
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")

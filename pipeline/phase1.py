@@ -18,8 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import storage
 from lineage.blocklist import blocked_mask
-from pipeline import storage
 from pipeline.config import PipelineConfig
 from pipeline.work import Layout, read_json, write_json_atomic
 from stages.contract import TableStage, run_chain

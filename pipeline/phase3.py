@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import storage
+from core import storage
 from pipeline.config import PipelineConfig
 from pipeline.dedup_index import read_decisions, write_index_part
 from pipeline.phase1 import AUDIT_PII_MARGIN, REJECTED_SCHEMA, scrub_table

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from core import faults, storage
 from core.output_lock import LOCK_NAME, hold_output_lock
+from lineage.location import default_lineage_path, publish_lineage, restore_lineage
 from lineage.schema import stage_of
 from lineage.store import LineageStore
 from lineage.writer import (
@@ -32,10 +34,8 @@ from lineage.writer import (
     record_dedup,
     start_run,
 )
-from pipeline import faults, storage
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.inputs import InputFile, Resolution, resolve_inputs_report
-from pipeline.lineage_location import default_lineage_path, publish_lineage, restore_lineage
 from pipeline.phase1 import merge_file_summaries
 from pipeline.progress import Progress
 from pipeline.version import code_version

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from pipeline import storage
+from core import storage
 
 DATA_DIR = "data"  # kept documents (the published dataset)
 TOKENS_DIR = "tokens"  # token files mirroring data/ shard by shard

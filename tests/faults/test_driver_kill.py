@@ -1,7 +1,7 @@
 """Driver faults: SIGKILL the driver at named points, resume, compare with an undisturbed run.
 
 The killed run is a real `python -m pipeline run` subprocess (`CCPIPE_KILL_AT=<point>[:n]`, see
-pipeline/faults.py); the resume runs in this process with the session Ray and WITHOUT the env
+core/faults.py); the resume runs in this process with the session Ray and WITHOUT the env
 var (a fresh Ray start per resume would triple the cost). After the resume the data files
 (text/token/audit shards, dedup decisions and index) must be byte-identical to the reference
 run, and lineage must hold its invariants (faultkit.check_lineage).

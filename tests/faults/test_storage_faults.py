@@ -131,7 +131,7 @@ def test_full_disk_during_shard_writes(staged_run, small_ref, tmp_path):
 
 
 def test_full_disk_error_names_the_file(tmp_path):
-    from pipeline import storage
+    from core import storage
 
     target = tmp_path / "en" / "high" / "shard.parquet"
     with file_size_limit(1024), pytest.raises(OSError) as err:

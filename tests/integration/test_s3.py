@@ -116,7 +116,7 @@ def _run(env: dict, *args: str) -> subprocess.CompletedProcess:
 def test_pyarrow_honours_aws_endpoint_url(s3):
     client, fs = s3
     client.put_object(Bucket=BUCKET, Key="probe/hello.txt", Body=b"hi")
-    from pipeline import storage
+    from core import storage
 
     assert storage.read_bytes(f"s3://{BUCKET}/probe/hello.txt") == b"hi"
     assert storage.list_files(f"s3://{BUCKET}/probe") == [f"s3://{BUCKET}/probe/hello.txt"]
@@ -317,7 +317,7 @@ def test_nightly_lock_for_s3_output_sits_next_to_lineage(s3, tmp_path, monkeypat
     assert main(args) == 0  # lock free again: the dry run lists the new file on s3
     import json
 
-    from pipeline import storage
+    from core import storage
 
     (rep_uri,) = [
         u for u in storage.list_files(f"s3://{BUCKET}/nout/_reports") if u.endswith(".json")
