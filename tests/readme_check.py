@@ -43,9 +43,10 @@ def check(run_dir: Path) -> list[str]:
     if empty:
         problems.append(f"empty directories left: {empty[:5]}")
     if not problems:
-        import duckdb
+        from lineage.sandbox import open_analyst_connection
 
-        con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
+        # as analysts read it (relative glob views resolve against the output root)
+        con = open_analyst_connection(out / "lineage.duckdb")
         status = con.execute("SELECT status FROM runs").fetchall()
         kept = con.execute("SELECT count(*) FROM documents").fetchone()[0]
         con.close()
