@@ -44,7 +44,7 @@ def _cases(tmp) -> list[tuple[str, list[str], list[str]]]:
         (
             "empty input directory",
             ["run", str(tmp / "emptydir"), "--output", out],
-            ["no input files"],
+            ["directory holds no WARC files"],
         ),
         ("unknown subcommand", ["frobnicate"], ["frobnicate"]),
         ("unknown profile", run + ["--profile", "turbo"], ["turbo"]),
