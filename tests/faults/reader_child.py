@@ -43,8 +43,12 @@ def main() -> None:
     from lineage.store import open_reader
 
     snapshots, errors, max_files, seen = 0, [], 0, set()
-    while not os.path.exists(stop):
+    while True:
+        # one more snapshot after STOP: the run has returned, so its final publication is in
+        done = os.path.exists(stop)
         if not os.path.exists(db):
+            if done:
+                break
             time.sleep(0.05)
             continue
         try:
@@ -58,6 +62,8 @@ def main() -> None:
             snapshots += 1
         except Exception as exc:  # noqa: BLE001 - every failure is reported to the test
             errors.append(f"{type(exc).__name__}: {exc}"[:500])
+        if done:
+            break
         time.sleep(0.02)
     print(
         json.dumps(
