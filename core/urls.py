@@ -112,7 +112,7 @@ def _normalize_host(host: str) -> str:
     h = _pct_decode_all(host).strip().lower().rstrip(".")
     if not h or h.startswith("["):  # IPv6 literal
         return h
-    if h.isascii():
+    if h.isascii() or len(h) > 4 * MAX_HOST_CHARS:  # not a DNS name: no IDNA work on it
         return h
     # Full-width dots and other IDNA separators map to '.' under UTS #46.
     try:
@@ -222,8 +222,18 @@ def domain_forms(domain: str) -> tuple[str, ...]:
     return tuple(forms)
 
 
+MAX_HOST_CHARS = 253  # DNS: no name (so no blocked domain) is longer
+
+
 def parent_domains(host: str) -> list[str]:
-    """`a.b.example.com` -> [a.b.example.com, b.example.com, example.com, com]."""
+    """`a.b.example.com` -> [a.b.example.com, b.example.com, example.com, com].
+
+    Only suffixes a real domain name can have (at most 253 characters): a hostile host of
+    500k labels would otherwise give 500k suffixes of ~0.5 MB each (quadratic memory).
+    """
+    if len(host) > MAX_HOST_CHARS:
+        cut = host[-MAX_HOST_CHARS - 1 :]
+        host = cut[cut.find(".") + 1 :] if "." in cut else ""
     out = []
     while host:
         out.append(host)

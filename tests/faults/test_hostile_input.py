@@ -208,6 +208,7 @@ def test_one_megabyte_urls_stay_linear(tmp_path):
 
     import pyarrow as pa
 
+    from core.urls import url_hash
     from lineage.blocklist import blocked_mask
     from stages.pii import PiiScrubber
     from stages.url_filter import UrlFilter, UrlFilterConfig
@@ -228,7 +229,11 @@ def test_one_megabyte_urls_stay_linear(tmp_path):
             list(read_warc(str(p), ReadConfig(library=lib)))
         arr = pa.array(urls)
         flt.evaluate(arr)
-        blocked_mask(arr, frozenset({"http://y.example/a"}), frozenset({"y.example"}))
+        blocked_mask(
+            pa.table({"url": arr}),
+            frozenset({url_hash("http://y.example/a")}),
+            frozenset({"y.example"}),
+        )
         pii.scrub_metadata(urls)
         return time.perf_counter() - t0
 
