@@ -17,6 +17,7 @@ import pytest
 from pipeline.sample import sample_paths
 from pipeline.sample.generate import damaged_warcs
 from stages.warc_reader import ReadConfig, fetch_record, read_warc
+from stages.warc_records import record_id_column
 
 LIBS = ["fastwarc", "warcio"]
 SAMPLE = Path(sample_paths()[0])
@@ -97,7 +98,11 @@ def test_crawl_id_sources(tmp_path: Path) -> None:
 def test_doc_columns() -> None:
     _, docs, _ = _read_all(SAMPLE, ReadConfig())
     row = docs.slice(0, 1).to_pylist()[0]
-    assert row["warc_record_id"] == f"<urn:uuid:{row['doc_id']}>"
+    # ids are hashes (issue 19): doc_id of (record id, source), the record id itself unless
+    # read.keep_record_id
+    assert row["warc_record_id"].startswith("sha256:") and len(row["doc_id"]) == 32
+    (raw,) = _read_all(SAMPLE, ReadConfig(keep_record_id=True))[1].slice(0, 1)["warc_record_id"]
+    assert raw.as_py().startswith("<urn:uuid:")
     assert row["url"].startswith("http")
     assert row["warc_date"].year == 2026 and row["warc_date"].tzinfo is not None
     assert row["source_uri"] == str(SAMPLE)
@@ -139,7 +144,11 @@ def test_content_encoding_undone_and_false_claims_kept_raw(tmp_path: Path) -> No
     path.write_bytes(_record(real, "0000-1") + _record(false, "0000-2"))
     _, out, _ = _read_all(path, ReadConfig())
     assert out["html"].to_pylist() == [html, html]
-    assert out["doc_id"].to_pylist() == ["0000-1", "0000-2"]
+    rids = ReadConfig(keep_record_id=True)
+    assert _read_all(path, rids)[1]["warc_record_id"].to_pylist() == [
+        "<urn:uuid:0000-1>",
+        "<urn:uuid:0000-2>",
+    ]
 
 
 @pytest.mark.parametrize("lib", LIBS)
@@ -154,7 +163,7 @@ def test_fetch_record_round_trip(tmp_path: Path, lib: str) -> None:
         assert docs.num_rows == n
         for row in docs.take([0, 5, n - 1]).to_pylist():
             warc, http, body = fetch_record(str(path), row["source_offset"], row["source_length"])
-            assert warc["WARC-Record-ID"] == row["warc_record_id"]
+            assert record_id_column(warc["WARC-Record-ID"], False) == row["warc_record_id"]
             assert http[":status"] == "200" and body == row["html"]
     row = _read_all(SAMPLE, ReadConfig(library=lib))[1].slice(3, 1).to_pylist()[0]
     raw = SAMPLE.read_bytes()[row["source_offset"] : row["source_offset"] + row["source_length"]]
