@@ -79,9 +79,10 @@ def test_mixed_good_and_bad_inputs_process_the_good_and_exit_partial(tmp_path):
     assert "Ray" not in r.stdout and " INFO " not in r.stdout
     assert not (tmp_path / "out" / "_work").exists()
     assert [d for d in (tmp_path / "out").rglob("*") if d.is_dir() and not any(d.iterdir())] == []
-    import duckdb
+    from lineage.sandbox import open_analyst_connection
 
-    con = duckdb.connect(str(tmp_path / "out" / "lineage.duckdb"), read_only=True)
+    # as analysts read it: the glob views resolve against the output root
+    con = open_analyst_connection(tmp_path / "out" / "lineage.duckdb")
     files = con.execute("SELECT source_uri, status FROM input_files").fetchall()
     assert files == [(str(good), "committed")]
     assert con.execute("SELECT count(*) FROM documents").fetchone()[0] > 0
