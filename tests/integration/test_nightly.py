@@ -20,11 +20,11 @@ import uuid
 import zlib
 from pathlib import Path
 
-import duckdb
 import pytest
 import yaml
 
 from jobs.nightly import EXIT_LOCKED, build_parser, main
+from lineage.sandbox import open_analyst_connection
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "pipeline" / "sample" / "sample-00000.warc.gz"
@@ -114,7 +114,7 @@ def test_nightly_processes_only_new_files(ray_session, tmp_path):
     # Night 2: the listing grows by part-c, which also holds a copy (new record id) of a
     # document released on night 1: only part-c is processed and the copy is a duplicate of
     # the released document (the released index takes part and wins).
-    con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
+    con = open_analyst_connection(out / "lineage.duckdb")  # glob views need the root
     released_id, offset = con.execute(
         "SELECT doc_id, source_offset FROM documents WHERE source_uri = ? ORDER BY doc_id LIMIT 1",
         [str(part_a)],
@@ -134,7 +134,7 @@ def test_nightly_processes_only_new_files(ray_session, tmp_path):
     assert r2["files_listed"] == 3 and r2["files_already_committed"] == 2
     assert r2["files_processed"] == 1
     assert r2["counts"].get("dedup.exact", 0) >= 1
-    con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
+    con = open_analyst_connection(out / "lineage.duckdb")  # glob views need the root
     try:
         dup = con.execute(
             "SELECT reason FROM duplicates WHERE keeper_doc_id = ? AND doc_id <> ?",
@@ -155,7 +155,7 @@ def test_nightly_processes_only_new_files(ray_session, tmp_path):
     r3 = reports(out)[-1]
     assert r3["run_id"] not in (r1["run_id"], r2["run_id"])
     assert r3["new_files"] == [] and r3["files_processed"] == 0 and r3["docs_added"] == 0
-    con = duckdb.connect(str(out / "lineage.duckdb"), read_only=True)
+    con = open_analyst_connection(out / "lineage.duckdb")  # glob views need the root
     try:
         runs = con.execute("SELECT run_id, kind, status FROM runs ORDER BY started_at").fetchall()
         files = con.execute(

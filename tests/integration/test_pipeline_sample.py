@@ -96,11 +96,7 @@ def test_output_layout_and_token_shards(sample_run, con):
     assert len(text) >= 4
     tok = Tokenizer.from_file(
         str(
-            Path(__file__).resolve().parents[2]
-            / "pipeline"
-            / "sample"
-            / "tokenizer"
-            / "tokenizer.json"
+            Path(__file__).resolve().parents[2] / "stages" / "data" / "tokenizer" / "tokenizer.json"
         )
     )
     langs = set()
@@ -188,11 +184,7 @@ def test_planted_pii_found_nowhere(sample_run, con):
     haystacks = []
     tok = Tokenizer.from_file(
         str(
-            Path(__file__).resolve().parents[2]
-            / "pipeline"
-            / "sample"
-            / "tokenizer"
-            / "tokenizer.json"
+            Path(__file__).resolve().parents[2] / "stages" / "data" / "tokenizer" / "tokenizer.json"
         )
     )
     for p in sorted(out.rglob("*")):
