@@ -90,10 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"warning: relative --output resolved inside the job's working dir: {cfg.output.dir}"
             " (it is deleted with the job; pass an absolute shared path or s3:// URI)"
         )
-    log(
+    # always on stderr, --quiet included: which cluster and config a job ran with
+    print(
         f"jobs.run: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '(embedded)')} "
         f"output={cfg.output.dir} lineage={cfg.output.lineage_path} "
-        f"config_hash={cfg.config_hash}"
+        f"config_hash={cfg.config_hash}",
+        file=sys.stderr,
+        flush=True,
     )
 
     from core.output_lock import OutputLockedError
