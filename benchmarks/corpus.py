@@ -6,7 +6,6 @@ benchmarks (MinHash, tokenizer) time their own stage, not extraction.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.data import missing, real_data_dir
+from core import storage
 
 DATA = real_data_dir()
 WARC = DATA / "extraction" / "trafilatura-eval.warc.gz"
@@ -40,9 +40,8 @@ def corpus_path() -> Path:
             if txt.strip():
                 texts.append(txt)
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE.with_suffix(f".tmp{os.getpid()}")
-    pq.write_table(pa.table({"text": texts}), tmp)
-    os.replace(tmp, CACHE)
+    with storage.atomic_path(CACHE) as tmp:
+        pq.write_table(pa.table({"text": texts}), tmp)
     return CACHE
 
 

@@ -16,6 +16,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -81,13 +82,8 @@ def load_pages(limit: int | None = None) -> pa.Table:
     return table.slice(0, limit) if limit else table
 
 
-def score(setting: str, table: pa.Table, snippets: dict, **overrides: object) -> Score:
-    """Run one extractor setting over ``table`` and count snippet hits."""
-    cfg = ExtractConfig(**{**SETTINGS.get(setting, {}), **overrides})
-    ex = Extractor(cfg)
-    t0 = time.perf_counter()
-    out = ex(table)
-    s = Score(setting, table.num_rows, time.perf_counter() - t0)
+def count_snippets(s: Score, out: pa.Table, snippets: dict) -> Score:
+    """Add the snippet hits of extracted rows (``url``, ``text``, ``drop_reason``) to ``s``."""
     for url, text, reason in zip(
         out["url"].to_pylist(),
         out["text"].to_pylist(),
@@ -114,6 +110,41 @@ def score(setting: str, table: pa.Table, snippets: dict, **overrides: object) ->
                 s.tn += 1
         s.perfect += ok
     return s
+
+
+def score(setting: str, table: pa.Table, snippets: dict, **overrides: object) -> Score:
+    """Run one extractor setting over ``table`` and count snippet hits."""
+    cfg = ExtractConfig(**{**SETTINGS.get(setting, {}), **overrides})
+    ex = Extractor(cfg)
+    t0 = time.perf_counter()
+    out = ex(table)
+    s = Score(setting, table.num_rows, time.perf_counter() - t0)
+    return count_snippets(s, out, snippets)
+
+
+def snippet_scores(
+    extractor: str, extracted: pa.Table | None, limit: int | None, eval_input: bool
+) -> dict[str, Any] | None:
+    """Snippet precision/recall of the profile's extractor on trafilatura-eval.
+
+    ``extracted``: the benchmark's stage run already extracted these pages when the input is
+    trafilatura-eval (``eval_input``); else the pages are loaded and extracted here.
+    """
+    if not SNIPPETS.is_file():
+        return None
+    snippets = json.loads(SNIPPETS.read_text())
+    if not eval_input or extracted is None:
+        s = score(extractor, load_pages(limit), snippets)
+    else:
+        s = count_snippets(Score(extractor, extracted.num_rows, 0.0), extracted, snippets)
+    return {
+        "extractor": extractor,
+        "pages": s.docs,
+        "precision": round(s.precision, 4),
+        "recall": round(s.recall, 4),
+        "f1": round(s.f1, 4),
+        "perfect_share": round(s.perfect / max(s.docs, 1), 4),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

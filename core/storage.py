@@ -7,13 +7,14 @@ stores a single PUT is atomic, so we write the final key directly).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
 import re
 import uuid
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -83,23 +84,114 @@ def write_bytes_atomic(uri: str, data: bytes) -> None:
 
 
 def _write_atomic(uri: str, data: bytes) -> None:
-    fs, path = resolve(uri)
-    parent = posixpath.dirname(path) if is_remote(uri) else os.path.dirname(path)
-    fs.create_dir(parent, recursive=True)
-    if is_remote(uri):
-        with fs.open_output_stream(path) as f:
-            f.write(data)
-        return
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with AtomicOutput(uri) as out:
+        out.write(data)
+
+
+# ---- the one atomic-publish mechanism --------------------------------------------------
+# Every file the project writes becomes visible under its final name only once complete:
+# local files are written under a temporary sibling name (`temp_sibling`), flushed to disk
+# and renamed (`atomic_path`, `AtomicOutput`); on an object store the upload of the final
+# key becomes visible only when its stream closes. Nothing else in the tree renames files.
+
+
+def temp_sibling(path: str, hidden: bool = False) -> str:
+    """A unique temporary name next to local `path`: `<path>.tmp-<tag>`, or
+    `.<name>.tmp-<tag>` when `hidden` (for files globbed by name, e.g. lineage snapshots)."""
+    tag = uuid.uuid4().hex[:8]
+    if hidden:
+        d, name = os.path.split(path)
+        return os.path.join(d, f".{name}.tmp-{tag}")
+    return f"{path}.tmp-{tag}"
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _discard(tmp: str) -> None:
+    if os.path.isdir(tmp) and not os.path.islink(tmp):
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif os.path.lexists(tmp):
+        os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | os.PathLike[str], *, fsync: bool = True, hidden: bool = False
+) -> Iterator[str]:
+    """A temporary sibling of the local `path` for the block to write (a file or a directory),
+    renamed onto `path` when the block succeeds and removed when it fails.
+
+    Readers see the old content or the whole new one, never a partial file. `fsync=False`
+    when the caller flushes many files at once (one `os.sync()` before the blocks end).
+    """
+    path = os.fspath(path)
+    tmp = temp_sibling(path, hidden)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        if fsync and os.path.isfile(tmp):
+            _fsync(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _discard(tmp)
+
+
+class AtomicOutput:
+    """A file (local path or object-store URI) written in pieces as a stream, visible under
+    its name only once `commit()`ed; `abort()` leaves nothing. As a context manager it
+    commits when the block succeeds and aborts when it raises.
+
+    Local: a temporary sibling, flushed to disk and renamed on commit. Object store: the
+    output stream of the final key (an upload becomes visible only when it closes).
+    """
+
+    def __init__(self, uri: str, *, fsync: bool = True):
+        self.uri = uri
+        self.fs, self.path = resolve(uri)
+        self.remote = is_remote(uri)
+        parent = posixpath.dirname(self.path) if self.remote else os.path.dirname(self.path)
+        self.fs.create_dir(parent, recursive=True)
+        self.tmp = self.path if self.remote else temp_sibling(self.path)
+        self.fsync = fsync
+        # local: a Python file, so OS errors keep their errno (ENOSPC names a full disk)
+        self.stream: Any = (
+            self.fs.open_output_stream(self.tmp) if self.remote else open(self.tmp, "wb")  # noqa: SIM115
+        )
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+
+    def commit(self) -> None:
+        try:
+            if not self.remote and self.fsync:
+                self.stream.flush()
+                os.fsync(self.stream.fileno())
+            self.stream.close()
+            if not self.remote:
+                os.replace(self.tmp, self.path)
+        finally:
+            if not self.remote:
+                _discard(self.tmp)
+
+    def abort(self) -> None:
+        try:
+            self.stream.close()
+        finally:
+            if not self.remote:
+                _discard(self.tmp)
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 def parquet_bytes(table: pa.Table, row_group_size: int = 2000) -> bytes:

@@ -1,4 +1,4 @@
-"""What the cluster entrypoints share: config assembly, the lineage location, Ray job setup.
+"""What the cluster entrypoints share: options, config assembly, the lineage location, Ray job setup.
 
 The lineage database is DuckDB, which writes only to a POSIX file (it cannot write to s3://).
 For a local (or shared-mount) output it lives in the output, as for `python -m pipeline run`.
@@ -12,8 +12,10 @@ mirror, so "skip what is committed" survives the loss of the driver's disk.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 
 from core import storage
 from lineage.location import (  # noqa: F401 - re-exported for the entrypoints
@@ -24,7 +26,7 @@ from lineage.location import (  # noqa: F401 - re-exported for the entrypoints
     publish_lineage,
     restore_lineage,
 )
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import ConfigError, PipelineConfig, list_profiles, load_config
 from pipeline.inputs import check_uri
 
 # ray.init() inside a submitted job merges its runtime_env with the job's; the driver passes
@@ -76,3 +78,47 @@ def build_config(
     elif not cfg.output.lineage_path:
         cfg.output.lineage_path = default_lineage_path(output)
     return cfg
+
+
+def add_config_options(p: argparse.ArgumentParser, *, lineage_help: str) -> None:
+    """The options both entrypoints take to assemble a run config (see `job_config`)."""
+    p.add_argument("--config", "-c", help="YAML config file (relative to the working dir)")
+    p.add_argument("--profile", choices=list_profiles(), help="preset applied before --config")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. langid.threshold=0.5",
+    )
+    p.add_argument("--lineage", help=lineage_help)
+    p.add_argument("--workers", type=int, help="actor-pool size (default: cluster CPUs)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def job_config(
+    args: argparse.Namespace, inputs: list[str], listing_prefix: str | None = None
+) -> PipelineConfig | None:
+    """The entrypoints' common start: logging, Ray job env, then the config from `args`
+    (options of `add_config_options` plus `--output`). None after printing a config error
+    (the caller exits with status 2)."""
+    from pipeline.progress import setup_cli_logging
+
+    setup_cli_logging(quiet=args.quiet)  # progress lines reach `ray job logs`
+    prepare_ray_job_env()
+    try:
+        return build_config(
+            inputs=inputs,
+            output=args.output,
+            config=args.config,
+            profile=args.profile,
+            overrides=args.overrides,
+            lineage=args.lineage,
+            workers=args.workers,
+            quiet=args.quiet,
+            listing_prefix=listing_prefix,
+        )
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return None

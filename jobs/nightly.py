@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from core import storage
-from jobs.common import build_config, log, prepare_ray_job_env, publish_lineage, restore_lineage
-from pipeline.config import ConfigError, PipelineConfig, list_profiles
-from pipeline.progress import setup_cli_logging
+from jobs.common import add_config_options, job_config, log, publish_lineage, restore_lineage
+from pipeline.config import ConfigError, PipelineConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: another run holds the lock, try again later
@@ -56,17 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix joined to relative listing entries (e.g. s3://commoncrawl/)",
     )
     p.add_argument("--output", "-o", required=True, help="output root (path or s3:// URI)")
-    p.add_argument("--config", "-c", help="YAML config file")
-    p.add_argument("--profile", choices=list_profiles(), help="preset applied before --config")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field",
-    )
-    p.add_argument("--lineage", help="lineage DuckDB path (POSIX; see docs/cluster.md)")
+    add_config_options(p, lineage_help="lineage DuckDB path (POSIX; see docs/cluster.md)")
     p.add_argument(
         "--lock-timeout",
         type=float,
@@ -74,11 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for a running nightly to finish (default 0: exit 75)",
     )
-    p.add_argument("--workers", type=int, help="actor-pool size (default: cluster CPUs)")
     p.add_argument(
         "--dry-run", action="store_true", help="compute and report the new files, process nothing"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
 
@@ -221,22 +208,8 @@ def _run_id_since(lineage_path: str, started: datetime) -> str | None:
 # ---- main -------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_cli_logging(quiet=getattr(args, "quiet", False))  # progress lines reach `ray job logs`
-    prepare_ray_job_env()
-    try:
-        cfg = build_config(
-            inputs=args.listing,
-            output=args.output,
-            config=args.config,
-            profile=args.profile,
-            overrides=args.overrides,
-            lineage=args.lineage,
-            workers=args.workers,
-            quiet=args.quiet,
-            listing_prefix=args.listing_prefix,
-        )
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    cfg = job_config(args, args.listing, args.listing_prefix)
+    if cfg is None:
         return EXIT_USAGE
 
     from filelock import FileLock, Timeout

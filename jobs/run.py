@@ -20,10 +20,9 @@ import traceback
 from collections.abc import Sequence
 
 from core import storage
-from jobs.common import build_config, in_ray_job, log, prepare_ray_job_env, publish_lineage
+from jobs.common import add_config_options, in_ray_job, job_config, log, publish_lineage
 from jobs.common import restore_lineage as _restore
-from pipeline.config import ConfigError, list_profiles
-from pipeline.progress import setup_cli_logging
+from pipeline.config import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_PARTIAL = 3  # some inputs were not WARC (listed); the others were processed
@@ -44,45 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="output root: a path every node sees (shared mount) or s3:// URI",
     )
-    p.add_argument("--config", "-c", help="YAML config file (relative to the working dir)")
-    p.add_argument("--profile", choices=list_profiles(), help="preset applied before --config")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. langid.threshold=0.5",
-    )
-    p.add_argument(
-        "--lineage",
-        help="lineage DuckDB path (POSIX). Default <output>/lineage.duckdb, or for "
+    add_config_options(
+        p,
+        lineage_help="lineage DuckDB path (POSIX). Default <output>/lineage.duckdb, or for "
         "s3:// outputs a per-output file under $CCPIPE_LINEAGE_DIR "
         "(~/.cache/ccpipe/lineage) mirrored to <output>/_lineage/",
     )
-    p.add_argument("--workers", type=int, help="actor-pool size (default: cluster CPUs)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_cli_logging(quiet=getattr(args, "quiet", False))  # progress lines reach `ray job logs`
-    prepare_ray_job_env()
-    try:
-        cfg = build_config(
-            inputs=args.inputs,
-            output=args.output,
-            config=args.config,
-            profile=args.profile,
-            overrides=args.overrides,
-            lineage=args.lineage,
-            workers=args.workers,
-            quiet=args.quiet,
-        )
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    cfg = job_config(args, args.inputs)
+    if cfg is None:
         return EXIT_USAGE
     assert cfg.output.dir and cfg.output.lineage_path
     if in_ray_job() and not storage.is_remote(args.output) and not os.path.isabs(args.output):
@@ -100,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     from core.output_lock import OutputLockedError
-    from pipeline.run import run_pipeline, summary_table
+    from pipeline.run import run_pipeline
+    from pipeline.run_summary import summary_table
 
     _restore(cfg.output.dir, cfg.output.lineage_path, args.quiet)
     try:

@@ -22,6 +22,7 @@ Order of operations, so that a crash at any point leaves a consistent, retryable
 
 A crash before 3 leaves only unreferenced new files, overwritten by the retry (same names).
 A retry after a crash anywhere completes the request.
+The new shard files are written by ``lineage/shard_rewrite.py``.
 Shards on an object store (s3://, gs://) are read and written through `core.storage`; a
 token shard is fetched to a temporary directory to be sliced.
 """
@@ -29,32 +30,22 @@ token shard is fetched to a temporary directory to be sliced.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import hashlib
-import json
 import os
-import re
-import tempfile
 import time
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from core import storage
 from core.urls import domain_forms, is_public_suffix, normalize_domain, url_hash
 from lineage.blocklist import register_url_functions
+from lineage.shard_rewrite import DeletionError, rewrite_rejected, rewrite_text_pair
 from lineage.store import LineageStore, connect_snapshot, open_reader, output_root, resolve_path
 from lineage.writer import now
-from stages.token_shards import IndexedDataset, build_index_bytes
 
 # Columns a deletion adds to tables created by older schema versions.
 _MIGRATIONS = (
@@ -65,23 +56,8 @@ _MIGRATIONS = (
     "ALTER TABLE url_blocklist ADD COLUMN IF NOT EXISTS url_hash VARCHAR",
     "ALTER TABLE deletions ADD COLUMN IF NOT EXISTS url_hash VARCHAR",
 )
-_VERSION_SUFFIX = re.compile(r"\.v\d+$")
 
 
-# Output root of the request being carried out: lineage paths are relative to it, so a
-# deletion in a copied output reads and writes the copy only.
-_ROOT: contextvars.ContextVar[str] = contextvars.ContextVar("ccpipe_delete_root", default="")
-
-
-def _abs(path: str) -> str:
-    return resolve_path(_ROOT.get(), path) if _ROOT.get() else path
-
-
-class DeletionError(RuntimeError):
-    """A request that cannot be carried out (remote shards, inconsistent token shard...)."""
-
-
-@dataclass
 class DeletionResult:
     deletion_id: str
     selector: str
@@ -106,12 +82,6 @@ def read_url_file(path: str | os.PathLike[str]) -> list[str]:
         if line and not line.startswith("#"):
             seen[line] = None
     return list(seen)
-
-
-def versioned_base(shard_id: str, suffix: str) -> str:
-    """`en/high/x-cfg.parquet` -> `en/high/x-cfg` (also strips an existing `.vN`)."""
-    base = shard_id[: -len(suffix)] if shard_id.endswith(suffix) else shard_id
-    return _VERSION_SUFFIX.sub("", base)
 
 
 def _match_sql(view: str, by_domain: bool, has_hash: bool) -> str:
@@ -158,23 +128,6 @@ def _shard_rows(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -
     cur = con.execute(f"SELECT * FROM shards WHERE {where}", params)
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-
-def _pii_totals(col: pa.ChunkedArray | None) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    if col is None:
-        return {}
-    for v in col.to_pylist():
-        if v and v != "{}":
-            total.update(json.loads(v))
-    return dict(sorted(total.items()))
-
-
-def _row_group_size(path: str) -> int:
-    fs, p = storage.resolve(_abs(path))
-    with fs.open_input_file(p) as f:
-        md = pq.ParquetFile(f).metadata
-    return max([md.row_group(i).num_rows for i in range(md.num_row_groups)] or [2000])
 
 
 def output_roots(lineage_path: str | os.PathLike[str]) -> list[str]:
@@ -260,7 +213,7 @@ def _delete(
     # Every config's documents: a deletion request is about the data, not one config.
     con = open_reader(lineage_path, all_configs=True)
     try:
-        _ROOT.set(output_root(lineage_path, con))
+        root = output_root(lineage_path, con)
         found = _find(con, urls, domain)
         text_paths = sorted({r[2] for r in found["documents"]})
         rej_paths = sorted({r[2] for r in found["rejections"]})
@@ -323,12 +276,31 @@ def _delete(
     old_files: list[str] = []
     ts = now()
 
+    def deleted(path: str, kind: str, old: str, new: str | None, tok: tuple = (None, None)):
+        """One `deletions` row per removed document of shard `path` (token shards: `tok`)."""
+        deletion_rows.extend(
+            {
+                "deletion_id": res.deletion_id,
+                "requested_at": ts,
+                "selector": selector,
+                "doc_id": doc_id,
+                "url": url,
+                "url_hash": h,
+                "old_shard_id": old,
+                "new_shard_id": new,
+                "kind": kind,
+                "old_token_shard_id": tok[0],
+                "new_token_shard_id": tok[1],
+            }
+            for doc_id, (url, h) in sorted(doomed_by_path[path].items())
+        )
+
     for path, old in sorted(old_text.items()):
         tok = old_tok.get(old["shard_id"])
         if tok is None:
             raise DeletionError(f"text shard {old['shard_id']} has no live token shard")
-        new_id, new_tok_id, recs, pii = _rewrite_text_pair(
-            old, tok, doomed_by_path[path], old_inputs[old["shard_id"]], ts
+        new_id, new_tok_id, recs, pii = rewrite_text_pair(
+            root, old, tok, doomed_by_path[path], old_inputs[old["shard_id"]], ts
         )
         _fault("delete.files_written")
         new_shards += recs["shards"]
@@ -342,45 +314,17 @@ def _delete(
         old_files += [old["path"], tok["path"], tok["path"][: -len(".bin")] + ".idx"]
         res.shards_rewritten.append((old["shard_id"], new_id))
         res.shards_rewritten.append((tok["shard_id"], new_tok_id))
-        for doc_id, (url, h) in sorted(doomed_by_path[path].items()):
-            deletion_rows.append(
-                {
-                    "deletion_id": res.deletion_id,
-                    "requested_at": ts,
-                    "selector": selector,
-                    "doc_id": doc_id,
-                    "url": url,
-                    "url_hash": h,
-                    "old_shard_id": old["shard_id"],
-                    "new_shard_id": new_id,
-                    "kind": "text",
-                    "old_token_shard_id": tok["shard_id"],
-                    "new_token_shard_id": new_tok_id,
-                }
-            )
+        deleted(path, "text", old["shard_id"], new_id, (tok["shard_id"], new_tok_id))
     for path, old in sorted(old_rej.items()):
-        new_id, recs = _rewrite_rejected(old, doomed_by_path[path], old_inputs[old["shard_id"]], ts)
+        new_id, recs = rewrite_rejected(
+            root, old, doomed_by_path[path], old_inputs[old["shard_id"]], ts
+        )
         new_shards += recs["shards"]
         new_inputs += recs["inputs"]
         superseded.append(old["shard_id"])
         old_files.append(old["path"])
         res.shards_rewritten.append((old["shard_id"], new_id))
-        for doc_id, (url, h) in sorted(doomed_by_path[path].items()):
-            deletion_rows.append(
-                {
-                    "deletion_id": res.deletion_id,
-                    "requested_at": ts,
-                    "selector": selector,
-                    "doc_id": doc_id,
-                    "url": url,
-                    "url_hash": h,
-                    "old_shard_id": old["shard_id"],
-                    "new_shard_id": new_id,
-                    "kind": "rejected",
-                    "old_token_shard_id": None,
-                    "new_token_shard_id": None,
-                }
-            )
+        deleted(path, "rejected", old["shard_id"], new_id)
 
     if domain:
         block_rows = [
@@ -515,158 +459,3 @@ def remove_superseded_files(store: LineageStore, extra: list[str] | None = None)
             fs.delete_file(fp)
             removed.append(p)
     return removed
-
-
-def _new_record(old: dict[str, Any], shard_id: str, path: str, ts: Any, **fields) -> dict:
-    rec = {
-        **old,
-        "shard_id": shard_id,
-        "path": path,
-        "version": int(old["version"] or 1) + 1,
-        "status": "live",
-        "created_at": ts,
-    }
-    rec.update(fields)
-    return rec
-
-
-def _input_rows(shard_id: str, table: pa.Table, sources: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    src = table.column("source_uri")
-    for s in sorted(set(sources) | set(src.unique().to_pylist()) - {None}):
-        part = table.filter(pc.equal(src, s))
-        if part.num_rows == 0:
-            continue
-        off = part.column("source_offset")
-        rows.append(
-            {
-                "shard_id": shard_id,
-                "source_uri": s,
-                "n_docs": part.num_rows,
-                "first_offset": pc.min(off).as_py(),
-                "last_offset": pc.max(off).as_py(),
-            }
-        )
-    return rows
-
-
-def _read_table(path: str) -> pa.Table:
-    fs, p = storage.resolve(_abs(path))
-    return pq.read_table(p, filesystem=fs)
-
-
-@contextlib.contextmanager
-def _token_shard(bin_path: str) -> Iterator[IndexedDataset]:
-    """The token shard as an IndexedDataset; an object-store pair is fetched to a temp dir."""
-    prefix = _abs(bin_path)[: -len(".bin")]
-    if not storage.is_remote(prefix):
-        yield IndexedDataset(prefix)
-        return
-    with tempfile.TemporaryDirectory(prefix="ccpipe-delete-") as tmp:
-        local = os.path.join(tmp, "shard")
-        for ext in (".bin", ".idx"):
-            Path(local + ext).write_bytes(storage.read_bytes(prefix + ext))
-        yield IndexedDataset(local)
-
-
-def _rewrite_text_pair(
-    old: dict, tok: dict, doomed: dict[str, Any], sources: list[str], ts: Any
-) -> tuple[str | None, str | None, dict, dict[str, int]]:
-    """New text + token shard without `doomed` doc ids; (None, None) if nothing remains."""
-    table = _read_table(old["path"])
-    keep = pc.invert(pc.is_in(table.column("doc_id"), value_set=pa.array(list(doomed))))
-    kept = table.filter(keep)
-    with _token_shard(tok["path"]) as ds:
-        return _rewrite_pair(old, tok, table, kept, ds, sources, ts)
-
-
-def _rewrite_pair(
-    old: dict,
-    tok: dict,
-    table: pa.Table,
-    kept: pa.Table,
-    ds: IndexedDataset,
-    sources: list[str],
-    ts: Any,
-) -> tuple[str | None, str | None, dict, dict]:
-    rows = kept.column("shard_row").to_numpy()
-    lengths = np.asarray(ds.lengths, dtype=np.int64)
-    if len(ds) != table.num_rows or not np.array_equal(
-        lengths, table.column("n_tokens").to_numpy().astype(np.int64)
-    ):
-        raise DeletionError(f"token shard {tok['shard_id']} does not mirror {old['shard_id']}")
-    if kept.num_rows == 0:
-        return None, None, {"shards": [], "inputs": []}, {}
-    new_lengths = lengths[rows]
-    flat = (
-        np.concatenate([ds[int(i)] for i in rows]) if rows.size else np.empty(0, ds.dtype)
-    ).astype(ds.dtype.newbyteorder("<"), copy=False)
-    starts = np.concatenate([[0], np.cumsum(new_lengths)[:-1]]).astype(np.int64)
-    kept = kept.set_column(
-        kept.column_names.index("token_start"), "token_start", pa.array(starts, pa.int64())
-    )
-    kept = kept.set_column(
-        kept.column_names.index("shard_row"),
-        "shard_row",
-        pa.array(np.arange(kept.num_rows), pa.int64()),
-    )
-    version = int(old["version"] or 1) + 1
-    text_base = versioned_base(old["shard_id"], ".parquet")
-    tok_base = versioned_base(tok["shard_id"], ".bin")
-    new_text_id = f"{text_base}.v{version}.parquet"
-    new_tok_id = f"{tok_base}.v{version}.bin"
-    root = old["path"][: -len(old["shard_id"])]
-    tok_root = tok["path"][: -len(tok["shard_id"])]
-    new_text_path, new_tok_path = root + new_text_id, tok_root + new_tok_id
-    bin_b = flat.tobytes()
-    idx_b = build_index_bytes(new_lengths, ds.dtype)
-    # Token shard first, text shard last (the pipeline's order: text implies tokens).
-    storage.write_bytes_atomic(_abs(new_tok_path), bin_b)
-    storage.write_bytes_atomic(_abs(new_tok_path[: -len(".bin")] + ".idx"), idx_b)
-    n_bytes, sha = storage.write_parquet_atomic(
-        _abs(new_text_path), kept, _row_group_size(old["path"])
-    )
-    n_tok = int(new_lengths.sum())
-    shards = [
-        _new_record(
-            old,
-            new_text_id,
-            new_text_path,
-            ts,
-            n_docs=kept.num_rows,
-            n_bytes=n_bytes,
-            sha256=sha,
-            n_tokens=n_tok,
-        ),
-        _new_record(
-            tok,
-            new_tok_id,
-            new_tok_path,
-            ts,
-            n_docs=kept.num_rows,
-            n_bytes=len(bin_b),
-            sha256=hashlib.sha256(bin_b).hexdigest(),
-            n_tokens=n_tok,
-            mirrors_shard=new_text_id,
-        ),
-    ]
-    inputs = _input_rows(new_text_id, kept, sources) + _input_rows(new_tok_id, kept, sources)
-    pii = _pii_totals(kept.column("pii_counts")) if "pii_counts" in kept.column_names else {}
-    return new_text_id, new_tok_id, {"shards": shards, "inputs": inputs}, pii
-
-
-def _rewrite_rejected(
-    old: dict, doomed: dict[str, Any], sources: list[str], ts: Any
-) -> tuple[str | None, dict]:
-    table = _read_table(old["path"])
-    kept = table.filter(
-        pc.invert(pc.is_in(table.column("doc_id"), value_set=pa.array(list(doomed))))
-    )
-    if kept.num_rows == 0:
-        return None, {"shards": [], "inputs": []}
-    version = int(old["version"] or 1) + 1
-    new_id = f"{versioned_base(old['shard_id'], '.parquet')}.v{version}.parquet"
-    new_path = old["path"][: -len(old["shard_id"])] + new_id
-    n_bytes, sha = storage.write_parquet_atomic(_abs(new_path), kept, _row_group_size(old["path"]))
-    rec = _new_record(old, new_id, new_path, ts, n_docs=kept.num_rows, n_bytes=n_bytes, sha256=sha)
-    return new_id, {"shards": [rec], "inputs": _input_rows(new_id, kept, sources)}

@@ -35,6 +35,7 @@ from typing import Any
 
 import duckdb
 
+from core import storage
 from lineage.schema import TABLES
 
 
@@ -299,15 +300,8 @@ class LineageStore:
 
     def publish(self) -> None:
         """Atomically replace the published snapshot with the working copy."""
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
+        with storage.atomic_path(self.path, hidden=True) as tmp:
             shutil.copyfile(self.wpath, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         self._last_publish = time.monotonic()
         self._dirty = False
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from mixes.build import MEGATRON_MAX_PREFIXES
 from mixes.config import MixError, load_mix
+from mixes.plan import MEGATRON_MAX_PREFIXES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +57,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from mixes.build import build_mix, check, plan_from_lineage
+    from mixes.build import build_mix, plan_from_lineage
+    from mixes.plan import check
 
     try:
         if args.cmd == "plan":

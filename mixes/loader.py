@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mixes.build import MANIFEST_FORMAT
+from mixes.plan import MANIFEST_FORMAT
 from stages.token_shards import IndexedDataset
 
 

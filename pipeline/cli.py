@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.run import funnel, run_pipeline, summary_table
+    from pipeline.run import run_pipeline
+    from pipeline.run_summary import funnel, summary_table
 
     overrides = list(args.overrides)
     if args.inputs:

@@ -20,9 +20,7 @@ inside a file only the row groups whose [min, max] gkey range holds one of the r
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
-import uuid
 from collections.abc import Iterable
 
 import numpy as np
@@ -302,14 +300,10 @@ def decisions_files(decisions_dir: str) -> list[str]:
 def write_decisions_archive(decisions_dir: str, archive_uri: str) -> int:
     """Concatenate a run's per-file decisions into one Parquet file (lineage's `duplicates`
     view), streaming one input file at a time. Returns rows written."""
-    fs, path = storage.resolve(archive_uri)
-    remote = storage.is_remote(archive_uri)
-    fs.create_dir(posixpath.dirname(path) if remote else os.path.dirname(path), recursive=True)
-    tmp = path if remote else f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     n = 0
     with (
-        fs.open_output_stream(tmp) as out,
-        pq.ParquetWriter(out, DECISIONS_SCHEMA, compression="zstd") as w,
+        storage.AtomicOutput(archive_uri) as out,
+        pq.ParquetWriter(out.stream, DECISIONS_SCHEMA, compression="zstd") as w,
     ):
         for u in decisions_files(decisions_dir):
             t = read_decisions_uri(u)
@@ -317,8 +311,6 @@ def write_decisions_archive(decisions_dir: str, archive_uri: str) -> int:
             n += t.num_rows
         if n == 0:
             w.write_table(DECISIONS_SCHEMA.empty_table())
-    if not remote:
-        os.replace(tmp, path)
     return n
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -67,44 +66,23 @@ def _cast_like(table: pa.Table, schema: pa.Schema) -> pa.Table:
     )
 
 
-class _Sink:
-    """A file written in pieces, visible under its final name only once complete.
-
-    Local: a sibling temporary file renamed on close. Object store: the output stream of
-    the final key (an upload becomes visible only when the stream closes).
-    """
+class _Sink(storage.AtomicOutput):
+    """A shard file written in pieces (core.storage.AtomicOutput: visible under its final
+    name only once complete) that also counts its bytes and hashes them for lineage."""
 
     def __init__(self, uri: str):
-        self.uri = uri
-        self.fs, path = storage.resolve(uri)
-        parent = path.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
-        self.remote = storage.is_remote(uri)
-        self.final = path
-        self.tmp = path if self.remote else f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        self.stream = self.fs.open_output_stream(self.tmp)
+        super().__init__(uri)
         self.sha = hashlib.sha256()
         self.n_bytes = 0
 
     def write(self, data: bytes) -> None:
-        self.stream.write(data)
+        super().write(data)
         self.sha.update(data)
         self.n_bytes += len(data)
 
     def close(self) -> tuple[int, str]:
-        self.stream.close()
-        if not self.remote:
-            with open(self.tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(self.tmp, self.final)
+        self.commit()
         return self.n_bytes, self.sha.hexdigest()
-
-    def abort(self) -> None:
-        try:
-            self.stream.close()
-        finally:
-            if not self.remote and os.path.exists(self.tmp):
-                os.unlink(self.tmp)
 
 
 class _HashingFile:

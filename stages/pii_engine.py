@@ -75,6 +75,7 @@ from presidio_analyzer.predefined_recognizers import (
     UsSsnRecognizer,
 )
 
+from core import storage
 from stages.pii_names import SECRET_PARAM_NAMES, SUPPORTED_ENTITIES
 
 # tldextract with its bundled public-suffix snapshot only: no URL list, no disk cache.
@@ -343,12 +344,13 @@ def blank_spacy_dir(lang: str) -> Path:
     """
     d = _cache_root() / f"spacy-blank-{lang}-{spacy.__version__}"
     if not (d / "meta.json").exists():
-        tmp = Path(tempfile.mkdtemp(prefix=f".spacy-blank-{lang}-", dir=_ensure(d.parent)))
-        spacy.blank(lang).to_disk(tmp)
+        _ensure(d.parent)
         try:
-            os.replace(tmp, d)  # atomic publish; a concurrent writer may have won
+            with storage.atomic_path(d, hidden=True) as tmp:
+                spacy.blank(lang).to_disk(tmp)
         except OSError:
-            pass
+            if not (d / "meta.json").exists():  # not a concurrent writer that won: a real error
+                raise
     return d
 
 

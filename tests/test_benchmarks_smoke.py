@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import peer, verdict
 from benchmarks import run as bench
+from benchmarks.inputs import limit_inputs
 from pipeline.sample import sample_paths
 from stages.warc_reader import ReadConfig, read_warc
 
@@ -28,7 +30,7 @@ def _doc_ids(path: str) -> list[str]:
 @pytest.mark.parametrize("limit", [1, 7, 40])
 def test_limit_inputs_cuts_at_a_record_boundary(tmp_path: Path, limit: int) -> None:
     src = sample_paths()[0]
-    (cut,) = bench.limit_inputs([src], limit, tmp_path)
+    (cut,) = limit_inputs([src], limit, tmp_path)
     assert cut != src and Path(cut).stat().st_size < Path(src).stat().st_size
     assert _doc_ids(cut) == _doc_ids(src)[:limit]  # the same first N documents, nothing broken
 
@@ -36,7 +38,7 @@ def test_limit_inputs_cuts_at_a_record_boundary(tmp_path: Path, limit: int) -> N
 def test_limit_inputs_spans_files(tmp_path: Path) -> None:
     a, b = sample_paths()
     n_a = len(_doc_ids(a))
-    out = bench.limit_inputs([a, b], n_a + 3, tmp_path)
+    out = limit_inputs([a, b], n_a + 3, tmp_path)
     assert out[0] == a  # whole first file kept as is
     assert _doc_ids(out[1]) == _doc_ids(b)[:3]
 
@@ -64,7 +66,7 @@ def test_evaluate_targets_judges_each_goal() -> None:
         ],
         "peer": {"docs_per_s": 3.0, "docs_per_cpu_s": 10.0},
     }
-    got = {t["target"]: t for t in bench.evaluate_targets(res)}
+    got = {t["target"]: t for t in verdict.evaluate_targets(res)}
     assert got["quality e2e / trafilatura alone >= 0.8"]["cpu_ratio"] == 0.75
     assert got["quality e2e / trafilatura alone >= 0.8"]["met"] is False
     assert got["quality e2e / datatrove >= 2"]["met"] is False  # cpu 1.5 < 2 (wall 3.0)
@@ -74,8 +76,8 @@ def test_evaluate_targets_judges_each_goal() -> None:
 
 
 def test_missing_peer_venv_says_how_to_create_it(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(bench, "PEER_VENV", tmp_path / "nope")
-    out = bench.run_peer_datatrove(sample_paths()[:1], tmp_path, 10, 1.0)
+    monkeypatch.setattr(peer, "PEER_VENV", tmp_path / "nope")
+    out = peer.run_peer_datatrove(sample_paths()[:1], tmp_path, 10, 1.0)
     assert "setup_datatrove.sh" in out["error"]
 
 

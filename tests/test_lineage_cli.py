@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from core.urls import host_of, normalize_domain, url_hash
 from lineage.blocklist import blocked_mask, is_blocked, load_blocklist
 from lineage.cli import main
-from lineage.delete import delete_documents, versioned_base
+from lineage.delete import delete_documents
 from lineage.queries import QUERIES
 from lineage.sandbox import open_analyst_connection
+from lineage.shard_rewrite import versioned_base
 from lineage.store import LineageStore, open_reader
 from stages.token_shards import IndexedDataset
 from stages.warc_records import record_id_column

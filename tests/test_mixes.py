@@ -23,11 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lineage.store import LineageStore, open_reader
-from mixes.build import build_mix, compute_plan, largest_remainder, read_token_shards
+from mixes.build import build_mix
 from mixes.cli import main
 from mixes.config import MixConfig, MixError, parse_mix
+from mixes.inventory import read_token_shards
 from mixes.loader import MixLoader
 from mixes.merge import group_shards, merge_indexed_datasets, prefix_budgets
+from mixes.plan import compute_plan, largest_remainder
 from stages.token_shards import IndexedDataset, write_indexed_dataset
 from stages.tokenize import SAMPLE_TOKENIZER, tokenizer_hash
 

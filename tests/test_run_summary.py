@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.run import RunResult, funnel, summary_table
+from pipeline.run_summary import RunResult, funnel, summary_table
 
 
 def _result() -> RunResult:

@@ -179,7 +179,7 @@ def test_same_record_id_in_two_files_is_one_record(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.run import add_record_id_duplicates
+    from pipeline.record_ids import add_record_id_duplicates
     from stages.warc_reader import ReadConfig, read_warc
 
     staged = []
