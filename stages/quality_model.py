@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.config_effects import Output
+from core.config_effects import ModelPath, Output
 
 __all__ = [
     "HQ_LABEL",
@@ -53,7 +53,7 @@ class QualityModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: Output[str | None] = Field(
+    path: ModelPath[str | None] = Field(
         default=None,
         description="Path of a fastText model trained by `train_quality_model` (labels "
         "__label__hq/__label__lq, as DCLM's classifier). None = no model: quality_score is "

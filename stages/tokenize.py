@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from core import storage
-from core.config_effects import Execution, Output
+from core.config_effects import Execution, ModelPath, Output
 
 #: The default tokenizer directory, trained on the sample crawl (``pipeline tokenizer train``).
 SAMPLE_TOKENIZER_DIR = Path(__file__).resolve().parent / "data" / "tokenizer"
@@ -61,7 +61,7 @@ class TokenizeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tokenizer_path: Output[str | None] = Field(
+    tokenizer_path: ModelPath[str | None] = Field(
         default=None,
         description=(
             "Tokenizer directory (tokenizer.json + tokenizer_config.json + "
