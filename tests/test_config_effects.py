@@ -193,3 +193,71 @@ def test_execution_fields_keep_sample_output_bytes(sample_run, tmp_path):
     differ = [k for k in base if base[k] != new[k]]
     assert not differ, f"execution-only settings changed output bytes: {differ}"
     assert result.status == "succeeded"
+
+
+# ---- model paths count by content ---------------------------------------------------------
+def _model_files(tmp_path: Path) -> dict[str, Path]:
+    """A copy of each kind of model file the config names: a fastText language-ID model, a
+    tokenizer directory, and a quality classifier (any bytes: only hashed here)."""
+    import shutil
+
+    from stages.langid import default_model_path
+    from stages.tokenize import SAMPLE_TOKENIZER_DIR
+
+    src = tmp_path / "a"
+    src.mkdir()
+    lid = src / "lid.176.ftz"
+    shutil.copyfile(default_model_path(), lid)
+    tok = src / "tokenizer"
+    shutil.copytree(SAMPLE_TOKENIZER_DIR, tok)
+    clf = src / "quality.bin"
+    clf.write_bytes(b"__label__hq model bytes " * 100)
+    return {"langid.model_path": lid, "tokenize.tokenizer_path": tok, "quality.model.path": clf}
+
+
+MODEL_FIELDS = ["langid.model_path", "tokenize.tokenizer_path", "quality.model.path"]
+
+
+def test_model_path_fields_are_the_content_hashed_ones():
+    from core.config_effects import hashed_by_content
+
+    assert sorted(p for p, f in LEAVES.items() if hashed_by_content(f)) == sorted(MODEL_FIELDS)
+
+
+@pytest.mark.parametrize("path", MODEL_FIELDS)
+def test_moving_a_model_keeps_the_hash(path, tmp_path):
+    model = _model_files(tmp_path)[path]
+    before = _cfg({path: str(model)}).config_hash
+    moved = tmp_path / "elsewhere" / "renamed"
+    moved.parent.mkdir()
+    model.rename(moved)
+    assert _cfg({path: str(moved)}).config_hash == before
+
+
+@pytest.mark.parametrize("path", MODEL_FIELDS)
+def test_replacing_a_models_bytes_changes_the_hash(path, tmp_path):
+    model = _model_files(tmp_path)[path]
+    before = _cfg({path: str(model)}).config_hash
+    target = model / "tokenizer.json" if model.is_dir() else model
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit, same size
+    target.write_bytes(bytes(data))
+    after = _cfg({path: str(model)}).config_hash
+    assert after != before
+    assert after != PipelineConfig().config_hash
+
+
+def test_a_tokenizer_directory_hashes_all_its_files(tmp_path):
+    tok = _model_files(tmp_path)["tokenize.tokenizer_path"]
+    before = _cfg({"tokenize.tokenizer_path": str(tok)}).config_hash
+    cfg_file = tok / "tokenizer_config.json"
+    cfg_file.write_text(cfg_file.read_text() + "\n")
+    assert _cfg({"tokenize.tokenizer_path": str(tok)}).config_hash != before
+
+
+def test_lineage_config_json_records_the_content_not_the_path(tmp_path):
+    model = _model_files(tmp_path)["quality.model.path"]
+    cfg = _cfg({"quality.model.path": str(model)})
+    assert str(model) not in cfg.canonical_json()
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    assert cfg.hashed_part()["quality"]["model"]["path"] == f"sha256:{digest}"
