@@ -165,9 +165,9 @@ def _rewrite_pair(
     tok_base = versioned_base(tok["shard_id"], ".bin")
     new_text_id = f"{text_base}.v{version}.parquet"
     new_tok_id = f"{tok_base}.v{version}.bin"
-    root = old["path"][: -len(old["shard_id"])]
-    tok_root = tok["path"][: -len(tok["shard_id"])]
-    new_text_path, new_tok_path = root + new_text_id, tok_root + new_tok_id
+    text_dir = old["path"][: -len(old["shard_id"])]  # lineage paths: <dir> + shard_id
+    tok_dir = tok["path"][: -len(tok["shard_id"])]
+    new_text_path, new_tok_path = text_dir + new_text_id, tok_dir + new_tok_id
     bin_b = flat.tobytes()
     idx_b = build_index_bytes(new_lengths, ds.dtype)
     # Token shard first, text shard last (the pipeline's order: text implies tokens).
