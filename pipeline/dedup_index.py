@@ -29,7 +29,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core import storage
-from stages.dedup_cluster import OUTPUT_SCHEMA, band_group_keys, doc_keys, partition_of
+from stages.dedup_cluster import (
+    OUTPUT_SCHEMA,
+    band_group_keys,
+    date_seconds,
+    doc_keys,
+    partition_of,
+)
 
 BUCKET_BITS = 4
 """Index buckets = 2**BUCKET_BITS per table (part of the on-disk format)."""
@@ -65,15 +71,6 @@ __all__ = [
     "compact",
     "index_doc_count",
 ]
-
-
-def date_seconds(col: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """warc_date (timestamp or integer) -> int64 seconds, nulls kept."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.timestamp("s", tz=col.type.tz)).cast(pa.int64())
-    return col.cast(pa.int64())
 
 
 def signature_keys(sig: pa.Table) -> tuple[np.ndarray, np.ndarray]:

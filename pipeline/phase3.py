@@ -25,15 +25,17 @@ import pyarrow.parquet as pq
 from core import storage
 from pipeline.config import PipelineConfig
 from pipeline.dedup_index import read_decisions, write_index_part
-from pipeline.phase1 import AUDIT_PII_MARGIN, REJECTED_SCHEMA, scrub_table
+from pipeline.phase1 import REJECTED_SCHEMA, scrub_table, to_rejected
 from pipeline.work import Layout
+from stages.builtin import TokenizeStage
+from stages.contract import Stage, StageResult, run_chain
+from stages.dedup_drop import DropDuplicates
 from stages.pii import PiiScrubber, sum_pii_counts
 from stages.token_shards import (
     best_fitting_dtype,
     build_index_bytes,
     write_indexed_dataset_bytes,
 )
-from stages.tokenize import Tokenize
 
 SIGNATURE_COLUMNS = ["doc_id", "warc_date", "text_hash", "minhash_bands"]
 # Columns of the final text shard that are internal to the pipeline.
@@ -334,6 +336,23 @@ class RollingWriter:
         self.seq += 1
 
 
+class _ScrubStage:
+    """phase1.scrub_table as a stage (text, URL and title), for chunks staged unscrubbed."""
+
+    name = "pii"
+    reads = ("text", "url", "title")
+    adds = ("pii_counts", "pii_total")
+
+    def __init__(self, pii: PiiScrubber) -> None:
+        self.pii = pii
+
+    def setup(self) -> None:
+        """The scrubber is loaded by the constructor (once per actor)."""
+
+    def process(self, table: pa.Table) -> StageResult:
+        return StageResult(scrub_table(self.pii, table), table.slice(0, 0))
+
+
 class UnitFinisher:
     """Loads the PII engine and tokenizer once (per Ray actor) and finishes work units."""
 
@@ -341,8 +360,9 @@ class UnitFinisher:
         self.cfg = cfg
         self.layout = layout
         self.rkey = rkey
-        self.pii = PiiScrubber(cfg.pii)
-        self.tokenize = Tokenize(cfg.tokenize)
+        self.pii = _ScrubStage(PiiScrubber(cfg.pii))
+        self.tokenize = TokenizeStage(cfg.tokenize)
+        self.tokenize.setup()  # once per worker (actor), as phase 1's chain
 
     def finish_unit(self, unit: dict[str, Any]) -> dict[str, Any]:
         """`unit`: unit_id and files (file_key, source_uri, n_chunks), in order.
@@ -387,8 +407,8 @@ class UnitFinisher:
                 unit_id,
                 self.cfg.output.shard_max_bytes,
                 self.cfg.output.row_group_docs,
-                self.tokenize.vocab_size if kind == "text" else None,
-                self.tokenize.tokenizer_sha256 if kind == "text" else None,
+                self.tokenize.tokenizer.vocab_size if kind == "text" else None,
+                self.tokenize.tokenizer.tokenizer_sha256 if kind == "text" else None,
             )
         return writers[key]
 
@@ -400,13 +420,12 @@ class UnitFinisher:
         counts: Counter[str] = Counter()
         dedup_rejected = None
         if kept is not None and kept.num_rows:
-            kept, dedup_rejected = self._drop_duplicates(kept, file_key)
-            if dedup_rejected is not None:
-                counts.update(dedup_rejected.column("drop_reason").to_pylist())
+            chain = run_chain(kept, self._chain(kept, file_key))
+            kept = chain.kept
+            for name, dropped in chain.dropped:  # only dedup drops; the other stages add
+                counts.update(dropped.column("drop_reason").to_pylist())
+                dedup_rejected = to_rejected(dropped, name, self.cfg.output.rejected_text_chars)
         if kept is not None and kept.num_rows:
-            if "pii_counts" not in kept.column_names:  # staged by phase 1 before it scrubbed
-                kept = scrub_table(self.pii, kept)
-            kept = self.tokenize(kept)
             for lang, bucket, part in self._partitions(kept):
                 part = part.sort_by([("source_offset", "ascending")])
                 self._writer(writers, "text", lang, bucket, unit_id).add(part)
@@ -427,35 +446,15 @@ class UnitFinisher:
         }
 
     # -- steps ---------------------------------------------------------------------------
-    def _drop_duplicates(self, kept: pa.Table, file_key: str) -> tuple[pa.Table, pa.Table | None]:
-        # i17: decisions are partitioned by input file; read only this file's.
+    def _chain(self, kept: pa.Table, file_key: str) -> list[Stage]:
+        """Phase 3's per-document stages for one input file: drop its duplicates (i17: the
+        decisions are partitioned by input file; read only this file's), scrub if phase 1
+        did not (outputs staged by older versions), tokenize."""
         dec = read_decisions(self.layout.decisions_dir(self.rkey), file_key)
-        ids = kept.column("doc_id")
-        if dec.num_rows == 0:
-            return kept, None
-        is_dup = pc.is_in(ids, value_set=dec.column("doc_id"))
-        dups = kept.filter(is_dup)
-        pos = pc.index_in(dups.column("doc_id"), value_set=dec.column("doc_id"))
-        dec = dec.take(pos)
-        dups = dups.append_column("drop_reason", dec.column("reason"))
-        dups = dups.append_column("cluster_id", pc.cast(dec.column("cluster_id"), pa.string()))
-        dups = dups.append_column("keeper_doc_id", dec.column("keeper_doc_id"))
-        n = dups.num_rows
-        rej = dups.append_column(
-            "drop_detail",
-            pc.binary_join_element_wise(
-                pa.array(["duplicate of"] * n, pa.string()), dups.column("keeper_doc_id"), " "
-            ),
-        ).append_column("drop_stage", pa.array(["dedup"] * n, pa.string()))
-        rej = rej.set_column(
-            rej.column_names.index("text"),
-            "text",
-            # cut with the PII margin; _write_rejected scrubs, then cuts to the limit
-            pc.utf8_slice_codeunits(
-                rej.column("text"), 0, self.cfg.output.rejected_text_chars + AUDIT_PII_MARGIN
-            ),
-        )
-        return kept.filter(pc.invert(is_dup)), rej
+        stages: list[Stage] = [DropDuplicates(dec)]
+        if "pii_counts" not in kept.column_names:
+            stages.append(self.pii)
+        return [*stages, self.tokenize]
 
     def _partitions(self, table: pa.Table) -> list[tuple[str, str, pa.Table]]:
         lang = pc.fill_null(table.column("lang"), NO_LANG)

@@ -7,7 +7,7 @@ the pipeline config (``extract:``, ``langid:``, ``quality:``, ``dedup:``), named
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -18,6 +18,9 @@ from stages.minhash import DedupConfig
 from stages.pii import PiiConfig
 from stages.quality import SIGNAL_COLUMNS, QualityConfig
 from stages.tokenize import TokenizeConfig
+
+if TYPE_CHECKING:
+    from stages.tokenize import Tokenize
 
 
 class ExtractStage(TableStage):
@@ -142,6 +145,11 @@ class TokenizeStage(TableStage):
         from stages.tokenize import Tokenize
 
         self._impl = Tokenize(self.params)
+
+    @property
+    def tokenizer(self) -> Tokenize:
+        """The loaded tokenizer (vocab size and hash for the token shards); after setup()."""
+        return self._impl
 
     def apply(self, table: pa.Table) -> pa.Table:
         return self._impl(table)

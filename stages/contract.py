@@ -17,6 +17,7 @@ Plain Python: no Ray, no DuckDB.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,23 @@ class TableStage:
         self.params = params if params is not None else self.Params()
         self._ready = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's ``setup`` runs once however often it is called: workers call it
+        ahead of the first batch (model loads at start-up), ``process`` calls it in case
+        nobody did, and a model must not be loaded twice."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("setup")
+        if own is None:
+            return
+
+        @functools.wraps(own)
+        def setup(self: TableStage) -> None:
+            if not self._ready:
+                own(self)
+                self._ready = True
+
+        cls.setup = setup  # type: ignore[method-assign]
+
     def setup(self) -> None:
         """Load models/tokenizers; called once per worker before the first batch."""
 
@@ -124,9 +142,7 @@ class TableStage:
         raise NotImplementedError
 
     def process(self, table: pa.Table) -> StageResult:
-        if not self._ready:
-            self.setup()
-            self._ready = True
+        self.setup()  # once (see __init_subclass__)
         kept, dropped = split_dropped(self.apply(table))
         return StageResult(kept, dropped)
 

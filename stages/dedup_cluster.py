@@ -29,6 +29,7 @@ from scipy.sparse.csgraph import connected_components as _cc
 
 __all__ = [
     "EXACT_BAND",
+    "date_seconds",
     "doc_keys",
     "partition_of",
     "dedupe_pairs",
@@ -231,8 +232,9 @@ def resolve_clusters(nodes: pa.Table, edges: pa.Table) -> tuple[pa.Table, dict]:
     return out, stats
 
 
-def _date_seconds(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """warc_date (timestamp or int) -> int64 seconds, nulls kept."""
+def date_seconds(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """warc_date (timestamp or int) -> int64 seconds, nulls kept (the keeper rule compares
+    these; phase 2 and the cross-run index use the same function)."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if pa.types.is_timestamp(col.type):
@@ -264,7 +266,7 @@ def dedup_local(table: pa.Table, released: np.ndarray | None = None) -> tuple[pa
         {
             "doc_id": doc,
             "released": pa.array(rel),
-            "warc_date": _date_seconds(table.column("warc_date")),
+            "warc_date": date_seconds(table.column("warc_date")),
             "text_hash": pa.array(th, pa.uint64()),
         }
     )
