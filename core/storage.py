@@ -178,11 +178,12 @@ class AtomicOutput:
                 _discard(self.tmp)
 
     def abort(self) -> None:
-        try:
+        """Drop what was written; never raises for the failed write it cleans up after
+        (closing a local file flushes its buffer, which fails again on a full disk)."""
+        with contextlib.suppress(OSError):
             self.stream.close()
-        finally:
-            if not self.remote:
-                _discard(self.tmp)
+        if not self.remote:
+            _discard(self.tmp)
 
     def __enter__(self) -> AtomicOutput:
         return self

@@ -87,3 +87,23 @@ def test_write_bytes_atomic_names_the_file_on_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(OSError, match="cannot write .*file/y"):
         storage.write_bytes_atomic(str(blocker / "y"), b"data")  # parent is a file
+
+
+def test_atomic_output_abort_after_a_full_disk_leaves_nothing(tmp_path: Path) -> None:
+    """A write that failed (EFBIG: over the file size limit) is aborted without raising
+    again, so the caller can abort its other open files too; no temporary file is left."""
+    import resource
+
+    uri = str(tmp_path / "big.bin")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    out = storage.AtomicOutput(uri)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OSError):
+            for _ in range(64):
+                out.write(b"x" * 1024)
+            out.stream.flush()
+        out.abort()  # must not raise
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert list(tmp_path.iterdir()) == []
