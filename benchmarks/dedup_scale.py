@@ -153,31 +153,48 @@ def write_synthetic(p: dict[str, int], out_dir: str, files: int) -> list[tuple[s
 
 
 class Sampler:
-    """Sample driver RSS and the summed RSS of Ray worker processes (``ray::`` processes)."""
+    """Sample the driver's RSS and the Ray worker processes' (``ray::``) memory every 0.2 s.
+
+    Reported per process, because a Ray worker's RSS includes the object-store pages it has
+    mapped (shared memory, counted again in every process that maps them): ``worker_peak`` is
+    the largest RSS of one worker, ``worker_private_peak`` the largest RSS minus shared pages
+    of one worker, ``workers_private_sum_peak`` the largest sum of private memory over all
+    workers at one instant (what the node must hold besides the object store), and
+    ``workers_rss_sum_peak`` the old summed RSS (double-counts the object store).
+    """
 
     def __init__(self, every: float = 0.2) -> None:
         self.driver_peak = 0
-        self.workers_peak = 0
+        self.worker_peak = 0
+        self.worker_private_peak = 0
+        self.workers_private_sum_peak = 0
+        self.workers_rss_sum_peak = 0
         self.every = every
         self._stop = threading.Event()
         self._me = psutil.Process()
 
-    def _workers_rss(self) -> int:
-        total = 0
+    def _sample_workers(self) -> None:
+        rss_sum = private_sum = 0
         for p in psutil.process_iter(["cmdline", "ppid"]):
             try:
                 cmd = p.info["cmdline"] or []
                 if cmd and (cmd[0].startswith("ray::") or "default_worker.py" in " ".join(cmd)):
                     if _descends_from(p, self._me.pid):
-                        total += p.memory_info().rss
+                        m = p.memory_info()
+                        private = m.rss - m.shared
+                        rss_sum += m.rss
+                        private_sum += private
+                        self.worker_peak = max(self.worker_peak, m.rss)
+                        self.worker_private_peak = max(self.worker_private_peak, private)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        return total
+        self.workers_rss_sum_peak = max(self.workers_rss_sum_peak, rss_sum)
+        self.workers_private_sum_peak = max(self.workers_private_sum_peak, private_sum)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.driver_peak = max(self.driver_peak, self._me.memory_info().rss)
-            self.workers_peak = max(self.workers_peak, self._workers_rss())
+            self._sample_workers()
             time.sleep(self.every)
 
     def __enter__(self) -> Sampler:
@@ -188,6 +205,18 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join()
+
+
+def _object_store_summary() -> str:
+    """Ray's one-line object-store summary (plasma use, spilled bytes) after the run."""
+    try:
+        from ray._private.internal_api import memory_summary
+
+        text = memory_summary(stats_only=True)
+    except Exception as e:  # noqa: BLE001 - a private API: report, never fail the benchmark
+        return f"unavailable ({type(e).__name__})"
+    keep = [ln.strip() for ln in text.splitlines() if "Spilled" in ln or "Plasma" in ln]
+    return "; ".join(keep)
 
 
 def _descends_from(p: psutil.Process, pid: int) -> bool:
@@ -314,7 +343,11 @@ def main() -> None:
         "seconds": round(secs, 2),
         "generate_seconds": round(gen_s, 2),
         "driver_peak_rss_bytes": s.driver_peak,
-        "workers_peak_rss_bytes": s.workers_peak,
+        "worker_peak_rss_bytes": s.worker_peak,
+        "worker_private_peak_bytes": s.worker_private_peak,
+        "workers_private_sum_peak_bytes": s.workers_private_sum_peak,
+        "workers_rss_sum_peak_bytes": s.workers_rss_sum_peak,
+        "object_store": _object_store_summary(),
         "removed": stats["dropped"],
         "expected_removed": p["expected_removed"],
         "rounds": stats["rounds"],

@@ -92,7 +92,7 @@ def foreign_head():
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(5)  # `ray start --block` can sit on SIGTERM for 30 s: then SIGKILL
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)

@@ -35,8 +35,9 @@ from faultkit import (
 
 pytestmark = pytest.mark.ray
 
-CI_POINTS = ["phase3.files_written", "lineage.in_transaction:3", "lineage.in_transaction:4"]
+CI_POINTS = ["phase3.files_written", "lineage.in_transaction:3"]
 SLOW_POINTS = [
+    "lineage.in_transaction:4",
     "lineage.before_publish:4",
     "phase1.chunk_done",
     "phase1.chunk_done:3",

@@ -179,9 +179,6 @@ def test_cross_run_index_runs_a_b_c(ray_ctx, tmp_path, local_max) -> None:
 
 def _components_check(tmp_path, n_docs: int, bits: int) -> None:
     """Planted exact pairs, chains and stars: distributed phase 2 == scipy reference."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components as scipy_cc
-
     p = plan(n_docs, 0.04, 0.05, 0.05, 8, 6)
     files = write_synthetic(p, str(tmp_path / "sig"), max(2, n_docs // 50_000))
     st = run_dedup_phase(
@@ -192,15 +189,21 @@ def _components_check(tmp_path, n_docs: int, bits: int) -> None:
     ref, ref_stats = dedup_local(sig)  # scipy connected components in one process
     assert _all_decisions(str(tmp_path / "dec")).equals(ref)
     assert st["clusters"] == ref_stats["clusters"]
+    _connected_components_check(n_docs, bits, 2000)
 
-    # the component algorithm itself on a random graph with planted long chains and stars
+
+def _connected_components_check(n: int, bits: int, chain_len: int) -> None:
+    """The component algorithm itself == scipy on a random graph with a planted long chain
+    (the shape that needs the most large-star/small-star rounds) and a star."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as scipy_cc
+
     rng = np.random.default_rng(3)
-    n = n_docs
     keys = np.unique(rng.integers(1, 2**63, n, dtype=np.uint64))
     n = len(keys)
     a = rng.integers(0, n, n // 20)
     b = rng.integers(0, n, n // 20)
-    chain = rng.permutation(n)[:2000]  # one chain of 2000 nodes
+    chain = rng.permutation(n)[:chain_len]  # one long chain
     star = rng.permutation(n)[:500]
     a = np.concatenate([a, chain[:-1], np.full(499, star[0])])
     b = np.concatenate([b, chain[1:], star[1:]])
@@ -218,7 +221,7 @@ def _components_check(tmp_path, n_docs: int, bits: int) -> None:
         schema=EDGE_SCHEMA,
     )
     comp, rounds, _ = connected_components(ray.data.from_arrow(e), bits)
-    assert rounds >= 2
+    assert rounds >= 2, rounds
     got = pa.concat_tables(ray.get(comp.to_arrow_refs()))
     ga, gb = got.column("a").to_numpy(), got.column("b").to_numpy()
     node = np.concatenate([ga, gb])
@@ -232,6 +235,11 @@ def _components_check(tmp_path, n_docs: int, bits: int) -> None:
     assert np.array_equal(np.unique(node), np.unique(np.concatenate([ka, kb])))
 
 
+def test_connected_components_match_scipy_on_a_long_chain(ray_ctx) -> None:
+    _connected_components_check(5_000, 2, 300)
+
+
+@pytest.mark.slow
 def test_components_match_scipy_50k(ray_ctx, tmp_path) -> None:
     _components_check(tmp_path, 50_000, 3)
 
