@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core.output_lock import OutputLockedError
+from core.output_lock import OutputLockedError, hold_output_lock
 from pipeline.config import ConfigError, list_profiles, load_config
 from pipeline.run import storage_failure
 
@@ -206,7 +206,9 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
         raise ConfigError("usage: python -m pipeline dedup compact --output DIR")
     cfg = load_config(args.config, args.overrides, profile=args.profile)
     index_dir = Layout(args.output, cfg.config_hash).index_dir()
-    stats = compact(index_dir, min_files=args.min_files)
+    # compaction rewrites the index a run reads and appends to: never beside a writer
+    with hold_output_lock(args.output, purpose="dedup compact"):
+        stats = compact(index_dir, min_files=args.min_files)
     print(json.dumps({"index": index_dir, **stats}, indent=1))
     return 0
 

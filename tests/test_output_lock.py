@@ -219,3 +219,18 @@ def test_cli_run_wait_proceeds_after_the_holder(tmp_path):
     finally:
         _stop(proc)
     assert not (out / LOCK_NAME).exists()
+
+
+def test_dedup_compact_on_a_locked_output_exits_75(tmp_path):
+    """Compaction rewrites the cross-run index a run reads: it must not run under a writer."""
+    out = tmp_path / "out"
+    proc = _holder_proc(str(out), 120, purpose="pipeline run")
+    try:
+        r = _cli(["dedup", "compact", "--output", str(out)], tmp_path)
+        assert r.returncode == 75, r.stderr
+        assert f"pid {proc.pid}" in r.stderr and "pipeline run" in r.stderr
+    finally:
+        _stop(proc)
+    r = _cli(["dedup", "compact", "--output", str(out)], tmp_path)  # free again: runs
+    assert r.returncode == 0, r.stderr
+    assert not (out / LOCK_NAME).exists()
