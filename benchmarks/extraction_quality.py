@@ -30,6 +30,7 @@ SNIPPETS = DATA / "trafilatura-eval.snippets.json"
 
 SETTINGS: dict[str, dict] = {
     "trafilatura": {"extractor": "trafilatura"},  # FineWeb settings (the defaults)
+    "trafilatura-fast": {"extractor": "trafilatura", "trafilatura_fast": True},  # balanced
     "trafilatura-recall": {"extractor": "trafilatura", "favor_precision": False},
     "trafilatura-notables": {"extractor": "trafilatura", "include_tables": False},
     "resiliparse": {"extractor": "resiliparse"},
@@ -123,9 +124,9 @@ def score(setting: str, table: pa.Table, snippets: dict, **overrides: object) ->
 
 
 def snippet_scores(
-    extractor: str, extracted: pa.Table | None, limit: int | None, eval_input: bool
+    extract: ExtractConfig, extracted: pa.Table | None, limit: int | None, eval_input: bool
 ) -> dict[str, Any] | None:
-    """Snippet precision/recall of the profile's extractor on trafilatura-eval.
+    """Snippet precision/recall of a profile's extraction settings on trafilatura-eval.
 
     ``extracted``: the benchmark's stage run already extracted these pages when the input is
     trafilatura-eval (``eval_input``); else the pages are loaded and extracted here.
@@ -133,12 +134,14 @@ def snippet_scores(
     if not SNIPPETS.is_file():
         return None
     snippets = json.loads(SNIPPETS.read_text())
+    extractor = extract.extractor
     if not eval_input or extracted is None:
-        s = score(extractor, load_pages(limit), snippets)
+        s = score(extractor, load_pages(limit), snippets, **extract.model_dump())
     else:
         s = count_snippets(Score(extractor, extracted.num_rows, 0.0), extracted, snippets)
     return {
         "extractor": extractor,
+        "settings": {k: v for k, v in extract.model_dump().items() if k != "timeout_s"},
         "pages": s.docs,
         "precision": round(s.precision, 4),
         "recall": round(s.recall, 4),

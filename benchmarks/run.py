@@ -102,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--input", nargs="+", help="WARC files (default: trafilatura-eval, else the shipped sample)"
     )
-    ap.add_argument("--profile", choices=[*PROFILES, "both"], default="both")
+    ap.add_argument(
+        "--profile",
+        choices=[*PROFILES, "all", "both"],
+        default="all",
+        help="one profile, or all of them (`both` is the old name of `all`)",
+    )
     ap.add_argument("--limit", type=int, help="first N HTML documents of the input only")
     ap.add_argument("--json", help="write the results here (default: a file in the temp dir)")
     ap.add_argument("--peer", choices=["datatrove"], help="also run the peer in its venv")
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.quiet:
             print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    profiles = list(PROFILES) if args.profile == "both" else [args.profile]
+    profiles = list(PROFILES) if args.profile in ("all", "both") else [args.profile]
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="ccpipe-bench-"))
     paths = [str(Path(p).resolve()) for p in (args.input or default_inputs())]
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 prof["trafilatura_alone"] = time_trafilatura_alone(batches, cfg)
             if not args.no_extraction_quality:
                 prof["extraction_quality"] = snippet_scores(
-                    cfg.extract.extractor, extracted, args.limit, eval_input
+                    cfg.extract, extracted, args.limit, eval_input
                 )
             res["profiles"][p] = prof
             save()

@@ -10,7 +10,7 @@ from typing import Any
 
 from benchmarks.stage_timing import _ratio
 
-PROFILES = ("quality", "fast")
+PROFILES = ("quality", "balanced", "fast")
 DOCS_10TB = 300_000_000  # ~300 M HTML responses per 10 TB of CommonCrawl WARC
 CLUSTER_CORES = 1000
 

@@ -356,6 +356,11 @@ _V1_UNHASHED_OUTPUT_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ),
 )
 _V1_SECTIONS_OMITTED = ("input", "execution")
+# Output fields added later whose default reproduces the bytes made before they existed: they
+# enter the hash only when set to something else, so upgrading the code does not rename every
+# shard or start an empty cross-run dedup index. Add a field here ONLY if its default leaves
+# the output bytes of every earlier version unchanged (test_config_effects checks the hash).
+_ADDED_OUTPUT_DEFAULTS: tuple[tuple[str, Any], ...] = (("extract.trafilatura_fast", False),)
 
 
 def _v1_form(hashed: dict[str, Any]) -> dict[str, Any]:
@@ -364,7 +369,7 @@ def _v1_form(hashed: dict[str, Any]) -> dict[str, Any]:
     for dotted, value in _V1_EXECUTION_CONSTANTS:
         section, key = dotted.split(".")
         form.setdefault(section, {})[key] = value
-    for dotted, v1_default in _V1_UNHASHED_OUTPUT_DEFAULTS:
+    for dotted, v1_default in (*_V1_UNHASHED_OUTPUT_DEFAULTS, *_ADDED_OUTPUT_DEFAULTS):
         *parents, key = dotted.split(".")
         node = form
         for part in parents:

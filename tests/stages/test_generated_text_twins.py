@@ -147,12 +147,16 @@ def _norm(s: str) -> str:
     return " ".join(s.split())
 
 
-@pytest.mark.parametrize("name,floor", [("trafilatura", 0.88), ("resiliparse", 0.85)])
-def test_main_text_recall_and_boilerplate_on_sample_pages(sample_pages, name, floor) -> None:
-    from stages.extract import ExtractConfig, Extractor
+@pytest.mark.parametrize("profile,floor", [("quality", 0.88), ("balanced", 0.88), ("fast", 0.85)])
+def test_main_text_recall_and_boilerplate_on_sample_pages(sample_pages, profile, floor) -> None:
+    """Each shipped profile's extraction settings (trafilatura, trafilatura fast=True,
+    resiliparse) on the sample's generated articles."""
+    from pipeline.config import load_config
+    from stages.extract import Extractor
 
+    cfg = load_config(None, ["extract.with_title=true"], profile=profile).extract
     table, text = sample_pages
-    out = Extractor(ExtractConfig(extractor=name, with_title=True))(table)
+    out = Extractor(cfg)(table)
     assert out.num_rows == table.num_rows and "title" in out.column_names
     hit = total = boiler = 0
     cookie = _norm(corpus.EN["cookie"])
@@ -164,5 +168,5 @@ def test_main_text_recall_and_boilerplate_on_sample_pages(sample_pages, name, fl
         boiler += cookie in body
     assert hit / total >= floor, (hit, total)
     assert boiler <= 0.1 * out.num_rows
-    again = Extractor(ExtractConfig(extractor=name, with_title=True))(table)
+    again = Extractor(cfg)(table)
     assert again["text"].to_pylist() == out["text"].to_pylist()  # deterministic
