@@ -203,7 +203,9 @@ def test_cli_run_on_a_locked_output_exits_75_at_once(tmp_path):
         _stop(proc)
 
 
+@pytest.mark.slow
 def test_cli_run_wait_proceeds_after_the_holder(tmp_path):
+    """A whole CLI run (~45 s); --wait itself is test_wait_takes_the_lock_when_the_holder_ends."""
     sys.path.insert(0, str(REPO / "tests" / "faults"))
     from faultkit import cut_warc
 
