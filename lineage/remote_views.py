@@ -21,12 +21,11 @@ __all__ = ["attach_remote_views"]
 
 def _wrapper_for(scheme: str, uri: str) -> object:
     """An fsspec filesystem for `scheme` backed by pyarrow's filesystem for `uri`."""
-    from fsspec.implementations.arrow import ArrowFSWrapper
-
     from core import storage
+    from lineage.duckdb_fs import PositionalArrowFS
 
     fs, _ = storage.resolve(uri)
-    cls = type(f"Arrow{scheme.capitalize()}FS", (ArrowFSWrapper,), {"protocol": scheme})
+    cls = type(f"Arrow{scheme.capitalize()}FS", (PositionalArrowFS,), {"protocol": scheme})
     return cls(fs)
 
 

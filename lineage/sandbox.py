@@ -42,11 +42,11 @@ class SandboxViolation(PermissionError):
 def _read_only_fs(scheme: str, inner: Any, prefixes: tuple[str, ...]) -> Any:
     """An fsspec filesystem over `inner` that reads, lists and globs only under `prefixes`
     (the output's data, audit and dedup-decision folders) and refuses every write."""
-    from fsspec.implementations.arrow import ArrowFSWrapper
+    from lineage.duckdb_fs import PositionalArrowFS
 
     protocol = RO_PREFIX + scheme
 
-    class ReadOnlyFS(ArrowFSWrapper):
+    class ReadOnlyFS(PositionalArrowFS):
         @classmethod
         def _strip_protocol(cls, path: str) -> str:
             # fsspec's default would split an object-store URI into host and path.

@@ -207,3 +207,47 @@ def test_no_temp_files_or_pins_left_and_outside_untouched(small_output):
     con.execute("SELECT count(*) FROM documents").fetchall()
     con.close()
     assert sorted(os.listdir(o["out"])) == before
+
+
+@pytest.mark.parametrize("which", ["analyst-sandbox", "object-store-views"])
+def test_parallel_reads_through_the_read_only_filesystem_are_not_mixed(tmp_path, which):
+    """DuckDB reads one file from several threads (seek, then read, on one handle); pyarrow
+    releases the GIL inside read, so a shared file position let another thread's seek land in
+    between: "Invalid string encoding found in Parquet file" / "TProtocolException" at random
+    in `lineage sql` on the sample. Every thread must read the bytes at its own position."""
+    import threading
+
+    import pyarrow.fs as pafs
+
+    from lineage.duckdb_fs import PositionalArrowFS
+    from lineage.sandbox import _read_only_fs
+
+    data = tmp_path / "data"
+    data.mkdir()
+    blob = bytes(range(256)) * 4096  # 1 MiB, every offset's byte is offset % 256
+    (data / "f.bin").write_bytes(blob)
+    if which == "analyst-sandbox":
+        fs = _read_only_fs("file", pafs.LocalFileSystem(), (f"{tmp_path}/data/",))
+    else:  # the class lineage.remote_views registers for s3:// / gs:// outputs
+        fs = PositionalArrowFS(pafs.LocalFileSystem())
+    f = fs.open(f"{tmp_path}/data/f.bin", "rb")
+    bad: list[tuple[int, int]] = []
+
+    def worker(seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
+        for _ in range(400):
+            pos = rng.randrange(0, len(blob) - 70_000)
+            f.seek(pos)
+            got = f.read(65_536)
+            if got != blob[pos : pos + 65_536]:
+                bad.append((seed, pos))
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    f.close()
+    assert bad == [], f"{len(bad)} reads returned another position's bytes"
