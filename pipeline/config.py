@@ -15,7 +15,7 @@ import json
 import math
 import reprlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -198,6 +198,21 @@ class ExecutionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    engine: Execution[Literal["auto", "ray", "local"]] = Field(
+        default="auto",
+        description="`ray`: the phases run on Ray (embedded, or the cluster `ray_address` / "
+        "RAY_ADDRESS names). `local`: in this process, without Ray (what a small run spends "
+        "mostly on starting Ray and its workers). `auto`: `local` when no cluster is named or "
+        "connected, `num_workers` is unset or 1, and the inputs total at most "
+        "`local_max_bytes`; else `ray`. Same output bytes either way.",
+    )
+    local_max_bytes: Execution[int] = Field(
+        default=8 * 2**20,
+        ge=0,
+        description="The largest input (sum of the WARC files' sizes) `engine: auto` runs "
+        "in-process: about where a 2-core machine's Ray start-up (~12 s) is repaid by the "
+        "second worker.",
+    )
     num_workers: Execution[int | None] = Field(
         default=None, ge=1, description="Actor-pool size per phase; default = cluster CPUs."
     )

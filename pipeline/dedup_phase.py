@@ -251,15 +251,23 @@ def run_dedup_phase(
     local_max_docs: int = 0,
     on_round: Any = None,
     archive_uri: str | None = None,
-    before_commit: Any = None,
+    record_ids: bool = False,
+    in_process: bool = False,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Global dedup of this run's signature files against itself and the released index.
 
     ``sig_files``: (uri, file_key) of every phase-1 signature file (several per input file
-    allowed). Writes one decisions file per input file with drops under ``decisions_dir``
-    (and, with ``archive_uri``, all of them concatenated into one file, by a Ray task), then
-    ``_SUCCESS.json`` (the stats, also returned: docs, index_docs, edges, rounds,
-    clusters, exact_dups, near_dups, dropped, engine, seconds).
+    allowed). Writes one decisions file per input file with drops under ``decisions_dir``,
+    plus (``record_ids``) a WARC-Record-ID seen in several input files
+    (:func:`pipeline.record_ids.add_record_id_duplicates`), and (``archive_uri``) all of them
+    concatenated into one file; then ``_SUCCESS.json`` (the stats, also returned: docs,
+    index_docs, edges, rounds, clusters, exact_dups, near_dups, record_id_dups, dropped,
+    engine, seconds).
+
+    Up to ``local_max_docs`` documents (run + index) are one partition: one Ray task, or
+    (``in_process``, the local engine) this process. Above that the Ray Data shuffles run, on
+    the cluster ``ray_address`` names (started here if the run had not needed Ray before).
     """
     t0 = time.perf_counter()
     file_keys = sorted({fk for _, fk in sig_files})
@@ -269,6 +277,7 @@ def run_dedup_phase(
     index_docs = index_doc_count(index_dir)
     storage.delete_tree(decisions_dir)
     stats: dict[str, Any] = {"docs": docs, "index_docs": index_docs}
+    rid_files = sig_files if record_ids else None
     if docs == 0:
         res = {
             "edges": 0,
@@ -278,19 +287,40 @@ def run_dedup_phase(
             "near_dups": 0,
             "dropped": 0,
             "engine": "none",
+            **_finish(decisions_dir, None, archive_uri),
         }
     elif docs + index_docs <= local_max_docs:
-        res = ray.get(_local_phase2.remote(items, file_keys, index_dir, decisions_dir, archive_uri))
+        args = (items, file_keys, index_dir, decisions_dir, rid_files, archive_uri)
+        if in_process:
+            res = {**_one_partition(*args), "engine": "in-process"}
+        else:
+            res = ray.get(_one_partition_task.remote(*args))
     else:
+        if in_process:
+            from pipeline.plan import ensure_ray
+
+            ensure_ray(ray_address)
         res = _distributed(items, file_keys, index_dir, decisions_dir, docs, cfg, on_round)
+        res.update(ray.get(_finish_task.remote(decisions_dir, rid_files, archive_uri)))
     stats.update(res)
-    if archive_uri and res["engine"] != "ray-task":  # the one-task path wrote it already
-        ray.get(_archive.remote(decisions_dir, archive_uri))
+    stats["dropped"] += stats["record_id_dups"]
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     storage.write_bytes_atomic(
         decisions_done_uri(decisions_dir), json.dumps(stats, sort_keys=True).encode()
     )
     return stats
+
+
+def _finish(
+    decisions_dir: str, rid_files: list[tuple[str, str]] | None, archive_uri: str | None
+) -> dict[str, int]:
+    """After the clustering: record-id duplicates across files, then the archive of all."""
+    from pipeline.record_ids import add_record_id_duplicates
+
+    n = add_record_id_duplicates(rid_files, decisions_dir) if rid_files else 0
+    if archive_uri:
+        write_decisions_archive(decisions_dir, archive_uri)
+    return {"record_id_dups": n}
 
 
 def _count_rows(uris: list[str]) -> int:
@@ -375,24 +405,25 @@ def _distributed_steps(
     }
 
 
-@ray.remote(num_cpus=1)
-def _archive(decisions_dir: str, archive_uri: str) -> int:
-    return write_decisions_archive(decisions_dir, archive_uri)
+_finish_task = ray.remote(num_cpus=1)(_finish)
 
 
-@ray.remote(num_cpus=1)
-def _local_phase2(
+def _one_partition(
     items: list[dict],
     file_keys: list[str],
     index_dir: str | None,
     decisions_dir: str,
+    rid_files: list[tuple[str, str]] | None = None,
     archive_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Small runs: the same steps on one partition, in one Ray task (never in the driver)."""
+    """Small runs: the same steps on one partition (scipy components), then `_finish`."""
     res = _local_steps(items, file_keys, index_dir, decisions_dir)
-    if archive_uri:
-        write_decisions_archive(decisions_dir, archive_uri)
+    res.update(_finish(decisions_dir, rid_files, archive_uri))
     return res
+
+
+# in one Ray task, never in the driver (i17), unless the run is in-process (local engine)
+_one_partition_task = ray.remote(num_cpus=1)(_one_partition)
 
 
 def _local_steps(

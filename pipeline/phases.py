@@ -19,7 +19,6 @@ from pipeline.config import PipelineConfig
 from pipeline.inputs import InputFile
 from pipeline.phase1 import merge_file_summaries
 from pipeline.progress import Progress
-from pipeline.record_ids import record_id_task
 from pipeline.run_summary import RunResult
 from pipeline.version import code_version
 from pipeline.work import Layout, load_or_plan_units, read_json, write_json_atomic
@@ -42,14 +41,20 @@ def process_inputs(
     store: LineageStore,
     result: RunResult,
 ) -> None:
-    from pipeline import plan
+    from pipeline import local_engine, plan
 
-    progress_log(cfg, f"starting Ray ({plan.ray_address(cfg.execution.ray_address)})")
-    plan.ensure_ray(cfg.execution.ray_address)
-    from pipeline.dedup_phase import check_shared_output
+    engine = local_engine.choose_engine(cfg, todo)
+    if engine == "ray":
+        progress_log(cfg, f"starting Ray ({plan.ray_address(cfg.execution.ray_address)})")
+        plan.ensure_ray(cfg.execution.ray_address)
+        from pipeline.dedup_phase import check_shared_output
 
-    check_shared_output(cfg.output.dir, cfg.execution.output_shared)  # i17: before any work
-    workers = cfg.execution.num_workers or plan.cluster_cpus()
+        check_shared_output(cfg.output.dir, cfg.execution.output_shared)  # i17: before any work
+        workers = cfg.execution.num_workers or plan.cluster_cpus()
+    else:
+        progress_log(cfg, "running in this process (execution.engine: local)")
+        workers = 1
+    result.engine = engine
     storage.makedirs(layout.work_dir(rkey))
 
     # ---- phase 1 ------------------------------------------------------------------------
@@ -75,8 +80,13 @@ def process_inputs(
             cfg.execution.progress,
             total_bytes=sum(sizes.values()),
         )
+        summaries = (
+            plan.run_phase1(pending, cfg, layout, rkey, workers, blocked)
+            if engine == "ray"
+            else local_engine.run_phase1_local(pending, cfg, layout, rkey, blocked)
+        )
         try:
-            for s in plan.run_phase1(pending, cfg, layout, rkey, workers, blocked):
+            for s in summaries:
                 key = s["file_key"]
                 chunks[key][s["chunk_index"]] = s
                 if s["is_last"]:
@@ -135,7 +145,9 @@ def process_inputs(
             cfg.dedup,
             local_max_docs=cfg.execution.dedup_local_max_docs,
             archive_uri=layout.decisions_archive(rkey),
-            before_commit=lambda d: record_id_task(sig_files, d),
+            record_ids=True,
+            in_process=engine == "local",
+            ray_address=cfg.execution.ray_address,
         )
         record_dedup(
             store,
@@ -190,7 +202,12 @@ def process_inputs(
     )
     totals: Counter[str] = Counter()
     cv = code_version()
-    for res in plan.run_phase3(items, cfg, layout, rkey, workers):
+    results = (
+        plan.run_phase3(items, cfg, layout, rkey, workers)
+        if engine == "ray"
+        else local_engine.run_phase3_local(items, cfg, layout, rkey)
+    )
+    for res in results:
         faults.point("phase3.files_written")
         files = [
             {

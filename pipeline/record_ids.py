@@ -8,16 +8,6 @@ from __future__ import annotations
 from core import storage
 
 
-def record_id_task(sig_files: list[tuple[str, str]], decisions_dir: str) -> int:
-    """add_record_id_duplicates in a Ray task: it reads every staged doc's record id (i17:
-    the driver holds no per-document state)."""
-    import ray
-
-    return ray.get(
-        ray.remote(num_cpus=1)(add_record_id_duplicates).remote(sig_files, decisions_dir)
-    )
-
-
 def add_record_id_duplicates(sig_files: list[tuple[str, str]], decisions_dir: str) -> int:
     """One WARC-Record-ID in several input files is one record (issue 19).
 

@@ -26,6 +26,7 @@ class RunResult:
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     status: str = "succeeded"
+    engine: str = ""  # "ray" or "local" (execution.engine); "" when nothing was processed
 
     bad_inputs: list[str] = field(default_factory=list)
 
@@ -49,6 +50,7 @@ def run_summary(r: RunResult) -> dict[str, Any]:
         "bad_inputs": r.bad_inputs,
         "seconds": round(r.seconds, 3),
         "phase_seconds": r.phase_seconds,
+        "engine": r.engine,
     }
 
 
@@ -112,5 +114,7 @@ def summary_table(r: RunResult) -> str:
         lines.append(f"  {stage_of(reason):<10} {reason:<40} {n:>10,}  {unit}")
     for ph, s in r.phase_seconds.items():
         lines.append(f"time {ph:<20} {s:>9,.1f}s")
+    if r.engine:
+        lines.append(f"engine: {r.engine} (execution.engine)")
     lines.append(f"output: {r.output}   lineage: {r.lineage_path}")
     return "\n".join(lines)

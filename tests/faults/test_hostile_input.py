@@ -241,3 +241,79 @@ def test_one_megabyte_urls_stay_linear(tmp_path):
     small, big = cost(100_000), cost(1_000_000)
     assert big < 30, f"1 MB URLs took {big:.1f} s"
     assert big < 10 * small * 3 + 2, f"superlinear: {small:.2f} s -> {big:.2f} s"
+
+
+def _member_with_record_id(data: bytes, start: int, rid: str | None) -> tuple[bytes, str]:
+    """The gzip member (record) at ``start``: its WARC-Record-ID, and (``rid`` given) the
+    member recompressed with that id instead."""
+    import gzip
+    import re
+    import zlib
+
+    d = zlib.decompressobj(31)
+    raw = d.decompress(data[start:])
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    old = re.search(rb"WARC-Record-ID: (<[^>]*>)", head).group(1).decode()
+    if rid is None:
+        return b"", old
+    new = head.replace(old.encode(), rid.encode()) + sep + rest
+    return gzip.compress(new), old
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_record_id_in_two_input_files_is_kept_once_end_to_end(engine, tmp_path, request):
+    """Two input files holding one WARC-Record-ID for two different kept pages: the run keeps
+    the first file's page and counts the other as dedup.record_id (a crawl re-packaged into
+    new files must not enter the output twice)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from faultkit import cut_warc, gzip_members
+
+    from pipeline.config import load_config
+    from pipeline.run import run_pipeline
+
+    if engine == "ray":
+        request.getfixturevalue("ray_session")
+    a, b = (
+        cut_warc(p, tmp_path / n, 60)
+        for p, n in zip(sample_paths(), ("a.warc.gz", "b.warc.gz"), strict=True)
+    )
+
+    def run(paths: list[Path], out: Path, eng: str):
+        return run_pipeline(
+            load_config(
+                None,
+                [
+                    f"input.paths={json.dumps([str(p) for p in paths])}",
+                    f"output.dir={out}",
+                    "execution.progress=false",
+                    f"execution.engine={eng}",
+                ],
+            )
+        )
+
+    base = run([a, b], tmp_path / "base", "local")
+    assert base.status == "succeeded" and not base.counts.get("dedup.record_id")
+    offsets: dict[str, list[int]] = {str(a): [], str(b): []}
+    for f in sorted((tmp_path / "base" / "data").rglob("*.parquet")):
+        t = pq.read_table(f, columns=["source_uri", "source_offset"]).to_pydict()
+        for uri, off in zip(t["source_uri"], t["source_offset"], strict=True):
+            offsets[uri].append(off)
+    offsets = {u: sorted(o) for u, o in offsets.items()}
+    assert offsets[str(a)] and offsets[str(b)], "both files must have kept pages"
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    _, rid_a = _member_with_record_id(data_a, offsets[str(a)][0], None)
+    start = offsets[str(b)][0]
+    end = next(e for s, e in gzip_members(data_b) if s == start)
+    member, _ = _member_with_record_id(data_b, start, rid_a)
+    b2 = tmp_path / "b2" / "b.warc.gz"
+    b2.parent.mkdir()
+    b2.write_bytes(data_b[:start] + member + data_b[end:])
+
+    res = run([a, b2], tmp_path / "out", engine)
+    assert res.status == "succeeded"
+    assert res.counts.get("dedup.record_id") == 1, res.counts
+    assert res.docs_kept == base.docs_kept - 1
