@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray cluster to join (execution.ray_address; default: "
         "RAY_ADDRESS, set inside `ray job submit`, else an embedded local Ray)",
     )
+    r.add_argument(
+        "--engine",
+        choices=["auto", "ray", "local"],
+        help="execution.engine: `local` runs in this process without Ray; `auto` (default) "
+        "does that for small inputs when no cluster is named",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     r.add_argument(
         "--shared-output",
@@ -130,6 +136,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides.append("output.dir=" + json.dumps(args.output))
     if args.workers is not None:
         overrides.append(f"execution.num_workers={args.workers}")
+    if args.engine:
+        overrides.append(f"execution.engine={args.engine}")
     if args.quiet:
         overrides.append("execution.progress=false")
     if args.address:

@@ -39,6 +39,8 @@ EXECUTION_CHANGES: dict[str, Any] = {
     "output.dir": None,  # set per test (a different directory)
     "output.lineage_path": None,  # set per test (a different file)
     "output.keep_work": True,
+    "execution.engine": "local",  # in this process: the same bytes as the Ray run
+    "execution.local_max_bytes": 0,
     "execution.num_workers": 1,
     "execution.ray_address": "local",
     "execution.progress": True,

@@ -124,6 +124,8 @@ def _run_cli(tmp_path: Path, ray_tmpdir: Path) -> subprocess.CompletedProcess:
             str(tmp_path / "out"),
             "--workers",
             "1",
+            "--engine",
+            "ray",  # a 10-record run would otherwise run in-process and never start Ray
             "--quiet",
         ],
         cwd=tmp_path,

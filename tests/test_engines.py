@@ -1,0 +1,103 @@
+"""The in-process engine (execution.engine: local) and the Ray engine write the same bytes,
+and `auto` picks the in-process one only for small runs with no cluster in sight."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.inputs import InputFile
+from pipeline.local_engine import choose_engine
+from pipeline.sample import sample_paths
+
+
+def _output_bytes(root: Path) -> dict[str, str]:
+    """sha256 of every file the run leaves, except lineage databases and staging."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if not p.is_file() or rel.startswith(("_work/", "_lineage/")) or ".duckdb" in rel:
+            continue
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.mark.ray
+def test_local_engine_writes_the_ray_runs_bytes(sample_run, tmp_path):
+    from pipeline.run import run_pipeline
+
+    cfg = load_config(
+        None,
+        [f"output.dir={tmp_path / 'out'}", "execution.progress=false", "execution.engine=local"],
+    )
+    res = run_pipeline(cfg)
+    assert res.status == "succeeded" and res.engine == "local"
+    ray_bytes = _output_bytes(Path(sample_run.output))
+    local_bytes = _output_bytes(tmp_path / "out")
+    assert any(k.startswith("data/") for k in ray_bytes)
+    assert local_bytes == ray_bytes
+    assert (res.counts, res.docs_kept, res.tokens) == (
+        sample_run.counts,
+        sample_run.docs_kept,
+        sample_run.tokens,
+    )
+
+
+def _files(n: int = 2) -> list[InputFile]:
+    return [InputFile(p, f"k{i}") for i, p in enumerate(sample_paths()[:n])]
+
+
+def _cfg(*sets: str):
+    return load_config(None, ["output.dir=/tmp/unused", *sets])
+
+
+def test_auto_runs_a_small_input_in_process(monkeypatch):
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if ray.is_initialized():
+        pytest.skip("a Ray is connected in this test process: auto uses it")
+    assert choose_engine(_cfg(), _files()) == "local"
+    assert choose_engine(_cfg("execution.num_workers=1"), _files()) == "local"
+
+
+@pytest.mark.parametrize(
+    "sets,env",
+    [
+        (["execution.num_workers=2"], {}),  # more than one worker asked for
+        (['execution.ray_address="127.0.0.1:6379"'], {}),  # a cluster named
+        ([], {"RAY_ADDRESS": "127.0.0.1:6379"}),  # inside `ray job submit`
+        (["execution.local_max_bytes=1000"], {}),  # bigger than the in-process limit
+        (["execution.engine=ray"], {}),
+    ],
+)
+def test_auto_uses_ray_otherwise(sets, env, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert choose_engine(_cfg(*sets), _files()) == "ray"
+
+
+def test_explicit_local_wins(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    cfg = _cfg("execution.engine=local", "execution.local_max_bytes=0")
+    assert choose_engine(cfg, _files()) == "local"
+
+
+def test_cli_reports_the_engine(tmp_path):
+    """A small CLI run says which engine ran; --json carries it for scripts."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "tests" / "faults"))
+    from faultkit import cut_warc, run_cli
+
+    warc = cut_warc(sample_paths()[0], tmp_path / "small.warc.gz", 30)
+    r = run_cli(["run", str(warc), "--output", str(tmp_path / "out"), "--json", "--quiet"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["engine"] == "local"
+    assert "starting Ray" not in r.stderr
