@@ -7,6 +7,7 @@ says why every document it rejects was rejected (``extract.*`` reasons, docs/arc
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
@@ -172,31 +174,34 @@ def apply_drops(table: pa.Table, reasons: list[str | None], details: list[str | 
     return table
 
 
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
 _VOID = frozenset(
     "area base br col embed hr img input link meta param source track wbr p li option".split()
 )
-
-
-_OPEN_TAG_RE = re.compile(r"<[A-Za-z][^<>]*")
+# An opening or closing tag whose name is not void: group 1 is "/" for a closing tag.
+_DEPTH_TAG_RE = re.compile(
+    r"<(/?)(?!(?:" + "|".join(sorted(_VOID)) + r")(?![a-zA-Z0-9]))[a-zA-Z]", re.IGNORECASE
+)
 _ATTR_RE = re.compile(r"""[\s/]+[^\s=/>"']+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']*))?""")
+
+
+@functools.lru_cache(maxsize=8)
+def _long_open_tag_re(cap: int) -> re.Pattern[str]:
+    """Opening tags longer than ``cap`` characters (only those can carry more than ``cap``
+    attributes): the regex engine skips the short ones without a Python step per tag."""
+    return re.compile("<[A-Za-z][^<>]{" + str(max(cap - 1, 0)) + ",}")
 
 
 def max_attributes(html: str, cap: int) -> int:
     """Estimated attribute count of the busiest tag; linear time, cheap unless it could exceed cap.
 
     Counts attributes after the tag name (``a=1 b c='x y'`` is 3), skipping quoted values.
+    Tags of at most ``cap`` characters are not counted (they cannot exceed it).
     """
     if html.count("=") + html.count(" ") <= cap:
         return 0  # not enough separators anywhere for one tag to exceed the cap
     best = 0
-    for m in _OPEN_TAG_RE.finditer(html):
-        tag = m.group(0)
-        if len(tag) <= cap:  # each attribute needs at least one character
-            continue
-        n = len(_ATTR_RE.findall(tag))
-        if n > best:
-            best = n
+    for m in _long_open_tag_re(cap).finditer(html):
+        best = max(best, len(_ATTR_RE.findall(m.group(0))))
     return best
 
 
@@ -204,21 +209,18 @@ def nesting_depth(html: str, cap: int) -> int:
     """Estimated maximum tag depth; cheap (str.count) unless the page could be that deep.
 
     ``p``, ``li`` and ``option`` count as void: their end tags are optional in HTML and
-    unclosed ones would otherwise look like nesting.
+    unclosed ones would otherwise look like nesting. A closing tag at depth 0 is ignored.
+    Vectorised: the depth after each tag is the running sum of +1/-1 steps minus its running
+    minimum (the walk clamped at 0), so no Python step runs per tag.
     """
     if html.count("<") - html.count("</") <= cap:
         return 0  # fewer opening tags than the cap: cannot be deeper
-    depth = best = 0
-    for close, name in _TAG_RE.findall(html):
-        if name.lower() in _VOID:
-            continue
-        if close:
-            depth = depth - 1 if depth > 0 else 0
-        else:
-            depth += 1
-            if depth > best:
-                best = depth
-    return best
+    closes = np.fromiter(map(len, _DEPTH_TAG_RE.findall(html)), dtype=np.int64)
+    if closes.size == 0:
+        return 0
+    walk = np.cumsum(1 - 2 * closes)
+    depth = walk - np.minimum(np.minimum.accumulate(walk), 0)
+    return int(max(depth.max(), 0))
 
 
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)

@@ -268,3 +268,82 @@ def test_decode_and_extract_never_raise(data: bytes, charset: str | None) -> Non
 
 
 _EXTRACTOR = Extractor(ExtractConfig(extractor="resiliparse"))
+
+
+# ---- the guards' fast paths agree with the plain per-tag loops they replaced ---------------
+def _depth_reference(html: str) -> int:
+    import re
+
+    void = "area base br col embed hr img input link meta param source track wbr p li option"
+    depth = best = 0
+    for close, name in re.findall(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)", html):
+        if name.lower() in void.split():
+            continue
+        depth = depth - 1 if (close and depth > 0) else (0 if close else depth + 1)
+        best = max(best, depth)
+    return best
+
+
+def _attrs_reference(html: str, cap: int) -> int:
+    import re
+
+    from stages.extract import _ATTR_RE
+
+    best = 0
+    for m in re.finditer(r"<[A-Za-z][^<>]*", html):
+        if len(m.group(0)) > cap:
+            best = max(best, len(_ATTR_RE.findall(m.group(0))))
+    return best
+
+
+_PIECES = st.sampled_from(
+    [
+        "<div>",
+        "</div>",
+        "<P>",
+        "</p>",
+        "<li>",
+        "<br/>",
+        "<pre>",
+        "</PRE>",
+        "<span a=1 b='x y'>",
+        "</span>",
+        "<a href=x c d>",
+        "text ",
+        " = ",
+        "<",
+        ">",
+        "</",
+        "<table2>",
+        "</table2>",
+        "<img src=x>",
+        "<Option>",
+        "<options>",
+        "</options>",
+        "<x " + "k=v " * 12 + ">",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=300), st.integers(0, 40))
+@settings(max_examples=300, deadline=None)
+def test_guard_estimates_match_the_per_tag_loops(pieces: list[str], cap: int) -> None:
+    from stages.extract import max_attributes
+
+    html = "".join(pieces)
+    assert nesting_depth(html, 0) == _depth_reference(html)
+    assert max_attributes(html, cap) == _attrs_reference(html, cap) or (
+        html.count("=") + html.count(" ") <= cap and max_attributes(html, cap) == 0
+    )
+
+
+def test_guard_estimates_match_on_real_pages(eval_pages) -> None:
+    from stages.extract import max_attributes
+
+    for h in eval_pages[0]["html"].to_pylist()[:200]:
+        page = h.decode("utf-8", "replace")
+        assert nesting_depth(page, 0) == _depth_reference(page)
+        assert max_attributes(page, 0) == _attrs_reference(page, 0)
+        assert max_attributes(page, 30) == _attrs_reference(page, 30) or (
+            page.count("=") + page.count(" ") <= 30
+        )
