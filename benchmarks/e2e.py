@@ -24,12 +24,14 @@ def run_e2e(
     chunk_records: int,
     overrides: list[str],
     tmp: Path,
+    engine: str = "ray",
 ) -> dict[str, Any]:
-    """The real pipeline on ``paths`` with ``workers`` actors; Ray must already be up."""
+    """The real pipeline on ``paths`` with ``workers`` actors (Ray must already be up), or
+    with ``engine="local"`` in this process (one worker, no Ray)."""
     from pipeline.config import load_config
     from pipeline.run import run_pipeline
 
-    out = tmp / f"e2e-{profile}-{workers}w"
+    out = tmp / f"e2e-{profile}-{workers}w-{engine}"
     shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(
         None,
@@ -39,6 +41,7 @@ def run_e2e(
             f"execution.num_workers={workers}",
             "execution.progress=false",
             f"read.chunk_records={chunk_records}",
+            f"execution.engine={engine}",
             *overrides,
         ],
         profile=profile,
@@ -54,6 +57,7 @@ def run_e2e(
     return {
         "profile": profile,
         "workers": workers,
+        "engine": res.engine,
         "chunk_records": chunk_records,
         "status": res.status,
         "records_read": res.records_read,
@@ -75,11 +79,17 @@ def run_e2e(
 
 
 def run_startup(
-    profile: str, paths: list[str], chunk_records: int, overrides: list[str], tmp: Path
+    profile: str,
+    paths: list[str],
+    chunk_records: int,
+    overrides: list[str],
+    tmp: Path,
+    engine: str = "auto",
 ) -> dict[str, Any]:
-    """Start-up cost: wall of the CLI on a few records in a fresh process (Ray init, actors,
-    model loads, phase barriers, lineage): what a nightly run of a few files pays every time."""
-    out = tmp / f"startup-{profile}"
+    """Start-up cost: wall of the CLI on a few records in a fresh process (imports, model
+    loads, phase barriers, lineage; with ``engine="ray"`` also Ray init and actors): what a
+    run of a few files pays every time. ``auto`` is what the CLI does by default."""
+    out = tmp / f"startup-{profile}-{engine}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
         sys.executable,
@@ -93,6 +103,9 @@ def run_startup(
         profile,
         "--workers",
         "1",
+        "--engine",
+        engine,
+        "--json",
         "--set",
         f"read.chunk_records={chunk_records}",
         "--set",
@@ -106,8 +119,13 @@ def run_startup(
     from stages.warc_reader import ReadConfig, read_warc
 
     docs = sum(c.docs.num_rows for pth in paths for c in read_warc(pth, ReadConfig()))
+    try:
+        ran = json.loads(proc.stdout).get("engine") if proc.returncode == 0 else None
+    except ValueError:
+        ran = None
     return {
         "profile": profile,
+        "engine": ran,
         "docs": docs,
         "exit_status": proc.returncode,
         "wall_s": round(t.wall, 3),

@@ -57,16 +57,17 @@ def format_report(res: dict[str, Any]) -> str:
             f"{res['e2e'][0]['chunk_records']}) =="
         )
         lines.append(
-            f"{'profile':<9}{'workers':>8}{'docs':>6}{'kept':>6}{'wall s':>8}"
+            f"{'profile':<9}{'engine':>7}{'workers':>8}{'docs':>6}{'kept':>6}{'wall s':>8}"
             f"{'cpu s':>8}{'docs/s':>8}{'docs/cpu-s':>11}{'peak RSS/worker MB':>20}"
             f"  phases s"
         )
-        for e in res["e2e"]:
+        for e in [*res["e2e"], *res.get("e2e_local", [])]:
             ph = " ".join(f"{k[-1]}:{v:.1f}" for k, v in e["phase_seconds"].items())
+            rss = f"{e['peak_rss_worker_mb']:>20.0f}" if e["peak_rss_worker_mb"] else f"{'-':>20}"
             lines.append(
-                f"{e['profile']:<9}{e['workers']:>8}{e['docs']:>6}{e['docs_kept']:>6}"
-                f"{e['wall_s']:>8.1f}{e['cpu_s']:>8.1f}{e['docs_per_s'] or 0:>8.1f}"
-                f"{e['docs_per_cpu_s'] or 0:>11.1f}{e['peak_rss_worker_mb'] or 0:>20.0f}  {ph}"
+                f"{e['profile']:<9}{e.get('engine', 'ray'):>7}{e['workers']:>8}{e['docs']:>6}"
+                f"{e['docs_kept']:>6}{e['wall_s']:>8.1f}{e['cpu_s']:>8.1f}"
+                f"{e['docs_per_s'] or 0:>8.1f}{e['docs_per_cpu_s'] or 0:>11.1f}{rss}  {ph}"
             )
     for p, m in res.get("e2e_marginal", {}).items():
         lines.append(
@@ -92,9 +93,15 @@ def format_report(res: dict[str, Any]) -> str:
         )
         if b["startup_wall_s"] is not None:
             lines.append(
-                f"start-up (a {b['startup_docs']}-doc run, 1 worker): "
-                f"{b['startup_wall_s']:.1f} s wall, {b['startup_cpu_s']:.1f} s cpu "
-                f"(target <= 8 s wall)"
+                f"start-up (a {b['startup_docs']}-doc CLI run, default engine: "
+                f"{b['startup_engine']}): {b['startup_wall_s']:.1f} s wall, "
+                f"{b['startup_cpu_s']:.1f} s cpu (target <= 8 s wall)"
+            )
+        sr = res.get("e2e_startup_ray", {}).get(p)
+        if sr:
+            lines.append(
+                f"start-up of the same run on a fresh embedded Ray (--engine ray): "
+                f"{sr['wall_s']:.1f} s wall, {sr['cpu_s']:.1f} s cpu"
             )
     d = res.get("dedup")
     if d:

@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end runs")
+    ap.add_argument(
+        "--no-local-e2e",
+        dest="local_e2e",
+        action="store_false",
+        help="skip the in-process (--engine local) end-to-end run per profile",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip trafilatura alone")
     ap.add_argument("--no-extraction-quality", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=3600.0, help="seconds")
@@ -166,6 +172,7 @@ def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
     if args.quick:
         args.limit = args.limit or 40
         args.workers, args.marginal, args.no_baseline = "1", 0, True
+        args.local_e2e = False
         args.dedup_docs = min(args.dedup_docs, 3000)
     return args
 
@@ -205,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "limit": args.limit,
         "profiles": {},
         "e2e": [],
+        "e2e_local": [],
     }
     try:
         # ---- read once per distinct read config; stages per profile
@@ -248,17 +256,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             from pipeline.plan import ensure_ray
 
             if args.startup:
-                res["e2e_startup"] = {}
+                res["e2e_startup"], res["e2e_startup_ray"] = {}, {}
                 few = limit_inputs(paths, args.startup, tmp / "startup")
                 for p in profiles:
                     log(
                         f"e2e {p} start-up: `python -m pipeline run` on the first "
-                        f"{args.startup} docs (fresh process, its own Ray)"
+                        f"{args.startup} docs (fresh process, default engine)"
                     )
                     res["e2e_startup"][p] = run_startup(
                         p, few, args.chunk_records, args.overrides, tmp
                     )
                     save()
+                # the same run forced onto a fresh embedded Ray: what `--engine ray` costs
+                log(f"e2e {profiles[0]} start-up on a fresh embedded Ray (--engine ray)")
+                res["e2e_startup_ray"][profiles[0]] = run_startup(
+                    profiles[0], few, args.chunk_records, args.overrides, tmp, engine="ray"
+                )
+                save()
             started = not ray.is_initialized()
             log("starting Ray" if started else "using the running Ray")
             ensure_ray(num_cpus=max(max(workers), 2) if started else None)
@@ -268,6 +282,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         log(f"e2e {p} with {w} worker(s)")
                         res["e2e"].append(
                             run_e2e(p, paths, w, args.chunk_records, args.overrides, tmp)
+                        )
+                        save()
+                if args.local_e2e:
+                    for p in profiles:
+                        log(f"e2e {p} in-process (--engine local, no Ray)")
+                        res["e2e_local"].append(
+                            run_e2e(p, paths, 1, args.chunk_records, args.overrides, tmp, "local")
                         )
                         save()
                 if args.marginal and res.get("docs", 0) >= 2 * args.marginal:
