@@ -30,7 +30,7 @@ from pipeline.work import Layout
 from stages.builtin import TokenizeStage
 from stages.contract import Stage, StageResult, run_chain
 from stages.dedup_drop import DropDuplicates
-from stages.pii import PiiScrubber, sum_pii_counts
+from stages.pii import PiiConfig, PiiScrubber, sum_pii_counts
 from stages.token_shards import (
     best_fitting_dtype,
     build_index_bytes,
@@ -337,19 +337,28 @@ class RollingWriter:
 
 
 class _ScrubStage:
-    """phase1.scrub_table as a stage (text, URL and title), for chunks staged unscrubbed."""
+    """phase1.scrub_table as a stage (text, URL and title), for chunks staged unscrubbed.
+
+    Phase 1 scrubs before it stages, so only work staged by versions before issue 19 needs
+    this: Presidio and spaCy (1-3 s of imports per worker) load on its first use, not with
+    every phase-3 worker.
+    """
 
     name = "pii"
     reads = ("text", "url", "title")
     adds = ("pii_counts", "pii_total")
 
-    def __init__(self, pii: PiiScrubber) -> None:
-        self.pii = pii
+    def __init__(self, cfg: PiiConfig) -> None:
+        self.cfg = cfg
+        self.pii: PiiScrubber | None = None
 
     def setup(self) -> None:
-        """The scrubber is loaded by the constructor (once per actor)."""
+        if self.pii is None:
+            self.pii = PiiScrubber(self.cfg)
 
     def process(self, table: pa.Table) -> StageResult:
+        self.setup()
+        assert self.pii is not None
         return StageResult(scrub_table(self.pii, table), table.slice(0, 0))
 
 
@@ -360,7 +369,7 @@ class UnitFinisher:
         self.cfg = cfg
         self.layout = layout
         self.rkey = rkey
-        self.pii = _ScrubStage(PiiScrubber(cfg.pii))
+        self.pii = _ScrubStage(cfg.pii)
         self.tokenize = TokenizeStage(cfg.tokenize)
         self.tokenize.setup()  # once per worker (actor), as phase 1's chain
 

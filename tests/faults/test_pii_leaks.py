@@ -195,3 +195,36 @@ def test_planted_pii_never_leaves_the_text_scrubber(tmp_path):
     ).fetchone()[0]
     con.close()
     assert n == 1
+
+
+def test_phase3_scrubs_work_staged_unscrubbed_and_loads_presidio_only_for_it(tmp_path):
+    """Phase 1 scrubs before staging, so a phase-3 worker needs no Presidio (1-3 s of imports
+    per worker); chunks staged unscrubbed (by versions before issue 19) are still scrubbed,
+    with Presidio loaded on first use."""
+    from core import storage
+    from pipeline.phase1 import _NOT_STAGED, ChunkProcessor, ipc_to_table, read_file_chunks
+    from stages.contract import run_chain
+
+    warc = tmp_path / "planted.warc.gz"
+    warc.write_bytes(_record("<urn:uuid:9>", "http://planted-shop.org/a", _PAGE.encode()))
+    cfg = load_config(None, [f"output.dir={tmp_path / 'out'}"])
+    layout = Layout(str(tmp_path / "out"), cfg.config_hash)
+    (row,) = list(read_file_chunks(str(warc), "fk", cfg))
+    proc = ChunkProcessor(cfg, layout, "rk")
+    stages = [st for st in proc.stages if st.name != "quality"]  # the page repeats itself
+    kept = run_chain(ipc_to_table(row["records_ipc"]), stages).kept  # not scrubbed
+    kept = kept.drop_columns([c for c in _NOT_STAGED if c in kept.column_names])
+    assert kept.num_rows == 1 and EMAIL in kept.column("text")[0].as_py()
+    prefix = layout.chunk_prefix("rk", "fk", 0)
+    storage.write_parquet_atomic(prefix + ".kept.parquet", kept)
+    storage.write_parquet_atomic(prefix + ".rejected.parquet", kept.slice(0, 0))
+
+    fin = UnitFinisher(cfg, layout, "rk")
+    assert fin.pii.pii is None, "a phase-3 worker loaded Presidio before it needed it"
+    res = fin.finish_unit(
+        {"unit_id": "u0", "files": [{"file_key": "fk", "source_uri": str(warc), "n_chunks": 1}]}
+    )
+    assert fin.pii.pii is not None and res["docs_kept"] == 1
+    (shard,) = [s for s in res["shards"] if s["kind"] == "text"]
+    text = pq.read_table(tmp_path / "out" / shard["path"]).column("text")[0].as_py()
+    assert EMAIL not in text and "village library" in text
