@@ -40,6 +40,7 @@ class ExtractStage(TableStage):
         if self.library is not None and params.extractor != self.library:
             params = params.model_copy(update={"extractor": self.library})
         self._impl: Any = Extractor(params)
+        self._impl.start()  # the extraction child boots while the other stages load
 
     def apply(self, table: pa.Table) -> pa.Table:
         return self._impl(table)

@@ -265,12 +265,23 @@ class _Watchdog:
     def __init__(self, cfg: ExtractConfig) -> None:
         self.cfg = cfg
         self.proc: subprocess.Popen | None = None
+        self._ready = False
         self._tx: Connection | None = None
         self._rx: Connection | None = None
         self._final = weakref.finalize(self, _kill, None)
         self.restarts = 0
 
+    def spawn(self) -> None:
+        """Start the child now without waiting for it: its imports (~1 s) then overlap the
+        caller's other model loads. The first batch waits for it to be ready."""
+        if self.proc is None:
+            self._spawn()
+
     def _start(self) -> None:
+        self._spawn()
+        self._await_ready()
+
+    def _spawn(self) -> None:
         c2p_r, c2p_w = os.pipe()
         p2c_r, p2c_w = os.pipe()
         env = dict(os.environ)
@@ -295,6 +306,10 @@ class _Watchdog:
         self._tx = Connection(p2c_w, readable=False)
         self._rx = Connection(c2p_r, writable=False)
         self._tx.send(self.cfg.model_dump(mode="json"))
+        self._ready = False
+
+    def _await_ready(self) -> None:
+        assert self._rx is not None
         if not self._rx.poll(_CHILD_START_S):
             self.stop()
             raise ExtractionTimeout(f"extraction child did not start in {_CHILD_START_S:.0f} s")
@@ -305,6 +320,7 @@ class _Watchdog:
         if ready != "ready":
             self.stop()
             raise ExtractionTimeout(f"extraction child failed to start: {ready!r}"[:300])
+        self._ready = True
 
     def stop(self) -> None:
         for conn in (self._tx, self._rx):
@@ -313,6 +329,7 @@ class _Watchdog:
         self._tx = self._rx = None
         _kill(self.proc)
         self.proc = None
+        self._ready = False
 
     def run(self, items: list[tuple[int, str]]) -> dict[int, tuple[Any, ...]]:
         """(index, decoded html) -> {index: (text, title, reason, detail)}; every index answered."""
@@ -323,6 +340,8 @@ class _Watchdog:
             if self.proc is None or self.proc.poll() is not None:
                 self.stop()
                 self._start()
+            elif not self._ready:  # spawned ahead by spawn()
+                self._await_ready()
             assert self._tx is not None and self._rx is not None
             self._tx.send(todo)
             n_done = 0
@@ -401,6 +420,11 @@ class Extractor:
             self._tree = HTMLTree
             self._plain = extract_plain_text
             self._fn = self._resiliparse
+
+    def start(self) -> None:
+        """Start the watchdog child ahead of the first batch (no-op without one)."""
+        if self._watchdog is not None:
+            self._watchdog.spawn()
 
     def close(self) -> None:
         """Stop the watchdog child (also done when the Extractor is garbage-collected)."""

@@ -347,3 +347,18 @@ def test_guard_estimates_match_on_real_pages(eval_pages) -> None:
         assert max_attributes(page, 30) == _attrs_reference(page, 30) or (
             page.count("=") + page.count(" ") <= 30
         )
+
+
+def test_extraction_child_boots_at_setup_and_serves_the_first_batch() -> None:
+    """The watchdog child starts when the stage is set up, so its imports overlap the other
+    stages' model loads instead of delaying the first batch."""
+    from stages.builtin import ExtractStage
+
+    stage = ExtractStage()
+    stage.setup()
+    wd = stage._impl._watchdog
+    assert wd.proc is not None and wd.proc.poll() is None and not wd._ready
+    page = b"<html><body><p>" + b"A normal paragraph of page text. " * 20 + b"</p></body></html>"
+    out = stage.apply(pa.table({"html": [page], "charset": ["utf-8"]}))
+    assert "normal paragraph" in out["text"][0].as_py() and wd._ready
+    stage._impl.close()
