@@ -124,6 +124,7 @@ def format_report(res: dict[str, Any]) -> str:
                 f"{peer['docs_per_s']} docs/s, {peer['docs_per_cpu_s']} docs/cpu-s; "
                 f"peak RSS {peer['peak_rss_mb']:.0f} MB; {peer['versions']}"
             )
+    lines += _profile_table(res)
     if res.get("targets"):
         lines.append("\n== targets ==")
         for t in res["targets"]:
@@ -141,3 +142,38 @@ def format_report(res: dict[str, Any]) -> str:
                 f"on {CLUSTER_CORES:,} cores"
             )
     return "\n".join(lines)
+
+
+def _profile_table(res: dict[str, Any]) -> list[str]:
+    """One row per profile: the trade-off of extraction quality against speed and memory."""
+    rows = []
+    for p, prof in res.get("profiles", {}).items():
+        q = prof.get("extraction_quality") or {}
+        e2e = {(x["profile"], x["workers"]): x for x in res.get("e2e", [])}.get((p, 1), {})
+        loc = next((x for x in res.get("e2e_local", []) if x["profile"] == p), {})
+        steady = res.get("e2e_marginal", {}).get(p, {})
+        st = res.get("e2e_startup", {}).get(p, {})
+        rss = [x["peak_rss_worker_mb"] for x in res.get("e2e", []) if x["profile"] == p]
+        rss = [r for r in rss if r]
+
+        def f(v: Any, fmt: str) -> str:
+            return format(v, fmt) if isinstance(v, int | float) else "-"
+
+        rows.append(
+            f"{p:<9}{q.get('extractor', '-'):>13}{f(q.get('f1'), '.3f'):>7}"
+            f"{f(q.get('precision'), '.3f'):>7}{f(q.get('recall'), '.3f'):>7}"
+            f"{f(e2e.get('docs_per_cpu_s'), '.1f'):>10}{f(steady.get('docs_per_cpu_s'), '.1f'):>9}"
+            f"{f(loc.get('docs_per_cpu_s'), '.1f'):>12}{f(max(rss) if rss else None, '.0f'):>9}"
+            f"{f(st.get('wall_s'), '.1f'):>10}"
+        )
+    if not rows:
+        return []
+    head = (
+        f"{'profile':<9}{'extractor':>13}{'F1':>7}{'P':>7}{'R':>7}{'e2e d/cs':>10}"
+        f"{'steady':>9}{'in-process':>12}{'RSS MB':>9}{'start s':>10}"
+    )
+    note = (
+        "(docs per CPU-second: Ray e2e 1 worker whole run, its steady state, the in-process "
+        "engine's whole run; peak RSS per Ray worker; start-up = the --startup CLI run, wall)"
+    )
+    return ["\n== profiles: extraction quality against speed and memory ==", head, *rows, note]

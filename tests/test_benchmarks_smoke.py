@@ -148,6 +148,7 @@ def test_benchmark_command_writes_valid_json(ray_session, tmp_path: Path, capsys
     (loc,) = data["e2e_local"]
     assert loc["engine"] == "local" and loc["docs_kept"] == e2e["docs_kept"]
     assert "start-up of the same run on a fresh embedded Ray" in printed
+    assert "== profiles: extraction quality against speed and memory ==" in printed
 
 
 def test_quick_mode_is_small() -> None:
