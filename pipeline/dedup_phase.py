@@ -243,6 +243,12 @@ def _star_rounds(
 # ---------------------------------------------------------------------------- phase 2
 
 
+# Up to this many documents (run + index) phase 2 runs in the driver even on Ray: a bounded
+# ~20 MB, against the ~2 s a fresh Ray worker process takes to start and import when the
+# phase-1 actors hold every pooled worker (what a small run on 2 workers paid).
+DRIVER_MAX_DOCS = 20_000
+
+
 def run_dedup_phase(
     sig_files: list[tuple[str, str]],
     index_dir: str | None,
@@ -254,6 +260,7 @@ def run_dedup_phase(
     record_ids: bool = False,
     in_process: bool = False,
     ray_address: str | None = None,
+    driver_max_docs: int = DRIVER_MAX_DOCS,
 ) -> dict[str, Any]:
     """Global dedup of this run's signature files against itself and the released index.
 
@@ -266,8 +273,9 @@ def run_dedup_phase(
     engine, seconds).
 
     Up to ``local_max_docs`` documents (run + index) are one partition: one Ray task, or
-    (``in_process``, the local engine) this process. Above that the Ray Data shuffles run, on
-    the cluster ``ray_address`` names (started here if the run had not needed Ray before).
+    this process (``in_process``, the local engine; or at most ``driver_max_docs``, a bounded
+    few MB). Above that the Ray Data shuffles run, on the cluster ``ray_address`` names
+    (started here if the run had not needed Ray before).
     """
     t0 = time.perf_counter()
     file_keys = sorted({fk for _, fk in sig_files})
@@ -291,7 +299,7 @@ def run_dedup_phase(
         }
     elif docs + index_docs <= local_max_docs:
         args = (items, file_keys, index_dir, decisions_dir, rid_files, archive_uri)
-        if in_process:
+        if in_process or docs + index_docs <= driver_max_docs:
             res = {**_one_partition(*args), "engine": "in-process"}
         else:
             res = ray.get(_one_partition_task.remote(*args))

@@ -87,8 +87,13 @@ def test_distributed_equals_one_task_and_reference(ray_ctx, tmp_path) -> None:
     ref, _ = dedup_local(sig)
     cfg = DedupConfig(num_partitions=4)
     s_dist = run_dedup_phase(files, None, str(tmp_path / "dist"), cfg, local_max_docs=0)
-    s_task = run_dedup_phase(files, None, str(tmp_path / "task"), cfg, local_max_docs=10**6)
+    s_task = run_dedup_phase(
+        files, None, str(tmp_path / "task"), cfg, local_max_docs=10**6, driver_max_docs=0
+    )
+    s_drv = run_dedup_phase(files, None, str(tmp_path / "drv"), cfg, local_max_docs=10**6)
     assert s_dist["engine"] == "ray-data" and s_task["engine"] == "ray-task"
+    assert s_drv["engine"] == "in-process"  # a few docs: no Ray worker to start
+    assert _all_decisions(str(tmp_path / "drv")).equals(ref)
     assert s_dist["rounds"] >= 1
     dist, task = _all_decisions(str(tmp_path / "dist")), _all_decisions(str(tmp_path / "task"))
     assert dist.equals(ref) and task.equals(ref)
