@@ -69,13 +69,18 @@ def format_report(res: dict[str, Any]) -> str:
                 f"{e['docs_kept']:>6}{e['wall_s']:>8.1f}{e['cpu_s']:>8.1f}"
                 f"{e['docs_per_s'] or 0:>8.1f}{e['docs_per_cpu_s'] or 0:>11.1f}{rss}  {ph}"
             )
-    for p, m in res.get("e2e_marginal", {}).items():
-        lines.append(
-            f"{p:<9} steady state (full minus first-{res['e2e_small'][0]['docs']}-docs "
-            f"run): {m['docs']} docs {m['wall_s']:.1f} s wall {m['cpu_s']:.1f} s cpu -> "
-            f"{m['docs_per_s']} docs/s, {m['docs_per_cpu_s']} docs/cpu-s; fixed cost "
-            f"per run ~{m['fixed_wall_s']} s wall, {m['fixed_cpu_s']} s cpu"
-        )
+    by_w = res.get("e2e_marginal_by_workers") or {
+        p: {"1": m} for p, m in res.get("e2e_marginal", {}).items()
+    }
+    for p, per in by_w.items():
+        for w, m in per.items():
+            lines.append(
+                f"{p:<9} {w} worker(s) steady state (full minus first-"
+                f"{res['e2e_small'][0]['docs']}-docs run): {m['docs']} docs {m['wall_s']:.1f} s "
+                f"wall {m['cpu_s']:.1f} s cpu -> {m['docs_per_s']} docs/s, "
+                f"{m['docs_per_cpu_s']} docs/cpu-s; fixed cost per run ~{m['fixed_wall_s']} s "
+                f"wall, {m['fixed_cpu_s']} s cpu"
+            )
     for p, b in res.get("budget", {}).items():
         lines.append(f"\n== budget {p}: CPU ms per document ({b['basis']}; {b['docs']} docs) ==")
         lines.append(f"{'part':<12}{'cpu ms/doc':>11}{'share':>8}")

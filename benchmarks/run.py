@@ -293,14 +293,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         save()
                 if args.marginal and res.get("docs", 0) >= 2 * args.marginal:
                     small = limit_inputs(paths, args.marginal, tmp / "marginal")
-                    res["e2e_small"], res["e2e_marginal"] = [], {}
+                    res["e2e_small"], res["e2e_marginal"], by_w = [], {}, {}
                     for p in profiles:
-                        log(f"e2e {p} with 1 worker on the first {args.marginal} docs")
-                        r = run_e2e(p, small, 1, args.chunk_records, args.overrides, tmp)
-                        res["e2e_small"].append(r)
-                        full = [x for x in res["e2e"] if x["profile"] == p and x["workers"] == 1]
-                        if full:
-                            res["e2e_marginal"][p] = marginal(full[0], r)
+                        for w in workers:
+                            log(f"e2e {p} with {w} worker(s) on the first {args.marginal} docs")
+                            r = run_e2e(p, small, w, args.chunk_records, args.overrides, tmp)
+                            res["e2e_small"].append(r)
+                            full = [x for x in res["e2e"] if (x["profile"], x["workers"]) == (p, w)]
+                            if full:
+                                by_w.setdefault(p, {})[str(w)] = marginal(full[0], r)
+                        if "1" in by_w.get(p, {}):
+                            res["e2e_marginal"][p] = by_w[p]["1"]
+                    res["e2e_marginal_by_workers"] = by_w
             finally:
                 if started:
                     ray.shutdown()

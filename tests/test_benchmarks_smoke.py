@@ -71,6 +71,12 @@ def test_evaluate_targets_judges_each_goal() -> None:
     assert got["quality e2e / trafilatura alone >= 0.8"]["met"] is False
     assert got["quality e2e / datatrove >= 2"]["met"] is False  # cpu 1.5 < 2 (wall 3.0)
     assert got["quality: 2 workers / 1 worker >= 1.8"]["met"] is False  # 16/9 = 1.78
+    steady = {"1": {"docs_per_s": 10.0}, "2": {"docs_per_s": 19.0}}
+    got = {
+        t["target"]: t
+        for t in verdict.evaluate_targets({**res, "e2e_marginal_by_workers": {"quality": steady}})
+    }
+    assert got["quality: 2 workers / 1 worker >= 1.8 (steady)"]["met"] is True  # 1.9
     assert got["peak RSS per worker <= 1 GB"]["met"] is False  # 2000 MB
     assert not any(k.startswith("fast") for k in got)  # no fast run, no fast target
     res["e2e"].append({"profile": "fast", "workers": 1, "docs_per_s": 90.0, "docs_per_cpu_s": 160})
