@@ -235,8 +235,9 @@ class ExecutionConfig(BaseModel):
         ge=0,
         description="Phase 2 runs as ONE Ray task (scipy components, no shuffle overhead) when "
         "this run plus the released index hold at most this many documents; above it, as Ray "
-        "Data shuffles (star rounds). Same decisions either way; the driver never holds "
-        "documents. 0 = always shuffle.",
+        "Data shuffles (star rounds). Same decisions either way. The driver holds documents "
+        "only up to 20,000 (it then clusters them itself: no worker process to start) or "
+        "with `engine: local`. 0 = always shuffle.",
     )
     output_shared: Execution[bool] = Field(
         default=False,
