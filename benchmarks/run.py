@@ -305,6 +305,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         if "1" in by_w.get(p, {}):
                             res["e2e_marginal"][p] = by_w[p]["1"]
                     res["e2e_marginal_by_workers"] = by_w
+                    res["e2e_marginal_local"] = {}
+                    for full in res["e2e_local"]:
+                        p = full["profile"]
+                        log(f"e2e {p} in-process on the first {args.marginal} docs")
+                        r = run_e2e(p, small, 1, args.chunk_records, args.overrides, tmp, "local")
+                        res["e2e_small"].append(r)
+                        res["e2e_marginal_local"][p] = marginal(full, r)
             finally:
                 if started:
                     ray.shutdown()

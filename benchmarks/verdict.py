@@ -128,6 +128,36 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{st.get('engine')} (the CLI's default choice)",
                 higher_is_better=False,
             )
+    local = res.get("e2e_marginal_local", {})
+    ql, fl = local.get("quality"), local.get("fast")
+    in_proc = "in-process engine (--workers 1 / small inputs), steady state"
+    if ql and traf:
+        add(
+            "quality in-process steady / trafilatura alone >= 0.8",
+            TARGETS["quality_vs_trafilatura"],
+            _ratio(ql["docs_per_s"], traf["docs_per_s"]),
+            _ratio(ql["docs_per_cpu_s"], traf["docs_per_cpu_s"]),
+            "cpu",
+            in_proc,
+        )
+    if ql and peer and not peer.get("error"):
+        add(
+            "quality in-process steady / datatrove >= 2",
+            TARGETS["quality_vs_datatrove"],
+            _ratio(ql["docs_per_s"], peer["docs_per_s"]),
+            _ratio(ql["docs_per_cpu_s"], peer["docs_per_cpu_s"]),
+            "cpu",
+            in_proc + "; datatrove's local executor, 1 task, whole run",
+        )
+    if fl:
+        add(
+            "fast in-process steady >= 150 docs/cpu-s",
+            TARGETS["fast_docs_per_cpu_s"],
+            fl["docs_per_s"],
+            fl["docs_per_cpu_s"],
+            "cpu",
+            in_proc,
+        )
     by_w = res.get("e2e_marginal_by_workers", {})
     for p in PROFILES:
         a, b = e2e.get((p, 1)), e2e.get((p, 2))
@@ -215,6 +245,8 @@ def budget(res: dict[str, Any]) -> dict[str, Any]:
         extraction = sum(
             v for k, v in rows.items() if k in ("extract", "trafilatura", "resiliparse")
         )
+        lm = res.get("e2e_marginal_local", {}).get(p)
+        local_ms = lm["cpu_s"] * 1000 / lm["docs"] if lm and lm["docs"] > 0 else None
         out[p] = {
             "docs": docs,
             "basis": basis or "stage chain only (no e2e run)",
@@ -223,6 +255,10 @@ def budget(res: dict[str, Any]) -> dict[str, Any]:
             "e2e_cpu_ms_per_doc": round(e2e_ms, 3) if e2e_ms is not None else None,
             "overhead_cpu_ms_per_doc": round(overhead, 3) if overhead is not None else None,
             "non_extraction_cpu_ms_per_doc": round(total - extraction, 3),
+            "local_e2e_cpu_ms_per_doc": round(local_ms, 3) if local_ms else None,
+            "local_non_extraction_cpu_ms_per_doc": (
+                round(local_ms - extraction, 3) if local_ms else None
+            ),
             "startup_engine": st.get("engine") if st else None,
             "startup_wall_s": st["wall_s"] if st else None,
             "startup_cpu_s": st["cpu_s"] if st else None,

@@ -203,7 +203,7 @@ class ExecutionConfig(BaseModel):
         description="`ray`: the phases run on Ray (embedded, or the cluster `ray_address` / "
         "RAY_ADDRESS names). `local`: in this process, without Ray (what a small run spends "
         "mostly on starting Ray and its workers). `auto`: `local` when no cluster is named or "
-        "connected, `num_workers` is unset or 1, and the inputs total at most "
+        "connected and either `num_workers` is 1 or it is unset and the inputs total at most "
         "`local_max_bytes`; else `ray`. Same output bytes either way.",
     )
     local_max_bytes: Execution[int] = Field(

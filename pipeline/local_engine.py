@@ -33,6 +33,8 @@ def choose_engine(cfg: PipelineConfig, todo: list[InputFile]) -> str:
 
     if ray.is_initialized() or ex.ray_address or os.environ.get("RAY_ADDRESS"):
         return "ray"
+    if ex.num_workers == 1:
+        return "local"  # one worker asked for on this machine: Ray would add only its cost
     if (ex.num_workers or 1) > 1 or len(todo) > _AUTO_MAX_FILES:
         return "ray"
     total = 0

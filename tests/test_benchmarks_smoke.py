@@ -84,6 +84,11 @@ def test_evaluate_targets_judges_each_goal() -> None:
     got = {t["target"]: t for t in verdict.evaluate_targets(res)}
     assert got["fast e2e >= 150 docs/cpu-s"]["met"] is True
     assert got["quality: start-up <= 8 s"]["met"] is True  # 7.5 s wall
+    res["e2e_marginal_local"] = {"quality": {"docs_per_s": 17.0, "docs_per_cpu_s": 16.0}}
+    got = {t["target"]: t for t in verdict.evaluate_targets(res)}
+    assert got["quality in-process steady / trafilatura alone >= 0.8"]["cpu_ratio"] == 0.8
+    assert got["quality in-process steady / trafilatura alone >= 0.8"]["met"] is True
+    assert got["quality in-process steady / datatrove >= 2"]["met"] is False  # 1.6
 
 
 def test_missing_peer_venv_says_how_to_create_it(tmp_path: Path, monkeypatch) -> None:

@@ -62,7 +62,9 @@ def test_auto_runs_a_small_input_in_process(monkeypatch):
     if ray.is_initialized():
         pytest.skip("a Ray is connected in this test process: auto uses it")
     assert choose_engine(_cfg(), _files()) == "local"
-    assert choose_engine(_cfg("execution.num_workers=1"), _files()) == "local"
+    # one worker asked for: in-process whatever the size (Ray would only add its own cost)
+    big = _cfg("execution.num_workers=1", "execution.local_max_bytes=1000")
+    assert choose_engine(big, _files()) == "local"
 
 
 @pytest.mark.parametrize(
