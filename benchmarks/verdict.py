@@ -54,68 +54,59 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
-    q1 = e2e.get(("quality", 1))
     traf = prof.get("quality", {}).get("trafilatura_alone")
-    if q1 and traf:
-        add(
-            "quality e2e / trafilatura alone >= 0.8",
-            TARGETS["quality_vs_trafilatura"],
-            _ratio(q1["docs_per_s"], traf["docs_per_s"]),
-            _ratio(q1["docs_per_cpu_s"], traf["docs_per_cpu_s"]),
-            "cpu",
-            "1 worker vs one bare trafilatura loop; e2e also reads, filters, dedups, scrubs, "
-            "tokenizes, writes and commits lineage",
-        )
     peer = res.get("peer")
-    if q1 and peer and not peer.get("error"):
-        add(
-            "quality e2e / datatrove >= 2",
-            TARGETS["quality_vs_datatrove"],
-            _ratio(q1["docs_per_s"], peer["docs_per_s"]),
-            _ratio(q1["docs_per_cpu_s"], peer["docs_per_cpu_s"]),
-            "cpu",
-            "1 worker vs 1 datatrove task; datatrove runs no MinHash, tokenizer or lineage",
-        )
-    f1 = e2e.get(("fast", 1))
-    if f1:
-        add(
-            "fast e2e >= 150 docs/cpu-s",
-            TARGETS["fast_docs_per_cpu_s"],
-            f1["docs_per_s"],
-            f1["docs_per_cpu_s"],
-            "cpu",
-            "1 worker, whole run (start-up included)",
-        )
+    if peer and peer.get("error"):
+        peer = None
+
+    def rates(label: str, q: dict | None, f: dict | None, note: str, peer_note: str) -> None:
+        """The throughput targets for one way of measuring (quality and fast rows)."""
+        for base, key, name, extra in (
+            (traf, "quality_vs_trafilatura", "trafilatura alone >= 0.8", ""),
+            (peer, "quality_vs_datatrove", "datatrove >= 2", peer_note),
+        ):
+            if q and base:
+                add(
+                    f"quality {label}/ {name}",
+                    TARGETS[key],
+                    _ratio(q["docs_per_s"], base["docs_per_s"]),
+                    _ratio(q["docs_per_cpu_s"], base["docs_per_cpu_s"]),
+                    "cpu",
+                    note + extra,
+                )
+        if f:
+            add(
+                f"fast {label}>= 150 docs/cpu-s",
+                TARGETS["fast_docs_per_cpu_s"],
+                f["docs_per_s"],
+                f["docs_per_cpu_s"],
+                "cpu",
+                note,
+            )
+
+    rates(
+        "e2e ",
+        e2e.get(("quality", 1)),
+        e2e.get(("fast", 1)),
+        "Ray, 1 worker, whole run (start-up included)",
+        "; datatrove runs no MinHash, tokenizer or lineage",
+    )
     m = res.get("e2e_marginal", {})
-    qm, fm = m.get("quality"), m.get("fast")
-    steady = "steady state: full minus small e2e run (fixed start-up costs removed)"
-    if qm and traf:
-        add(
-            "quality steady / trafilatura alone >= 0.8",
-            TARGETS["quality_vs_trafilatura"],
-            _ratio(qm["docs_per_s"], traf["docs_per_s"]),
-            _ratio(qm["docs_per_cpu_s"], traf["docs_per_cpu_s"]),
-            "cpu",
-            steady,
-        )
-    if qm and peer and not peer.get("error"):
-        add(
-            "quality steady / datatrove >= 2",
-            TARGETS["quality_vs_datatrove"],
-            _ratio(qm["docs_per_s"], peer["docs_per_s"]),
-            _ratio(qm["docs_per_cpu_s"], peer["docs_per_cpu_s"]),
-            "cpu",
-            steady + "; datatrove's whole run (its start-up is ~2 s)",
-        )
-    if fm:
-        add(
-            "fast steady >= 150 docs/cpu-s",
-            TARGETS["fast_docs_per_cpu_s"],
-            fm["docs_per_s"],
-            fm["docs_per_cpu_s"],
-            "cpu",
-            steady,
-        )
+    rates(
+        "steady ",
+        m.get("quality"),
+        m.get("fast"),
+        "Ray, 1 worker, steady state: full minus small e2e run (fixed start-up costs removed)",
+        "; datatrove's whole run (its start-up is ~2 s)",
+    )
+    local = res.get("e2e_marginal_local", {})
+    rates(
+        "in-process steady ",
+        local.get("quality"),
+        local.get("fast"),
+        "in-process engine (--workers 1 / small inputs), steady state",
+        "; datatrove's local executor, 1 task, whole run",
+    )
     for p, st in res.get("e2e_startup", {}).items():
         if st.get("exit_status") == 0:
             add(
@@ -128,36 +119,6 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{st.get('engine')} (the CLI's default choice)",
                 higher_is_better=False,
             )
-    local = res.get("e2e_marginal_local", {})
-    ql, fl = local.get("quality"), local.get("fast")
-    in_proc = "in-process engine (--workers 1 / small inputs), steady state"
-    if ql and traf:
-        add(
-            "quality in-process steady / trafilatura alone >= 0.8",
-            TARGETS["quality_vs_trafilatura"],
-            _ratio(ql["docs_per_s"], traf["docs_per_s"]),
-            _ratio(ql["docs_per_cpu_s"], traf["docs_per_cpu_s"]),
-            "cpu",
-            in_proc,
-        )
-    if ql and peer and not peer.get("error"):
-        add(
-            "quality in-process steady / datatrove >= 2",
-            TARGETS["quality_vs_datatrove"],
-            _ratio(ql["docs_per_s"], peer["docs_per_s"]),
-            _ratio(ql["docs_per_cpu_s"], peer["docs_per_cpu_s"]),
-            "cpu",
-            in_proc + "; datatrove's local executor, 1 task, whole run",
-        )
-    if fl:
-        add(
-            "fast in-process steady >= 150 docs/cpu-s",
-            TARGETS["fast_docs_per_cpu_s"],
-            fl["docs_per_s"],
-            fl["docs_per_cpu_s"],
-            "cpu",
-            in_proc,
-        )
     by_w = res.get("e2e_marginal_by_workers", {})
     for p in PROFILES:
         a, b = e2e.get((p, 1)), e2e.get((p, 2))

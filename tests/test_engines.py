@@ -3,7 +3,6 @@ and `auto` picks the in-process one only for small runs with no cluster in sight
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,17 +12,7 @@ from pipeline.config import load_config
 from pipeline.inputs import InputFile
 from pipeline.local_engine import choose_engine
 from pipeline.sample import sample_paths
-
-
-def _output_bytes(root: Path) -> dict[str, str]:
-    """sha256 of every file the run leaves, except lineage databases and staging."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if not p.is_file() or rel.startswith(("_work/", "_lineage/")) or ".duckdb" in rel:
-            continue
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+from tests.test_config_effects import _output_bytes
 
 
 @pytest.mark.ray
