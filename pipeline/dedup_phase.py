@@ -430,7 +430,7 @@ def _one_partition(
     return res
 
 
-# in one Ray task, never in the driver (i17), unless the run is in-process (local engine)
+# one Ray task (i17: not the driver), unless the run is in-process or under driver_max_docs
 _one_partition_task = ray.remote(num_cpus=1)(_one_partition)
 
 

@@ -179,7 +179,8 @@ _VOID = frozenset(
 )
 # An opening or closing tag whose name is not void: group 1 is "/" for a closing tag.
 _DEPTH_TAG_RE = re.compile(
-    r"<(/?)(?!(?:" + "|".join(sorted(_VOID)) + r")(?![a-zA-Z0-9]))[a-zA-Z]", re.IGNORECASE
+    r"<(/?)(?!(?:" + "|".join(sorted(_VOID)) + r")(?![a-zA-Z0-9]))[a-zA-Z]",
+    re.IGNORECASE | re.ASCII,  # ASCII: no Unicode case folding ("ſ" is not an "s" here)
 )
 _ATTR_RE = re.compile(r"""[\s/]+[^\s=/>"']+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']*))?""")
 

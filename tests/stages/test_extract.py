@@ -318,6 +318,8 @@ _PIECES = st.sampled_from(
         "</table2>",
         "<img src=x>",
         "<Option>",
+        "<\u017fpan>",  # long s: a letter that case-folds to "s", not an ASCII tag name
+        "<LI>",
         "<options>",
         "</options>",
         "<x " + "k=v " * 12 + ">",
