@@ -26,12 +26,17 @@ _AUTO_MAX_FILES = 64
 
 def choose_engine(cfg: PipelineConfig, todo: list[InputFile]) -> str:
     """ "ray" or "local" for this run (`execution.engine`, see its description)."""
+    import ray
+
+    return engine_for(cfg, todo, ray_connected=ray.is_initialized())
+
+
+def engine_for(cfg: PipelineConfig, todo: list[InputFile], ray_connected: bool) -> str:
+    """The rule of `choose_engine`, given whether this process is already connected to Ray."""
     ex = cfg.execution
     if ex.engine != "auto":
         return ex.engine
-    import ray
-
-    if ray.is_initialized() or ex.ray_address or os.environ.get("RAY_ADDRESS"):
+    if ray_connected or ex.ray_address or os.environ.get("RAY_ADDRESS"):
         return "ray"
     if ex.num_workers == 1:
         return "local"  # one worker asked for on this machine: Ray would add only its cost

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.inputs import InputFile
-from pipeline.local_engine import choose_engine
+from pipeline.local_engine import choose_engine, engine_for
 from pipeline.sample import sample_paths
 from tests.test_config_effects import _output_bytes
 
@@ -45,15 +45,13 @@ def _cfg(*sets: str):
 
 
 def test_auto_runs_a_small_input_in_process(monkeypatch):
-    import ray
-
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    if ray.is_initialized():
-        pytest.skip("a Ray is connected in this test process: auto uses it")
-    assert choose_engine(_cfg(), _files()) == "local"
+    assert engine_for(_cfg(), _files(), ray_connected=False) == "local"
     # one worker asked for: in-process whatever the size (Ray would only add its own cost)
     big = _cfg("execution.num_workers=1", "execution.local_max_bytes=1000")
-    assert choose_engine(big, _files()) == "local"
+    assert engine_for(big, _files(), ray_connected=False) == "local"
+    # a Ray this process is already connected to (a notebook, the test session) is used
+    assert engine_for(_cfg(), _files(), ray_connected=True) == "ray"
 
 
 @pytest.mark.parametrize(
@@ -70,7 +68,7 @@ def test_auto_uses_ray_otherwise(sets, env, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert choose_engine(_cfg(*sets), _files()) == "ray"
+    assert engine_for(_cfg(*sets), _files(), ray_connected=False) == "ray"
 
 
 def test_explicit_local_wins(monkeypatch):
