@@ -83,6 +83,12 @@ from pipeline.dedup_steps import (
     _write_fn,
     write_file_decisions,
 )
+from pipeline.record_ids import (
+    add_record_id_duplicates,
+    merge_record_id_decisions,
+    record_id_decisions,
+    record_id_rows,
+)
 from stages.dedup_cluster import (
     components,
     dedupe_pairs,
@@ -308,9 +314,12 @@ def run_dedup_phase(
             from pipeline.plan import ensure_ray
 
             ensure_ray(ray_address)
-        res = _distributed(items, file_keys, index_dir, decisions_dir, docs, cfg, on_round)
-        res.update(ray.get(_finish_task.remote(decisions_dir, rid_files, archive_uri)))
+        res = _distributed(
+            items, file_keys, index_dir, decisions_dir, docs, cfg, on_round, record_ids
+        )
+        res.update(ray.get(_finish_task.remote(decisions_dir, None, archive_uri)))
     stats.update(res)
+    stats.setdefault("record_id_dups", 0)
     stats["dropped"] += stats["record_id_dups"]
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     storage.write_bytes_atomic(
@@ -323,12 +332,12 @@ def _finish(
     decisions_dir: str, rid_files: list[tuple[str, str]] | None, archive_uri: str | None
 ) -> dict[str, int]:
     """After the clustering: record-id duplicates across files, then the archive of all."""
-    from pipeline.record_ids import add_record_id_duplicates
-
-    n = add_record_id_duplicates(rid_files, decisions_dir) if rid_files else 0
+    out: dict[str, int] = {}
+    if rid_files is not None:
+        out["record_id_dups"] = add_record_id_duplicates(rid_files, decisions_dir)
     if archive_uri:
         write_decisions_archive(decisions_dir, archive_uri)
-    return {"record_id_dups": n}
+    return out
 
 
 def _count_rows(uris: list[str]) -> int:
@@ -348,11 +357,37 @@ def _distributed(
     docs: int,
     cfg: DedupConfig,
     on_round: Any,
+    record_ids: bool = False,
 ) -> dict[str, Any]:
     bits = _bits_for(docs, cfg)
     nparts = 1 << bits
     with _shuffle_strategy(nparts):
-        return _distributed_steps(items, file_keys, index_dir, decisions_dir, docs, bits, on_round)
+        res = _distributed_steps(items, file_keys, index_dir, decisions_dir, docs, bits, on_round)
+        if record_ids:
+            res["record_id_dups"] = _record_ids_shuffle(items, file_keys, decisions_dir, bits)
+        return res
+
+
+def _record_ids_shuffle(
+    items: list[dict], file_keys: list[str], decisions_dir: str, bits: int
+) -> int:
+    """Record ids seen in several input files (pipeline/record_ids.py) as two shuffles: the
+    occurrences by record-id range, the decisions by input file. Nothing per document in the
+    driver or in any one task beyond its partition."""
+    nparts = 1 << bits
+    nblocks = max(1, min(len(items), BLOCKS_PER_PARTITION * nparts))
+    occ = ray.data.from_items(items, override_num_blocks=nblocks).map_batches(
+        record_id_rows, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
+    )
+    dec = occ.groupby("part", num_partitions=nparts).map_groups(
+        record_id_decisions, batch_format="pyarrow"
+    )
+    merged = dec.groupby("fidx", num_partitions=nparts).map_groups(
+        merge_record_id_decisions,
+        fn_kwargs={"decisions_dir": decisions_dir, "file_keys": file_keys},
+        batch_format="pyarrow",
+    )
+    return sum(int(r["added"]) for r in merged.take_all())
 
 
 def _distributed_steps(

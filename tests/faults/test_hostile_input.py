@@ -260,11 +260,12 @@ def _member_with_record_id(data: bytes, start: int, rid: str | None) -> tuple[by
     return gzip.compress(new), old
 
 
-@pytest.mark.parametrize("engine", ["local", "ray"])
+@pytest.mark.parametrize("engine", ["local", "ray", "ray-shuffle"])
 def test_a_record_id_in_two_input_files_is_kept_once_end_to_end(engine, tmp_path, request):
     """Two input files holding one WARC-Record-ID for two different kept pages: the run keeps
     the first file's page and counts the other as dedup.record_id (a crawl re-packaged into
-    new files must not enter the output twice)."""
+    new files must not enter the output twice). ``ray-shuffle``: phase 2 as Ray Data
+    shuffles, where the record ids are a shuffle by record-id range too."""
     import json
 
     import pyarrow.parquet as pq
@@ -275,14 +276,16 @@ def test_a_record_id_in_two_input_files_is_kept_once_end_to_end(engine, tmp_path
     from pipeline.config import load_config
     from pipeline.run import run_pipeline
 
-    if engine == "ray":
+    extra = ["execution.dedup_local_max_docs=0"] if engine == "ray-shuffle" else []
+    if engine != "local":
         request.getfixturevalue("ray_session")
+        engine = "ray"
     a, b = (
         cut_warc(p, tmp_path / n, 60)
         for p, n in zip(sample_paths(), ("a.warc.gz", "b.warc.gz"), strict=True)
     )
 
-    def run(paths: list[Path], out: Path, eng: str):
+    def run(paths: list[Path], out: Path, eng: str, sets: tuple[str, ...] = ()):
         return run_pipeline(
             load_config(
                 None,
@@ -291,6 +294,7 @@ def test_a_record_id_in_two_input_files_is_kept_once_end_to_end(engine, tmp_path
                     f"output.dir={out}",
                     "execution.progress=false",
                     f"execution.engine={eng}",
+                    *sets,
                 ],
             )
         )
@@ -313,7 +317,7 @@ def test_a_record_id_in_two_input_files_is_kept_once_end_to_end(engine, tmp_path
     b2.parent.mkdir()
     b2.write_bytes(data_b[:start] + member + data_b[end:])
 
-    res = run([a, b2], tmp_path / "out", engine)
+    res = run([a, b2], tmp_path / "out", engine, tuple(extra))
     assert res.status == "succeeded"
     assert res.counts.get("dedup.record_id") == 1, res.counts
     assert res.docs_kept == base.docs_kept - 1
