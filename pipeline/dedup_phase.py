@@ -24,6 +24,8 @@ one small row per input file). Plan (every shuffle = ``groupby("part").map_group
 6. **Decisions by input file** (groupby fidx): ``<decisions_dir>/<file_key>.parquet`` (doc_id,
    reason, cluster_id, keeper_doc_id; sorted by doc_id), then ``_SUCCESS.json`` with the stats.
    Phase 3 reads only its file's decisions (:func:`pipeline.dedup_index.read_decisions`).
+7. **Record ids** (shuffle by record-id range, then by input file): a WARC-Record-ID staged
+   from several input files keeps its first occurrence (``pipeline/record_ids.py``).
 
 Runs with at most ``local_max_docs`` documents (this run + index) do the same steps in ONE Ray
 task (scipy components instead of star rounds; identical decisions, no shuffle overhead).
