@@ -73,8 +73,35 @@ def plan(
     }
 
 
-def synthetic_docs(p: dict[str, int], lo: int, hi: int) -> pa.Table:
-    """Docs [lo, hi) of the plan as a signature table (pure numpy; runs in a Ray task)."""
+RID_EVERY = 1000  # one doc in this many carries the record id of a doc in the previous file
+
+
+def _singleton(i: np.ndarray, p: dict[str, int]) -> np.ndarray:
+    """Docs in no planted cluster (dedup keeps every one of them)."""
+    slot = (i * np.uint64(p["perm_a"]) + np.uint64(12345)) % np.uint64(p["n"])
+    ends = 2 * p["exact_groups"] + p["chains"] * p["chain"] + p["stars"] * p["star"]
+    return slot >= np.uint64(ends)
+
+
+def rid_source(i: np.ndarray, p: dict[str, int], step: int) -> np.ndarray:
+    """Whose record id doc ``i`` carries: its own, or (one doc in RID_EVERY in the odd-numbered
+    files, both singletons) that of the doc one file earlier, which keeps it (first input
+    file in URI order; an even-numbered file's docs keep their own ids)."""
+    src = i.copy()
+    cand = (i % np.uint64(RID_EVERY) == 0) & ((i // np.uint64(step)) % np.uint64(2) == 1)
+    cand &= _singleton(i, p) & _singleton(i - np.uint64(step) * cand, p)
+    src[cand] = i[cand] - np.uint64(step)
+    return src
+
+
+def expected_rid_dups(p: dict[str, int], step: int) -> int:
+    i = np.arange(0, p["n"], RID_EVERY, dtype=np.uint64)
+    return int((rid_source(i, p, step) != i).sum())
+
+
+def synthetic_docs(p: dict[str, int], lo: int, hi: int, uri: str = "", step: int = 0) -> pa.Table:
+    """Docs [lo, hi) of the plan as a signature table (pure numpy; runs in a Ray task), with
+    record-id columns when ``step`` (docs per file) is given."""
     i = np.arange(lo, hi, dtype=np.uint64)
     n = np.uint64(p["n"])
     slot = (i * np.uint64(p["perm_a"]) + np.uint64(12345)) % n
@@ -120,7 +147,7 @@ def synthetic_docs(p: dict[str, int], lo: int, hi: int) -> pa.Table:
         [f"{a:016x}-{b:019d}" for a, b in zip(hi_id.tolist(), i.tolist(), strict=True)]
     )
     date = (mix(i, 8) % np.uint64(100_000_000)).astype(np.int64) + 1_600_000_000
-    return pa.table(
+    t = pa.table(
         {
             "doc_id": doc_id,
             "warc_date": pa.array(date, pa.int64()),
@@ -130,20 +157,29 @@ def synthetic_docs(p: dict[str, int], lo: int, hi: int) -> pa.Table:
             ),
         }
     )
+    if not step:
+        return t
+    rid = [f"<urn:uuid:{v:032x}>" for v in rid_source(i, p, step).tolist()]
+    return (
+        t.append_column("warc_record_id", pa.array(rid, pa.string()))
+        .append_column("source_uri", pa.array([uri] * len(rid), pa.string()))
+        .append_column("source_offset", pa.array(i.astype(np.int64)))
+    )
 
 
 def write_synthetic(p: dict[str, int], out_dir: str, files: int) -> list[tuple[str, str]]:
     """Write the plan as ``files`` Parquet files from Ray tasks; returns (uri, file_key)."""
     import ray
 
+    os.makedirs(out_dir, exist_ok=True)
+    step = -(-p["n"] // files)
+
     @ray.remote(num_cpus=1)
     def _one(k: int, lo: int, hi: int) -> str:
         path = os.path.join(out_dir, f"sig-{k:05d}.parquet")
-        pq.write_table(synthetic_docs(p, lo, hi), path)
+        pq.write_table(synthetic_docs(p, lo, hi, path, step), path)
         return path
 
-    os.makedirs(out_dir, exist_ok=True)
-    step = -(-p["n"] // files)
     refs = [
         _one.remote(k, k * step, min(p["n"], (k + 1) * step))
         for k in range(files)
@@ -335,6 +371,7 @@ def main() -> None:
             DedupConfig(),
             local_max_docs=0 if args.ray else args.docs,
             on_round=lambda r, a, b: rounds_log.append((r, a, b)),
+            record_ids=True,
         )
         secs = time.perf_counter() - t0
     out = {
@@ -349,7 +386,9 @@ def main() -> None:
         "workers_rss_sum_peak_bytes": s.workers_rss_sum_peak,
         "object_store": _object_store_summary(),
         "removed": stats["dropped"],
-        "expected_removed": p["expected_removed"],
+        "expected_removed": p["expected_removed"] + expected_rid_dups(p, -(-p["n"] // files)),
+        "record_id_dups": stats["record_id_dups"],
+        "expected_record_id_dups": expected_rid_dups(p, -(-p["n"] // files)),
         "rounds": stats["rounds"],
         "round_changes": rounds_log,
         "edges": stats["edges"],

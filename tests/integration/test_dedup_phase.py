@@ -255,3 +255,28 @@ def test_components_match_scipy_50k(ray_ctx, tmp_path) -> None:
 @pytest.mark.slow
 def test_components_match_scipy_1m(ray_ctx, tmp_path) -> None:
     _components_check(tmp_path, 1_000_000, 4)
+
+
+@pytest.mark.ray
+def test_record_id_shuffle_equals_the_one_process_steps(ray_ctx, tmp_path) -> None:
+    """Planted record ids shared across input files (benchmarks.dedup_scale): the Ray Data
+    shuffle (distributed phase 2) and the one-process steps make the same decisions, and
+    every planted duplicate is found."""
+    from benchmarks.dedup_scale import expected_rid_dups
+
+    n, n_files = 20_000, 4
+    p = plan(n, 0.04, 0.05, 0.05, 8, 6)
+    files = write_synthetic(p, str(tmp_path / "sig"), n_files)
+    want = expected_rid_dups(p, -(-n // n_files))
+    assert want > 5
+    cfg = DedupConfig(num_partitions=4)
+    dist = run_dedup_phase(
+        files, None, str(tmp_path / "dist"), cfg, local_max_docs=0, record_ids=True
+    )
+    one = run_dedup_phase(
+        files, None, str(tmp_path / "one"), cfg, local_max_docs=10**6, record_ids=True
+    )
+    assert dist["engine"] == "ray-data" and one["engine"] == "in-process"
+    assert dist["record_id_dups"] == one["record_id_dups"] == want
+    assert dist["dropped"] == one["dropped"] == p["expected_removed"] + want
+    assert _all_decisions(str(tmp_path / "dist")).equals(_all_decisions(str(tmp_path / "one")))
