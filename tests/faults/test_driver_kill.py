@@ -100,6 +100,19 @@ def test_kill_driver_then_resume(point, small_inputs, small_ref, tmp_path):
     _kill_and_resume(point, small_inputs, small_ref, tmp_path)
 
 
+@pytest.mark.parametrize("point", ["phase1.chunk_done:2", "phase3.files_written"])
+def test_kill_in_process_run_then_resume_on_ray(point, small_inputs, small_ref, tmp_path):
+    """The in-process engine (execution.engine=local) killed mid-phase, resumed by a Ray run:
+    same bytes as the undisturbed run, nothing lost or doubled (the staged work of either
+    engine is the other's to reuse)."""
+    out = tmp_path / "out"
+    proc = run_cli(
+        run_args(small_inputs, out, ["execution.engine=local"]), {"CCPIPE_KILL_AT": point}
+    )
+    assert_killed(proc)
+    _resume_and_check(small_inputs, out, small_ref)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point", SLOW_POINTS)
 def test_kill_driver_then_resume_all_points(point, small_inputs, small_ref, tmp_path):
