@@ -370,6 +370,13 @@ def _distributed(
         return res
 
 
+def _files_dataset(items: list[dict], nparts: int) -> ray.data.Dataset:
+    """The signature files (uri, fidx) as a dataset: a few blocks per partition, so the
+    first step of every shuffle reads them in parallel."""
+    nblocks = max(1, min(len(items), BLOCKS_PER_PARTITION * nparts))
+    return ray.data.from_items(items, override_num_blocks=nblocks)
+
+
 def _record_ids_shuffle(
     items: list[dict], file_keys: list[str], decisions_dir: str, bits: int
 ) -> int:
@@ -377,8 +384,7 @@ def _record_ids_shuffle(
     occurrences by record-id range, the decisions by input file. Nothing per document in the
     driver or in any one task beyond its partition."""
     nparts = 1 << bits
-    nblocks = max(1, min(len(items), BLOCKS_PER_PARTITION * nparts))
-    occ = ray.data.from_items(items, override_num_blocks=nblocks).map_batches(
+    occ = _files_dataset(items, nparts).map_batches(
         record_id_rows, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
     )
     dec = occ.groupby("part", num_partitions=nparts).map_groups(
@@ -402,8 +408,7 @@ def _distributed_steps(
     on_round: Any,
 ) -> dict[str, Any]:
     nparts = 1 << bits
-    nblocks = max(1, min(len(items), BLOCKS_PER_PARTITION * nparts))
-    files = ray.data.from_items(items, override_num_blocks=nblocks)
+    files = _files_dataset(items, nparts)
     keys = files.map_batches(
         _keys_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
     )

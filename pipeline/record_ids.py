@@ -48,11 +48,11 @@ def record_id_rows(batch: pa.Table, bits: int) -> pa.Table:
         batch.column("uri").to_pylist(), batch.column("fidx").to_pylist(), strict=True
     ):
         fs, path = storage.resolve(uri)
-        if not all(
-            c in pq.ParquetFile(fs.open_input_file(path)).schema_arrow.names for c in RID_COLUMNS
-        ):
-            continue  # staged by a version without record ids
-        t = pq.read_table(path, columns=RID_COLUMNS, filesystem=fs)
+        with fs.open_input_file(path) as f:
+            pf = pq.ParquetFile(f)
+            if not set(RID_COLUMNS) <= set(pf.schema_arrow.names):
+                continue  # staged by a version without record ids
+            t = pf.read(columns=RID_COLUMNS)
         t = t.filter(pc.is_valid(t.column("warc_record_id")))
         if t.num_rows == 0:
             continue

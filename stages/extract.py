@@ -220,8 +220,8 @@ def nesting_depth(html: str, cap: int) -> int:
     if closes.size == 0:
         return 0
     walk = np.cumsum(1 - 2 * closes)
-    depth = walk - np.minimum(np.minimum.accumulate(walk), 0)
-    return int(max(depth.max(), 0))
+    depth = walk - np.minimum(np.minimum.accumulate(walk), 0)  # never negative
+    return int(depth.max())
 
 
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
