@@ -7,7 +7,6 @@ says why every document it rejects was rejected (``extract.*`` reasons, docs/arc
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import subprocess
@@ -19,12 +18,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.config_effects import Execution, Output
+from stages.html_guards import max_attributes, nesting_depth
 from stages.text_decode import binary_ratio, decode_html
 
 __all__ = [
@@ -32,8 +31,6 @@ __all__ = [
     "Extractor",
     "ExtractionTimeout",
     "apply_drops",
-    "max_attributes",
-    "nesting_depth",
 ]
 
 
@@ -174,56 +171,6 @@ def apply_drops(table: pa.Table, reasons: list[str | None], details: list[str | 
     return table
 
 
-_VOID = frozenset(
-    "area base br col embed hr img input link meta param source track wbr p li option".split()
-)
-# An opening or closing tag whose name is not void: group 1 is "/" for a closing tag.
-_DEPTH_TAG_RE = re.compile(
-    r"<(/?)(?!(?:" + "|".join(sorted(_VOID)) + r")(?![a-zA-Z0-9]))[a-zA-Z]",
-    re.IGNORECASE | re.ASCII,  # ASCII: no Unicode case folding ("ſ" is not an "s" here)
-)
-_ATTR_RE = re.compile(r"""[\s/]+[^\s=/>"']+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']*))?""")
-
-
-@functools.lru_cache(maxsize=8)
-def _long_open_tag_re(cap: int) -> re.Pattern[str]:
-    """Opening tags longer than ``cap`` characters (only those can carry more than ``cap``
-    attributes): the regex engine skips the short ones without a Python step per tag."""
-    return re.compile("<[A-Za-z][^<>]{" + str(max(cap - 1, 0)) + ",}")
-
-
-def max_attributes(html: str, cap: int) -> int:
-    """Estimated attribute count of the busiest tag; linear time, cheap unless it could exceed cap.
-
-    Counts attributes after the tag name (``a=1 b c='x y'`` is 3), skipping quoted values.
-    Tags of at most ``cap`` characters are not counted (they cannot exceed it).
-    """
-    if html.count("=") + html.count(" ") <= cap:
-        return 0  # not enough separators anywhere for one tag to exceed the cap
-    best = 0
-    for m in _long_open_tag_re(cap).finditer(html):
-        best = max(best, len(_ATTR_RE.findall(m.group(0))))
-    return best
-
-
-def nesting_depth(html: str, cap: int) -> int:
-    """Estimated maximum tag depth; cheap (str.count) unless the page could be that deep.
-
-    ``p``, ``li`` and ``option`` count as void: their end tags are optional in HTML and
-    unclosed ones would otherwise look like nesting. A closing tag at depth 0 is ignored.
-    Vectorised: the depth after each tag is the running sum of +1/-1 steps minus its running
-    minimum (the walk clamped at 0), so no Python step runs per tag.
-    """
-    if html.count("<") - html.count("</") <= cap:
-        return 0  # fewer opening tags than the cap: cannot be deeper
-    closes = np.fromiter(map(len, _DEPTH_TAG_RE.findall(html)), dtype=np.int64)
-    if closes.size == 0:
-        return 0
-    walk = np.cumsum(1 - 2 * closes)
-    depth = walk - np.minimum(np.minimum.accumulate(walk), 0)  # never negative
-    return int(depth.max())
-
-
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 
 
@@ -332,8 +279,9 @@ class _Watchdog:
         self.proc = None
         self._ready = False
 
-    def run(self, items: list[tuple[int, str]]) -> dict[int, tuple[Any, ...]]:
-        """(index, decoded html) -> {index: (text, title, reason, detail)}; every index answered."""
+    def run(self, items: list[tuple[int, bytes, str | None]]) -> dict[int, tuple[Any, ...]]:
+        """(index, html bytes, charset) -> {index: (text, title, reason, detail)}; every index
+        answered."""
         out: dict[int, tuple[Any, ...]] = {}
         todo = items
         limit = self.cfg.timeout_s
@@ -389,16 +337,17 @@ def _child_main(rfd: int, wfd: int) -> None:
             batch = rx.recv()
         except (EOFError, OSError):
             return
-        for idx, decoded in batch:
-            tx.send((idx, *ex._extract_decoded(decoded)))
+        for idx, html, charset in batch:
+            tx.send((idx, *ex._extract_page(html, charset)))
 
 
 class Extractor:
     """Stateful stage: ``Extractor(cfg)(table)`` adds ``text`` (and ``title``) and drop columns.
 
-    With ``timeout_s > 0`` the library runs in a watchdog child process (see `_Watchdog`);
-    the cheap guards (size, depth, attributes, binary) run here first, so hostile pages never
-    reach the child.
+    With ``timeout_s > 0`` the library runs in a watchdog child process (see `_Watchdog`).
+    Empty and oversized payloads are dropped here and never sent; the child decodes each page
+    and runs the structural guards (depth, attributes, binary; ``stages.html_guards``) before
+    any parser sees it.
     """
 
     def __init__(self, cfg: ExtractConfig | None = None, _in_process: bool = False) -> None:
@@ -460,35 +409,44 @@ class Extractor:
         title = tree.title if self.cfg.with_title else None
         return text, title
 
-    def _guard(
-        self, html: bytes | None, charset: str | None
-    ) -> tuple[str | None, tuple[Any, ...] | None]:
-        """Cheap checks before any parser sees the page: (decoded, None) or (None, drop row)."""
-        c = self.cfg
+    def _size_guard(self, html: bytes | None) -> tuple[Any, ...] | None:
+        """The drop row of an empty or oversized payload (checked before it is sent anywhere)."""
         if html is None or len(html) == 0:
-            return None, (None, None, "extract.empty", "html_bytes=0")
-        if len(html) > c.max_html_bytes:
-            return None, (
+            return (None, None, "extract.empty", "html_bytes=0")
+        if len(html) > self.cfg.max_html_bytes:
+            return (
                 None,
                 None,
                 "extract.too_large",
-                f"html_bytes={len(html)} > {c.max_html_bytes}",
+                f"html_bytes={len(html)} > {self.cfg.max_html_bytes}",
             )
+        return None
+
+    def _extract_page(
+        self, html: bytes, charset: str | None
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """Decode, run the structural guards, then the library (in this process). Never raises.
+
+        Runs where the library runs (the watchdog child), so the parent only ships bytes: a
+        decoded page would cost a UTF-8 round trip through pickle on each side.
+        """
+        c = self.cfg
         try:
-            decoded, _enc = decode_html(html, charset)
+            decoded, enc = decode_html(html, charset)
         except Exception as e:  # noqa: BLE001 - decode_html should not raise; stay safe
-            return None, (None, None, "extract.error", f"decode: {type(e).__name__}")
-        depth = nesting_depth(decoded, c.max_nesting_depth)
+            return None, None, "extract.error", f"decode: {type(e).__name__}"
+        raw = html if enc == "utf-8" else None  # UTF-8 bytes: the guards count on them
+        depth = nesting_depth(decoded, c.max_nesting_depth, raw)
         if depth > c.max_nesting_depth:
-            return None, (
+            return (
                 None,
                 None,
                 "extract.too_large",
                 f"nesting_depth={depth} > {c.max_nesting_depth}",
             )
-        attrs = max_attributes(decoded, c.max_attributes)
+        attrs = max_attributes(decoded, c.max_attributes, raw)
         if attrs > c.max_attributes:
-            return None, (
+            return (
                 None,
                 None,
                 "extract.too_many_attributes",
@@ -496,13 +454,13 @@ class Extractor:
             )
         ratio = binary_ratio(decoded)
         if ratio > c.max_binary_ratio:
-            return None, (
+            return (
                 None,
                 None,
                 "extract.binary",
                 f"binary_ratio={ratio:.2f} > {c.max_binary_ratio}",
             )
-        return decoded, None
+        return self._extract_decoded(decoded)
 
     def _extract_decoded(
         self, decoded: str
@@ -525,13 +483,13 @@ class Extractor:
         self, html: bytes | None, charset: str | None
     ) -> tuple[str | None, str | None, str | None, str | None]:
         """(text, title, drop_reason, drop_detail) for one page. Never raises."""
-        decoded, dropped = self._guard(html, charset)
+        dropped = self._size_guard(html)
         if dropped is not None:
             return dropped  # type: ignore[return-value]
-        assert decoded is not None
+        assert html is not None
         if self._watchdog is not None:
-            return self._watchdog.run([(0, decoded)])[0]  # type: ignore[return-value]
-        return self._extract_decoded(decoded)
+            return self._watchdog.run([(0, html, charset)])[0]  # type: ignore[return-value]
+        return self._extract_page(html, charset)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
@@ -541,21 +499,21 @@ class Extractor:
             table["drop_reason"].to_pylist() if "drop_reason" in table.column_names else [None] * n
         )
         results: dict[int, tuple[Any, ...]] = {}
-        todo: list[tuple[int, str]] = []
+        todo: list[tuple[int, bytes, str | None]] = []
         for i in range(n):
             if pre[i] is not None:
                 continue
-            decoded, dropped = self._guard(html[i], charset[i])
+            dropped = self._size_guard(html[i])
             if dropped is not None:
                 results[i] = dropped
             else:
-                todo.append((i, decoded))  # type: ignore[arg-type]
+                todo.append((i, html[i], charset[i]))
         if self._watchdog is not None:
             if todo:
                 results.update(self._watchdog.run(todo))
         else:
-            for i, decoded in todo:
-                results[i] = self._extract_decoded(decoded)
+            for i, page, cs in todo:
+                results[i] = self._extract_page(page, cs)
         texts: list[str | None] = [None] * n
         titles: list[str | None] = [None] * n
         reasons: list[str | None] = [None] * n

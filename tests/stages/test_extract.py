@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.extract import ExtractConfig, Extractor, nesting_depth
+from stages.extract import ExtractConfig, Extractor
 from stages.text_decode import binary_ratio, decode_html
 from stages.warc_reader import ReadConfig, read_warc
 
@@ -112,15 +112,6 @@ def test_pathological_nesting_is_refused(name: str) -> None:
     assert out["drop_detail"][0].as_py() == "nesting_depth=30000 > 2000"
 
 
-def test_nesting_depth_estimate(eval_pages) -> None:
-    html = eval_pages[0]["html"].to_pylist()
-    # real pages stay far below the cap even when the full scan runs (cap=0)
-    depths = [nesting_depth(h.decode("utf-8", "replace"), 0) for h in html]
-    assert max(depths) < 300 and min(depths) > 3
-    assert nesting_depth("<div>" * 50 + "</div>" * 50, 10) == 50
-    assert nesting_depth("<p>a<p>b<br><li>c" * 100, 10) == 0
-
-
 SLOW_PAGE = ("<div>" * 30_000 + "deep text " * 50 + "</div>" * 30_000).encode()  # ~300 s
 
 
@@ -163,14 +154,6 @@ def test_tag_with_800k_attributes_is_refused_before_parsing() -> None:
     assert not t.is_alive(), "800k-attribute tag: extraction did not finish in 60 s"
     assert result["out"]["drop_reason"].to_pylist() == ["extract.too_many_attributes"]
     assert result["out"]["drop_detail"][0].as_py() == "attributes=800000 > 5000"
-
-
-def test_attribute_estimate_on_real_pages(eval_pages) -> None:
-    from stages.extract import max_attributes
-
-    html = eval_pages[0]["html"].to_pylist()
-    counts = [max_attributes(h.decode("utf-8", "replace"), 0) for h in html]
-    assert max(counts) < 200 and min(counts) >= 1
 
 
 def test_empty_and_pre_dropped() -> None:
@@ -268,87 +251,6 @@ def test_decode_and_extract_never_raise(data: bytes, charset: str | None) -> Non
 
 
 _EXTRACTOR = Extractor(ExtractConfig(extractor="resiliparse"))
-
-
-# ---- the guards' fast paths agree with the plain per-tag loops they replaced ---------------
-def _depth_reference(html: str) -> int:
-    import re
-
-    void = "area base br col embed hr img input link meta param source track wbr p li option"
-    depth = best = 0
-    for close, name in re.findall(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)", html):
-        if name.lower() in void.split():
-            continue
-        depth = depth - 1 if (close and depth > 0) else (0 if close else depth + 1)
-        best = max(best, depth)
-    return best
-
-
-def _attrs_reference(html: str, cap: int) -> int:
-    import re
-
-    from stages.extract import _ATTR_RE
-
-    best = 0
-    for m in re.finditer(r"<[A-Za-z][^<>]*", html):
-        if len(m.group(0)) > cap:
-            best = max(best, len(_ATTR_RE.findall(m.group(0))))
-    return best
-
-
-_PIECES = st.sampled_from(
-    [
-        "<div>",
-        "</div>",
-        "<P>",
-        "</p>",
-        "<li>",
-        "<br/>",
-        "<pre>",
-        "</PRE>",
-        "<span a=1 b='x y'>",
-        "</span>",
-        "<a href=x c d>",
-        "text ",
-        " = ",
-        "<",
-        ">",
-        "</",
-        "<table2>",
-        "</table2>",
-        "<img src=x>",
-        "<Option>",
-        "<\u017fpan>",  # long s: a letter that case-folds to "s", not an ASCII tag name
-        "<LI>",
-        "<options>",
-        "</options>",
-        "<x " + "k=v " * 12 + ">",
-    ]
-)
-
-
-@given(st.lists(_PIECES, max_size=300), st.integers(0, 40))
-@settings(max_examples=300, deadline=None)
-def test_guard_estimates_match_the_per_tag_loops(pieces: list[str], cap: int) -> None:
-    from stages.extract import max_attributes
-
-    html = "".join(pieces)
-    assert nesting_depth(html, 0) == _depth_reference(html)
-    assert max_attributes(html, cap) == _attrs_reference(html, cap) or (
-        html.count("=") + html.count(" ") <= cap and max_attributes(html, cap) == 0
-    )
-
-
-def test_guard_estimates_match_on_real_pages(eval_pages) -> None:
-    from stages.extract import max_attributes
-
-    for h in eval_pages[0]["html"].to_pylist()[:200]:
-        page = h.decode("utf-8", "replace")
-        assert nesting_depth(page, 0) == _depth_reference(page)
-        assert max_attributes(page, 0) == _attrs_reference(page, 0)
-        assert max_attributes(page, 30) == _attrs_reference(page, 30) or (
-            page.count("=") + page.count(" ") <= 30
-        )
 
 
 def test_extraction_child_boots_at_setup_and_serves_the_first_batch() -> None:
