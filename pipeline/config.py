@@ -323,6 +323,7 @@ class PipelineConfig(BaseModel):
                     f"{where} ({entry.name}): reads {missing}, which no earlier stage adds"
                 )
             available.update(klass.adds)
+            available.difference_update(getattr(klass, "consumes", ()))
         lacking = [c for c in _CHAIN_MUST_ADD if c not in available]
         if lacking:
             raise ValueError(f"the chain must produce {lacking} (end it with 'signatures')")

@@ -29,6 +29,7 @@ class ExtractStage(TableStage):
     name = "extract"
     reads = ("html", "charset")
     adds = ("text",)
+    consumes = ("html",)
     Params = ExtractConfig
     section = "extract"
     library: str | None = None  # None: extract.extractor decides

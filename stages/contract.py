@@ -6,7 +6,8 @@ reason. With one small protocol the pipeline (phase 1), the benchmarks and tools
 chain through :func:`run_chain`, and adding a filter is one module plus one registry entry
 (docs/adding-a-filter.md).
 
-A stage has a ``name``, declares the columns it ``reads`` and ``adds``, loads its models in
+A stage has a ``name``, declares the columns it ``reads``, ``adds`` and ``consumes`` (uses up:
+they leave the batch with it, as the raw HTML does after extraction), loads its models in
 ``setup()`` (once per worker, never at import or construction), and ``process(table)`` returns
 the kept rows plus the dropped rows, each dropped row carrying ``drop_reason`` (the rule, e.g.
 ``gopher_quality.word_count``) and ``drop_detail`` (the measured value, e.g.
@@ -62,10 +63,18 @@ class Stage(Protocol):
 
 
 def split_dropped(table: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """(kept rows, dropped rows) by the ``drop_reason`` contract column."""
+    """(kept rows, dropped rows) by the ``drop_reason`` contract column.
+
+    No copy when a batch lost no row (most stages, most batches) or lost every row.
+    """
     if "drop_reason" not in table.column_names or table.num_rows == 0:
         return table, table.slice(0, 0)
-    dropped = pc.is_valid(table.column("drop_reason"))
+    reasons = table.column("drop_reason")
+    if reasons.null_count == table.num_rows:
+        return table, table.slice(0, 0)
+    if reasons.null_count == 0:
+        return table.slice(0, 0), table
+    dropped = pc.is_valid(reasons)
     return table.filter(pc.invert(dropped)), table.filter(dropped)
 
 
@@ -110,6 +119,9 @@ class TableStage:
     name: ClassVar[str]
     reads: ClassVar[tuple[str, ...]] = ()
     adds: ClassVar[tuple[str, ...]] = ()
+    # columns no later stage or writer needs once this stage ran: dropped from its output so
+    # later stages do not copy them in every filter (the HTML is ~20x the size of the text)
+    consumes: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type[BaseModel]]
     section: ClassVar[str | None] = None  # e.g. "quality": params come from cfg.quality
 
@@ -143,7 +155,10 @@ class TableStage:
 
     def process(self, table: pa.Table) -> StageResult:
         self.setup()  # once (see __init_subclass__)
-        kept, dropped = split_dropped(self.apply(table))
+        out = self.apply(table)
+        if self.consumes:
+            out = out.drop_columns([c for c in self.consumes if c in out.column_names])
+        kept, dropped = split_dropped(out)
         return StageResult(kept, dropped)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from pydantic import BaseModel
 
 from stages.builtin import TokenizeStage
@@ -100,3 +101,54 @@ def test_phase3_chain_without_decisions_keeps_everything():
     docs = pa.table({"doc_id": ["d1"], "text": ["hello"]})
     res = run_chain(docs, [DropDuplicates(_decisions([]))])
     assert res.kept.num_rows == 1 and res.dropped == []
+
+
+class _Consuming(TableStage):
+    """Drops rows whose text is "bad" and uses up the ``raw`` column."""
+
+    name = "consuming"
+    Params = _NoParams
+    reads = ("raw",)
+    consumes = ("raw",)
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        bad = [t == "bad" for t in table["text"].to_pylist()]
+        reasons = pa.array(["consuming.bad" if b else None for b in bad], pa.string())
+        return table.append_column("drop_reason", reasons).append_column(
+            "drop_detail", pa.nulls(len(bad), pa.string())
+        )
+
+
+def test_a_consumed_column_leaves_kept_and_dropped_rows() -> None:
+    table = pa.table({"raw": [b"x" * 100] * 3, "text": ["a", "bad", "c"]})
+    res = _Consuming().process(table)
+    assert res.kept["text"].to_pylist() == ["a", "c"]
+    assert res.dropped["text"].to_pylist() == ["bad"]
+    assert "raw" not in res.kept.column_names and "raw" not in res.dropped.column_names
+
+
+def test_split_without_any_drop_or_with_all_dropped_keeps_every_row_in_order() -> None:
+    from stages.contract import split_dropped
+
+    none_dropped = pa.table({"text": ["a", "b"], "drop_reason": pa.nulls(2, pa.string())})
+    kept, dropped = split_dropped(none_dropped)
+    assert kept.equals(none_dropped) and dropped.num_rows == 0
+    assert dropped.schema == none_dropped.schema
+    all_dropped = pa.table({"text": ["a", "b"], "drop_reason": ["r1", "r2"]})
+    kept, dropped = split_dropped(all_dropped)
+    assert dropped.equals(all_dropped) and kept.num_rows == 0
+
+
+def test_extraction_consumes_the_html_and_the_config_check_knows() -> None:
+    from pipeline.config import ConfigError, load_config
+    from stages.builtin import ExtractStage
+    from stages.extract import ExtractConfig
+
+    page = b"<html><body><p>" + b"Some words of a page. " * 20 + b"</p></body></html>"
+    table = pa.table({"html": [page, b""], "charset": ["utf-8", None]})
+    res = ExtractStage(ExtractConfig(extractor="resiliparse", timeout_s=0)).process(table)
+    assert res.kept.num_rows == 1 and res.dropped.num_rows == 1
+    assert "html" not in res.kept.column_names and "html" not in res.dropped.column_names
+    assert "Some words" in res.kept["text"][0].as_py()
+    with pytest.raises(ConfigError, match=r"stages.1 \(resiliparse\): reads \['html'\]"):
+        load_config(None, ["stages=[extract, resiliparse, signatures]"])
