@@ -86,7 +86,8 @@ def _long_tags_utf8(raw: bytes, cap: int) -> list[str]:
         return []
     name = a[starts + 1] | 0x20  # ASCII lower case
     letter = (name >= ord("a")) & (name <= ord("z"))
-    tags = (raw[s:e].decode("utf-8", "replace") for s, e in zip(starts[letter], ends[letter]))
+    spans = zip(starts[letter].tolist(), ends[letter].tolist(), strict=True)
+    tags = (raw[s:e].decode("utf-8", "replace") for s, e in spans)
     return [t for t in tags if len(t) >= cap + 1]
 
 

@@ -42,8 +42,8 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_CTRL = {c for c in range(32) if c not in (9, 10, 12, 13)} | {127}
-_CTRL_TABLE = {c: None for c in _CTRL}
+# C0 controls except tab, LF, FF and CR, plus DEL and U+FFFD (what a failed decode leaves)
+_BINARY_CHAR = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
 
 try:  # uchardet via resiliparse (a declared dependency); guarded so decoding never fails
     from resiliparse.parse.encoding import detect_encoding as _detect
@@ -116,5 +116,4 @@ def binary_ratio(text: str, window: int = 2048) -> float:
     head = text[:window]
     if not head:
         return 0.0
-    bad = len(head) - len(head.translate(_CTRL_TABLE)) + head.count("\ufffd")
-    return bad / len(head)
+    return len(_BINARY_CHAR.findall(head)) / len(head)

@@ -266,3 +266,11 @@ def test_extraction_child_boots_at_setup_and_serves_the_first_batch() -> None:
     out = stage.apply(pa.table({"html": [page], "charset": ["utf-8"]}))
     assert "normal paragraph" in out["text"][0].as_py() and wd._ready
     stage._impl.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("\x00\x01\t\n\x0b\x0c\r\x1f a\x7f\ufffd\u00e9\u4e2d")))
+def test_binary_ratio_counts_controls_del_and_replacement_chars(text: str) -> None:
+    head = text[:2048]
+    bad = sum(1 for c in head if (ord(c) < 32 and c not in "\t\n\x0c\r") or c in "\x7f\ufffd")
+    assert binary_ratio(text) == (bad / len(head) if head else 0.0)
