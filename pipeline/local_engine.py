@@ -62,7 +62,7 @@ def run_phase1_local(
 
     proc = ChunkProcessor(cfg, layout, rkey, *blocked)
     for f in files:
-        for row in read_file_chunks(f["uri"], f["file_key"], cfg):
+        for row in read_file_chunks(f["uri"], f["file_key"], cfg, as_ipc=False):
             yield _as_sent(proc.process(row))
 
 

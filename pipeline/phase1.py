@@ -69,8 +69,11 @@ def ipc_to_table(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
-def read_file_chunks(uri: str, file_key: str, cfg: PipelineConfig) -> Iterator[dict[str, Any]]:
-    """Read one WARC file as chunk rows (records as Arrow IPC) for the actor pool.
+def read_file_chunks(
+    uri: str, file_key: str, cfg: PipelineConfig, as_ipc: bool = True
+) -> Iterator[dict[str, Any]]:
+    """Read one WARC file as chunk rows for the actor pool: records as Arrow IPC bytes
+    (``records_ipc``), or, for a processor in this process, the table itself (``records``).
 
     The last chunk carries `is_last`, so the driver knows when a file's phase 1 is complete.
     """
@@ -78,13 +81,14 @@ def read_file_chunks(uri: str, file_key: str, cfg: PipelineConfig) -> Iterator[d
     pending = None
     for chunk in read_warc(uri, cfg.read, open_stream=opener, crawl_id=cfg.input.crawl_id):
         if pending is not None:
-            yield _chunk_row(uri, file_key, pending, False)
+            yield _chunk_row(uri, file_key, pending, False, as_ipc)
         pending = chunk
     if pending is not None:
-        yield _chunk_row(uri, file_key, pending, True)
+        yield _chunk_row(uri, file_key, pending, True, as_ipc)
 
 
-def _chunk_row(uri: str, file_key: str, chunk: Any, is_last: bool) -> dict[str, Any]:
+def _chunk_row(uri: str, file_key: str, chunk: Any, is_last: bool, as_ipc: bool) -> dict[str, Any]:
+    records = {"records_ipc": table_to_ipc(chunk.docs)} if as_ipc else {"records": chunk.docs}
     return {
         "source_uri": uri,
         "file_key": file_key,
@@ -93,7 +97,7 @@ def _chunk_row(uri: str, file_key: str, chunk: Any, is_last: bool) -> dict[str, 
         "records_read": chunk.records_read,
         "counts_json": json.dumps(chunk.counts, sort_keys=True),
         "errors_json": json.dumps(chunk.errors),
-        "records_ipc": table_to_ipc(chunk.docs),
+        **records,
     }
 
 
@@ -191,7 +195,7 @@ class ChunkProcessor:
         if done is not None:
             return done
         t0 = time.perf_counter()
-        docs = ipc_to_table(row["records_ipc"])
+        docs = row["records"] if "records" in row else ipc_to_table(row["records_ipc"])
         counts: Counter[str] = Counter(json.loads(row["counts_json"]))
         rejected = []
         kept = docs
