@@ -135,6 +135,7 @@ def format_report(res: dict[str, Any]) -> str:
                 f"{peer['docs_per_s']} docs/s, {peer['docs_per_cpu_s']} docs/cpu-s; "
                 f"peak RSS {peer['peak_rss_mb']:.0f} MB; {peer['versions']}"
             )
+    lines += _side_by_side(res.get("side_by_side"))
     lines += _profile_table(res)
     if res.get("targets"):
         lines.append("\n== targets ==")
@@ -191,3 +192,34 @@ def _profile_table(res: dict[str, Any]) -> list[str]:
         "start-up = the --startup CLI run, wall)"
     )
     return ["\n== profiles: extraction quality against speed and memory ==", head, *rows, note]
+
+
+def _side_by_side(sbs: dict[str, Any] | None) -> list[str]:
+    """Each pair's runs and both sides' steady state (docs per CPU-second)."""
+    if not sbs:
+        return []
+    lines = [
+        "\n== side by side: quality profile (in-process, 1 worker) and each peer at the same "
+        "time, one core each =="
+    ]
+    if sbs.get("datatrove_error"):
+        lines.append(f"datatrove not run: {sbs['datatrove_error']}")
+    for key, pair in sbs.get("pairs", {}).items():
+        for tag, runs in pair["runs"].items():
+            cells = [
+                f"{r['name']}: "
+                + (
+                    r["error"]
+                    if r.get("error")
+                    else f"{r['docs']} docs, {r['cpu_s']:.1f} s cpu, {r['wall_s']:.1f} s wall"
+                )
+                for r in runs
+            ]
+            lines.append(f"{key:<12} {tag:<6} " + " | ".join(cells))
+        us, them = pair["ours_steady"], pair["peer_steady"]
+        lines.append(
+            f"{key:<12} steady ccpipe {us.get('docs_per_cpu_s')} vs {them.get('docs_per_cpu_s')} "
+            f"docs/cpu-s -> {pair['cpu_ratio']}x (whole runs: {pair['whole_run_cpu_ratio']}x; "
+            f"start-up cpu {us.get('startup_cpu_s')} vs {them.get('startup_cpu_s')} s)"
+        )
+    return lines

@@ -50,6 +50,7 @@ from benchmarks.extraction_quality import snippet_scores
 from benchmarks.inputs import EVAL_WARC, default_inputs, limit_inputs
 from benchmarks.peer import run_peer_datatrove
 from benchmarks.report import format_report
+from benchmarks.side_by_side import side_by_side
 from benchmarks.stage_timing import (
     StageTime,
     Timer,
@@ -161,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the in-process (--engine local) end-to-end run per profile",
     )
     ap.add_argument("--no-baseline", action="store_true", help="skip trafilatura alone")
+    ap.add_argument(
+        "--no-side-by-side",
+        dest="side_by_side",
+        action="store_false",
+        help="skip the side-by-side runs (quality profile and each peer at the same time, one "
+        "core each, on the whole input and on the first --marginal docs)",
+    )
     ap.add_argument("--no-extraction-quality", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=3600.0, help="seconds")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -172,7 +180,7 @@ def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
     if args.quick:
         args.limit = args.limit or 40
         args.workers, args.marginal, args.no_baseline = "1", 0, True
-        args.local_e2e = False
+        args.local_e2e = args.side_by_side = False
         args.dedup_docs = min(args.dedup_docs, 3000)
     return args
 
@@ -247,6 +255,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log("datatrove peer")
             cfg = load_config(None, [], profile="quality")
             res["peer"] = run_peer_datatrove(paths, tmp, args.peer_timeout, cfg.extract.timeout_s)
+            save()
+        if (
+            args.side_by_side
+            and "quality" in profiles
+            and args.marginal
+            and res.get("docs", 0) >= 2 * args.marginal
+            and (args.peer or not args.no_baseline)
+        ):
+            cfg = load_config(None, [], profile="quality")
+            res["side_by_side"] = side_by_side(
+                paths,
+                tmp,
+                args.marginal,
+                args.chunk_records,
+                cfg.extract.timeout_s,
+                peer=args.peer == "datatrove",
+                with_trafilatura=not args.no_baseline,
+                log=log,
+            )
             save()
 
         # ---- end to end

@@ -107,6 +107,22 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         "in-process engine (--workers 1 / small inputs), steady state",
         "; datatrove's local executor, 1 task, whole run",
     )
+    for key, name, goal in (
+        ("datatrove", "datatrove >= 2", TARGETS["quality_vs_datatrove"]),
+        ("trafilatura", "trafilatura alone >= 0.8", TARGETS["quality_vs_trafilatura"]),
+    ):
+        pair = res.get("side_by_side", {}).get("pairs", {}).get(key)
+        if pair and pair.get("cpu_ratio") is not None:
+            us, them = pair["ours_steady"], pair["peer_steady"]
+            add(
+                f"quality side by side / {name}",
+                goal,
+                _ratio(us.get("docs_per_s"), them.get("docs_per_s")),
+                pair["cpu_ratio"],
+                "cpu",
+                "steady state of both, run at the same time on one core each (in-process "
+                f"engine); whole runs {pair['whole_run_cpu_ratio']}",
+            )
     for p, st in res.get("e2e_startup", {}).items():
         if st.get("exit_status") == 0:
             add(
