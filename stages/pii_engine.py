@@ -57,6 +57,11 @@ from pathlib import Path
 import phonenumbers
 import spacy
 import tldextract
+
+# isort: split
+import stages.presidio_import  # noqa: F401 - first: presidio without its transformers engine
+
+# isort: split
 from presidio_analyzer import (
     AnalyzerEngine,
     EntityRecognizer,

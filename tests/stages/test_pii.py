@@ -332,3 +332,29 @@ def test_phone_cues_catch_numbers_phonenumbers_rejects(scrubber: PiiScrubber) ->
         "the hotel: 9472 7916 nights",
     ]:
         assert scrubber.find(text) == [], text
+
+
+def test_presidio_loads_without_importing_transformers() -> None:
+    """presidio_analyzer's optional Hugging Face engine would import `transformers` (about
+    1 s, more with torch) in every process that scrubs; the engine is never used. In a fresh
+    interpreter: loading our PII engine leaves transformers unimported, and transformers
+    still imports afterwards where it is installed."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.util\n"
+        "import stages.pii_engine\n"
+        "assert 'presidio_analyzer' in sys.modules\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))\n"
+        "if importlib.util.find_spec('transformers'):\n"
+        "    from transformers import PreTrainedTokenizerFast\n"
+        "    print(PreTrainedTokenizerFast.__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    if importlib.util.find_spec("transformers"):
+        assert out[1] == "PreTrainedTokenizerFast"
