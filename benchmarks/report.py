@@ -205,21 +205,27 @@ def _side_by_side(sbs: dict[str, Any] | None) -> list[str]:
     if sbs.get("datatrove_error"):
         lines.append(f"datatrove not run: {sbs['datatrove_error']}")
     for key, pair in sbs.get("pairs", {}).items():
-        for tag, runs in pair["runs"].items():
-            cells = [
-                f"{r['name']}: "
-                + (
-                    r["error"]
-                    if r.get("error")
-                    else f"{r['docs']} docs, {r['cpu_s']:.1f} s cpu, {r['wall_s']:.1f} s wall"
-                )
-                for r in runs
-            ]
-            lines.append(f"{key:<12} {tag:<6} " + " | ".join(cells))
-        us, them = pair["ours_steady"], pair["peer_steady"]
+        for i, rep in enumerate(pair["reps"], 1):
+            for tag, runs in rep["runs"].items():
+                cells = [
+                    f"{r['name']}: "
+                    + (
+                        r["error"]
+                        if r.get("error")
+                        else f"{r['docs']} docs, {r['cpu_s']:.1f} s cpu, {r['wall_s']:.1f} s wall"
+                    )
+                    for r in runs
+                ]
+                lines.append(f"{key:<12} {i} {tag:<6} " + " | ".join(cells))
+            us, them = rep["ours_steady"], rep["peer_steady"]
+            lines.append(
+                f"{key:<12} {i} steady ccpipe {us.get('docs_per_cpu_s')} vs "
+                f"{them.get('docs_per_cpu_s')} docs/cpu-s -> {rep['cpu_ratio']}x (whole runs: "
+                f"{rep['whole_run_cpu_ratio']}x; start-up cpu {us.get('startup_cpu_s')} vs "
+                f"{them.get('startup_cpu_s')} s)"
+            )
         lines.append(
-            f"{key:<12} steady ccpipe {us.get('docs_per_cpu_s')} vs {them.get('docs_per_cpu_s')} "
-            f"docs/cpu-s -> {pair['cpu_ratio']}x (whole runs: {pair['whole_run_cpu_ratio']}x; "
-            f"start-up cpu {us.get('startup_cpu_s')} vs {them.get('startup_cpu_s')} s)"
+            f"{key:<12} mean of {len(pair['reps'])}: {pair['cpu_ratio']}x steady "
+            f"(range {pair['cpu_ratio_range']}), {pair['whole_run_cpu_ratio']}x whole runs"
         )
     return lines

@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the side-by-side runs (quality profile and each peer at the same time, one "
         "core each, on the whole input and on the first --marginal docs)",
     )
+    ap.add_argument(
+        "--side-by-side-repeats",
+        type=int,
+        default=2,
+        help="times each side-by-side pair runs (its ratio is the mean)",
+    )
     ap.add_argument("--no-extraction-quality", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=3600.0, help="seconds")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -272,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 cfg.extract.timeout_s,
                 peer=args.peer == "datatrove",
                 with_trafilatura=not args.no_baseline,
+                repeats=args.side_by_side_repeats,
                 log=log,
             )
             save()

@@ -113,15 +113,15 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     ):
         pair = res.get("side_by_side", {}).get("pairs", {}).get(key)
         if pair and pair.get("cpu_ratio") is not None:
-            us, them = pair["ours_steady"], pair["peer_steady"]
             add(
                 f"quality side by side / {name}",
                 goal,
-                _ratio(us.get("docs_per_s"), them.get("docs_per_s")),
+                pair.get("wall_ratio"),
                 pair["cpu_ratio"],
                 "cpu",
-                "steady state of both, run at the same time on one core each (in-process "
-                f"engine); whole runs {pair['whole_run_cpu_ratio']}",
+                f"steady state of both, started together on one core each (in-process engine); "
+                f"mean of {len(pair.get('reps', []))}, range {pair.get('cpu_ratio_range')}; "
+                f"whole runs {pair['whole_run_cpu_ratio']}",
             )
     for p, st in res.get("e2e_startup", {}).items():
         if st.get("exit_status") == 0:
