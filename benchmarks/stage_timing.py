@@ -116,6 +116,9 @@ def _children_cpu() -> float:
     return total
 
 
+_HTML_LEN = "_bench_html_len"  # carried through the chain for the MB/s columns
+
+
 def run_batch(
     batch: pa.Table,
     stages: list[Any],
@@ -135,12 +138,17 @@ def run_batch(
         now = _children_cpu()
         child_cpu[name] = child_cpu.get(name, 0.0) + max(0.0, now - last[0])
         last[0] = now
-        html_in[name] = html_bytes(table)
+        # HTML bytes of the documents this stage saw (extraction consumes the html column)
+        html_in[name] = int(pc.sum(table.column(_HTML_LEN)).as_py() or 0) if table.num_rows else 0
         if name in ("extract", "trafilatura", "resiliparse") and extracted is not None:
             out = pa.concat_tables([res.kept, res.dropped], promote_options="permissive")
             extracted.append(out.select(["url", "text", "drop_reason"]))
 
-    chain = run_chain(batch, stages, observe)
+    if batch.num_rows and "html" in batch.column_names:
+        lens = pc.binary_length(batch.column("html"))
+    else:
+        lens = pa.nulls(batch.num_rows, pa.int64())
+    chain = run_chain(batch.append_column(_HTML_LEN, lens), stages, observe)
     if acc is None:
         return
     for name, st in chain.stats.items():

@@ -131,6 +131,8 @@ def test_benchmark_command_writes_valid_json(ray_session, tmp_path: Path, capsys
     for name, row in stages.items():
         assert row["docs_out"] <= row["docs_in"], name
         assert row["cpu_s"] >= 0 and row["wall_s"] > 0, name
+        # MB/s per stage: HTML bytes of the documents each stage saw, after extraction too
+        assert (row["html_bytes_in"] > 0) == (row["docs_in"] > 0), name
     (e2e,) = data["e2e"]
     assert e2e["status"] == "succeeded" and e2e["docs"] == 6 and e2e["workers"] == 1
     assert e2e["docs_per_s"] > 0 and e2e["cpu_s"] > 0
