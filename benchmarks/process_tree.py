@@ -15,10 +15,11 @@ class TreeSampler:
     """Samples a process tree every ``interval`` s: CPU of every process, peak RSS of each.
 
     Ray worker processes (``default_worker.py``, retitled ``ray::<what they run>``; not the
-    ``ray::*Agent`` helpers) are the "workers" whose peak RSS is reported; raylet, GCS and
-    agents are "Ray system" CPU. CPU is counted from the start snapshot (processes alive before) or
-    from zero (processes born during the block); a process dying between two samples loses at
-    most one interval of CPU.
+    ``ray::*Agent`` helpers) are the "workers" whose peak RSS is reported; their own children
+    (the extraction watchdog) belong to them: worker CPU, and RSS added to the worker's in
+    the same sample. raylet, GCS and agents are "Ray system" CPU. CPU is counted from the
+    start snapshot (processes alive before) or from zero (processes born during the block);
+    a process dying between two samples loses at most one interval of CPU.
     """
 
     def __init__(self, root: int | None = None, interval: float = 0.2) -> None:
@@ -29,6 +30,7 @@ class TreeSampler:
         self.names: dict[int, str] = {}
         self.peak_rss: dict[int, int] = {}
         self.workers: set[int] = set()
+        self.helpers: set[int] = set()
         self._stop = threading.Event()
 
     def _procs(self) -> list[psutil.Process]:
@@ -38,11 +40,13 @@ class TreeSampler:
             return []
 
     def _sample(self) -> None:
+        seen = []
         for p in self._procs():
             try:
                 with p.oneshot():
                     ct = p.cpu_times()
                     rss = p.memory_info().rss
+                    ppid = p.ppid()
                     cmd = p.cmdline()  # re-read: a Ray worker retitles itself after start
             except psutil.Error:
                 continue
@@ -53,9 +57,19 @@ class TreeSampler:
                 self.workers.add(p.pid)
             self.last[p.pid] = ct.user + ct.system
             self.base.setdefault(p.pid, 0.0)
-            if rss > self.peak_rss.get(p.pid, 0):
-                self.peak_rss[p.pid] = rss
-                self.names[p.pid] = name
+            seen.append((p.pid, ppid, rss, name))
+        # a worker's own children (the extraction watchdog) are part of that worker: their
+        # CPU is worker CPU and their RSS adds to the worker's in the same sample
+        own = {pid: rss for pid, _pp, rss, _n in seen}
+        for pid, ppid, rss, _name in seen:
+            if ppid in self.workers and pid not in self.workers:
+                self.helpers.add(pid)
+                own[ppid] = own.get(ppid, 0) + rss
+                own[pid] = 0
+        for pid, _pp, _rss, name in seen:
+            if own[pid] > self.peak_rss.get(pid, 0):
+                self.peak_rss[pid] = own[pid]
+                self.names[pid] = name
 
     def __enter__(self) -> TreeSampler:
         for p in self._procs():
@@ -82,10 +96,12 @@ class TreeSampler:
         return pid in self.workers
 
     def cpu(self, workers: bool | None = None) -> float:
+        """CPU seconds of all processes, of Ray workers and their children (True), or of
+        the rest (False: raylet, GCS, agents, Ray Data's own actors)."""
         return sum(
             max(0.0, self.last[pid] - self.base.get(pid, 0.0))
             for pid in self.last
-            if workers is None or self.is_worker(pid) == workers
+            if workers is None or (pid in self.workers or pid in self.helpers) == workers
         )
 
     def worker_peaks(self) -> list[tuple[str, int]]:

@@ -167,7 +167,8 @@ def evaluate_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             gb,
             None,
             "wall",
-            "max over Ray worker processes of all e2e runs (RSS includes shared pages)",
+            "max over Ray worker processes of all e2e runs, each with its extraction child (RSS "
+            "includes shared pages)",
             higher_is_better=False,
         )
     return out

@@ -243,3 +243,28 @@ def test_side_by_side_with_trafilatura_on_the_sample(tmp_path: Path) -> None:
     targets = {t["target"]: t for t in verdict.evaluate_targets({"side_by_side": made})}
     assert targets["quality side by side / datatrove >= 2"]["cpu_ratio"] == 2.1
     assert targets["quality side by side / datatrove >= 2"]["met"] is True
+
+
+def test_tree_sampler_counts_a_workers_child_with_the_worker(tmp_path: Path) -> None:
+    """A Ray worker's own child (the extraction watchdog) is that worker's CPU and memory."""
+    import subprocess
+    import sys
+
+    from benchmarks.process_tree import TreeSampler
+
+    child = (
+        "import time\n"
+        "b = bytearray(80 << 20)\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.5: pass\n"
+    )
+    worker = tmp_path / "default_worker.py"  # how the sampler recognises a Ray worker
+    worker.write_text(
+        f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {child!r}])\n"
+    )
+    with TreeSampler(interval=0.05) as tree:
+        subprocess.run([sys.executable, str(worker)], check=True)
+    assert tree.cpu(workers=True) >= 0.4  # the child's busy loop
+    assert tree.cpu(workers=False) < 0.3
+    ((_name, peak),) = tree.worker_peaks()
+    assert peak >= 80 << 20  # the child's memory counted with its worker
