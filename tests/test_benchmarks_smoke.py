@@ -262,8 +262,17 @@ def test_tree_sampler_counts_a_workers_child_with_the_worker(tmp_path: Path) -> 
     worker.write_text(
         f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {child!r}])\n"
     )
-    with TreeSampler(interval=0.05) as tree:
-        subprocess.run([sys.executable, str(worker)], check=True)
+    # sample only the tree under a parent of our own (the test session's Ray is elsewhere)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time; time.sleep(0.3); "
+            f"subprocess.run([sys.executable, {str(worker)!r}], check=True)",
+        ]
+    )
+    with TreeSampler(root=parent.pid, interval=0.05) as tree:
+        assert parent.wait(60) == 0
     assert tree.cpu(workers=True) >= 0.4  # the child's busy loop
     assert tree.cpu(workers=False) < 0.3
     ((_name, peak),) = tree.worker_peaks()
