@@ -145,7 +145,7 @@ def marginal(full: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
     wall = full["wall_s"] - small["wall_s"]
     cpu = full["cpu_s"] - small["cpu_s"]
     return {
-        "profile": full["profile"],
+        "profile": full.get("profile"),
         "docs": d,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),

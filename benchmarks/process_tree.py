@@ -97,7 +97,7 @@ class TreeSampler:
 
     def cpu(self, workers: bool | None = None) -> float:
         """CPU seconds of all processes, of Ray workers and their children (True), or of
-        the rest (False: raylet, GCS, agents, Ray Data's own actors)."""
+        the rest (False: raylet, GCS, agents)."""
         return sum(
             max(0.0, self.last[pid] - self.base.get(pid, 0.0))
             for pid in self.last

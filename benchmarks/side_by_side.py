@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.e2e import marginal
 from benchmarks.inputs import limit_inputs
 from benchmarks.peer import parse_peer_output, peer_command, peer_missing
 from benchmarks.stage_timing import _rate, _ratio
@@ -125,20 +126,11 @@ def run_together(contenders: list[Contender], timeout_s: float = 3600) -> list[d
 
 
 def steady(full: dict[str, Any], small: dict[str, Any]) -> dict[str, Any]:
-    """Steady state of one side: full run minus small run."""
+    """Steady state of one side: full run minus small run (as the e2e section computes it),
+    plus the small run's CPU as its start-up figure."""
     if full.get("error") or small.get("error"):
         return {"error": full.get("error") or small.get("error")}
-    docs = full["docs"] - small["docs"]
-    cpu = full["cpu_s"] - small["cpu_s"]
-    wall = full["wall_s"] - small["wall_s"]
-    return {
-        "docs": docs,
-        "cpu_s": round(cpu, 3),
-        "wall_s": round(wall, 3),
-        "docs_per_cpu_s": _rate(docs, cpu),
-        "docs_per_s": _rate(docs, wall),
-        "startup_cpu_s": small["cpu_s"],
-    }
+    return {**marginal(full, small), "startup_cpu_s": small["cpu_s"]}
 
 
 def side_by_side(
