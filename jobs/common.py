@@ -26,7 +26,12 @@ from lineage.location import (  # noqa: F401 - re-exported for the entrypoints
     publish_lineage,
     restore_lineage,
 )
-from pipeline.config import ConfigError, PipelineConfig, list_profiles, load_config
+from pipeline.config import (
+    ConfigError,
+    PipelineConfig,
+    add_config_source_options,
+    load_config,
+)
 from pipeline.inputs import check_uri
 
 # ray.init() inside a submitted job merges its runtime_env with the job's; the driver passes
@@ -82,16 +87,7 @@ def build_config(
 
 def add_config_options(p: argparse.ArgumentParser, *, lineage_help: str) -> None:
     """The options both entrypoints take to assemble a run config (see `job_config`)."""
-    p.add_argument("--config", "-c", help="YAML config file (relative to the working dir)")
-    p.add_argument("--profile", choices=list_profiles(), help="preset applied before --config")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. langid.threshold=0.5",
-    )
+    add_config_source_options(p)
     p.add_argument("--lineage", help=lineage_help)
     p.add_argument("--workers", type=int, help="actor-pool size (default: cluster CPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from core.output_lock import OutputLockedError, hold_output_lock
-from pipeline.config import ConfigError, list_profiles, load_config
+from pipeline.config import ConfigError, add_config_source_options, load_config
 from pipeline.run import storage_failure
 
 EXIT_USAGE = 2
@@ -29,20 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="process WARC inputs into shards (default: the sample crawl)")
     r.add_argument("inputs", nargs="*", help="WARC files, globs, directories, listings, URIs")
     r.add_argument("--output", "-o", required=True, help="output directory or s3:// URI")
-    r.add_argument("--config", "-c", help="YAML config file")
-    r.add_argument(
-        "--profile",
-        choices=list_profiles(),
-        help="preset applied before --config: quality (default) or fast",
-    )
-    r.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. langid.threshold=0.5",
-    )
+    add_config_source_options(r)
     r.add_argument("--workers", type=int, help="actor-pool size (execution.num_workers)")
     r.add_argument(
         "--address",
@@ -71,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     c = sub.add_parser("config", help="print the effective config (YAML) and its hash")
-    c.add_argument("--config", "-c")
-    c.add_argument("--profile", choices=list_profiles())
-    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_config_source_options(c)
     c.add_argument(
         "--reference",
         action="store_true",
@@ -112,9 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds = d.add_subparsers(dest="dcommand", metavar="SUBCOMMAND")
     dc = ds.add_parser("compact", help="merge the small partitions of the dedup index")
     dc.add_argument("--output", "-o", required=True, help="output directory or s3:// URI")
-    dc.add_argument("--config", "-c", help="YAML config of the runs (selects the index)")
-    dc.add_argument("--profile", choices=list_profiles())
-    dc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_config_source_options(dc)  # the runs' config selects the index
     dc.add_argument(
         "--min-files",
         type=int,

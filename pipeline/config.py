@@ -10,6 +10,7 @@ fast or slow, gets the same shard names and bytes (see core/config_effects.py).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -462,6 +463,25 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         )
     return out
+
+
+def add_config_source_options(p: argparse.ArgumentParser) -> None:
+    """`--config`, `--profile` and `--set`: the three sources `load_config` merges, declared
+    once for every command that builds a run config."""
+    p.add_argument("--config", "-c", help="YAML config file")
+    p.add_argument(
+        "--profile",
+        choices=list_profiles(),
+        help="preset applied before --config (default: quality)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. langid.threshold=0.5 (repeatable, applied last)",
+    )
 
 
 def load_config(

@@ -83,3 +83,25 @@ def test_help_lists_subcommands(capsys):
     out = capsys.readouterr().out
     for cmd in ("run", "config", "quality", "tokenizer", "sample"):
         assert cmd in out
+
+
+@pytest.mark.parametrize(
+    "prog, argv",
+    [
+        ("pipeline", ["run", "--output", "o"]),
+        ("pipeline", ["config"]),
+        ("pipeline", ["dedup", "compact", "--output", "o"]),
+        ("jobs.run", ["--output", "o"]),
+        ("jobs.nightly", ["--output", "o", "--listing", "l"]),
+    ],
+)
+def test_every_command_reads_config_profile_and_set_alike(prog: str, argv: list[str]) -> None:
+    """The config sources are declared once (`add_config_source_options`): each command that
+    assembles a run config parses them the same way."""
+    import importlib
+
+    module = importlib.import_module(prog + (".cli" if prog == "pipeline" else ""))
+    ns = module.build_parser().parse_args(
+        [*argv, "-c", "x.yaml", "--profile", "fast", "--set", "a=1", "--set", "b=2"]
+    )
+    assert (ns.config, ns.profile, ns.overrides) == ("x.yaml", "fast", ["a=1", "b=2"])
