@@ -13,7 +13,8 @@ import os
 import posixpath
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -62,6 +63,37 @@ def file_size(uri: str) -> int | None:
     fs, path = resolve(uri)
     info = fs.get_file_info(path)
     return info.size if info.type == pafs.FileType.File else None
+
+
+# Concurrent requests for `file_sizes` on an object store (each is one HEAD round trip).
+SIZE_REQUESTS_IN_FLIGHT = 32
+
+
+def file_sizes(uris: Sequence[str]) -> list[int | None]:
+    """`file_size` of each URI, in order (None: not a file). Object-store URIs are asked
+    concurrently through one filesystem per bucket: one after another, the ~9,000 WARC files
+    of a 10 TB crawl cost minutes of round trips in the driver."""
+    out: list[int | None] = [None] * len(uris)
+    by_fs: dict[str, list[tuple[int, str]]] = {}  # scheme://bucket?options -> (index, path)
+    for i, uri in enumerate(uris):
+        if not is_remote(uri):
+            out[i] = file_size(uri)
+            continue
+        scheme, _, rest = uri.partition("://")
+        path, _, options = rest.partition("?")  # from_uri's path: bucket/key, no query
+        by_fs.setdefault(f"{scheme}://{path.split('/', 1)[0]}?{options}", []).append((i, path))
+    for members in by_fs.values():
+        fs, _ = resolve(uris[members[0][0]])
+
+        def size(path: str, fs: pafs.FileSystem = fs) -> int | None:
+            info = fs.get_file_info(path)
+            return info.size if info.type == pafs.FileType.File else None
+
+        with ThreadPoolExecutor(min(SIZE_REQUESTS_IN_FLIGHT, len(members))) as pool:
+            sizes = pool.map(size, [path for _i, path in members])
+            for (i, _path), n in zip(members, sizes, strict=True):
+                out[i] = n
+    return out
 
 
 def makedirs(uri: str) -> None:

@@ -15,23 +15,21 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from core import storage
 from pipeline.config import PipelineConfig
-from pipeline.inputs import InputFile
 from pipeline.work import Layout
 
-# Above this many files `auto` does not even ask the sizes (one request each on s3).
+# Above this many files `auto` picks Ray whatever their size.
 _AUTO_MAX_FILES = 64
 
 
-def choose_engine(cfg: PipelineConfig, todo: list[InputFile]) -> str:
+def choose_engine(cfg: PipelineConfig, total_bytes: int, n_files: int) -> str:
     """ "ray" or "local" for this run (`execution.engine`, see its description)."""
     import ray
 
-    return engine_for(cfg, todo, ray_connected=ray.is_initialized())
+    return engine_for(cfg, total_bytes, n_files, ray_connected=ray.is_initialized())
 
 
-def engine_for(cfg: PipelineConfig, todo: list[InputFile], ray_connected: bool) -> str:
+def engine_for(cfg: PipelineConfig, total_bytes: int, n_files: int, ray_connected: bool) -> str:
     """The rule of `choose_engine`, given whether this process is already connected to Ray."""
     ex = cfg.execution
     if ex.engine != "auto":
@@ -40,14 +38,9 @@ def engine_for(cfg: PipelineConfig, todo: list[InputFile], ray_connected: bool) 
         return "ray"
     if ex.num_workers == 1:
         return "local"  # one worker asked for on this machine: Ray would add only its cost
-    if (ex.num_workers or 1) > 1 or len(todo) > _AUTO_MAX_FILES:
+    if (ex.num_workers or 1) > 1 or n_files > _AUTO_MAX_FILES:
         return "ray"
-    total = 0
-    for f in todo:
-        total += storage.file_size(f.uri)
-        if total > ex.local_max_bytes:
-            return "ray"
-    return "local"
+    return "ray" if total_bytes > ex.local_max_bytes else "local"
 
 
 def run_phase1_local(

@@ -8,7 +8,6 @@ directory, so a re-run resumes where a killed one stopped.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 
@@ -43,7 +42,13 @@ def process_inputs(
 ) -> None:
     from pipeline import local_engine, plan
 
-    engine = local_engine.choose_engine(cfg, todo)
+    # every input's size, asked once (concurrently on an object store): the engine choice,
+    # progress and phase 3's work units all use them
+    sizes = dict(
+        zip([f.file_key for f in todo], storage.file_sizes([f.uri for f in todo]), strict=True)
+    )
+    total_bytes = sum(n or 0 for n in sizes.values())
+    engine = local_engine.choose_engine(cfg, total_bytes, len(todo))
     if engine == "ray":
         progress_log(cfg, f"starting Ray ({plan.ray_address(cfg.execution.ray_address)})")
         plan.ensure_ray(cfg.execution.ray_address)
@@ -73,12 +78,11 @@ def process_inputs(
     last: dict[str, int] = {}
     blocked = _blocklist(store)
     if pending:
-        sizes = {f["file_key"]: _local_size(f["uri"]) for f in pending}
         prog = Progress(
             "phase 1 (read, extract, filter)",
             len(pending),
             cfg.execution.progress,
-            total_bytes=sum(sizes.values()),
+            total_bytes=sum(sizes[f["file_key"]] or 0 for f in pending),
         )
         summaries = (
             plan.run_phase1(pending, cfg, layout, rkey, workers, blocked)
@@ -100,7 +104,7 @@ def process_inputs(
                     files=int(file_done),
                     records=s["records_read"],
                     docs=s.get("docs_in", 0),
-                    file_bytes=sizes[key] if file_done else 0,
+                    file_bytes=(sizes[key] or 0) if file_done else 0,
                 )
                 faults.point("phase1.chunk_done")
         finally:
@@ -169,7 +173,6 @@ def process_inputs(
     # ---- phase 3: fixed work units, one lineage commit each ---------------------------
     t = time.perf_counter()
     by_key = {f.file_key: f for f in todo}
-    sizes = {f.file_key: storage.file_size(f.uri) for f in todo}
     units = load_or_plan_units(
         layout.units_plan(rkey),
         [(f.uri, f.file_key, sizes[f.file_key]) for f in todo],
@@ -198,7 +201,7 @@ def process_inputs(
         "phase 3 (dedup, PII, tokens, shards)",
         len(todo),
         cfg.execution.progress,
-        total_bytes=sum(_local_size(f.uri) for f in todo),
+        total_bytes=total_bytes,
     )
     totals: Counter[str] = Counter()
     cv = code_version()
@@ -239,21 +242,11 @@ def process_inputs(
             files=len(files),
             records=sum(f["p1"]["records_read"] for f in files),
             docs=sum(f["p1"]["docs_kept"] for f in files),
-            file_bytes=sum(_local_size(f["p1"]["source_uri"]) for f in files),
+            file_bytes=sum(sizes[f["file_key"]] or 0 for f in res["files"]),
         )
     prog.done()
     result.counts = dict(sorted(totals.items()))
     result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
-
-
-def _local_size(uri: str) -> int:
-    """Size of a local input file (0 for object-store files: no request just for progress)."""
-    if storage.is_remote(uri):
-        return 0
-    try:
-        return os.path.getsize(uri)
-    except OSError:
-        return 0
 
 
 def _blocklist(store: LineageStore) -> tuple[list[str], list[str]]:

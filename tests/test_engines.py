@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core import storage
 from pipeline.config import load_config
 from pipeline.inputs import InputFile
 from pipeline.local_engine import choose_engine, engine_for
@@ -40,18 +41,23 @@ def _files(n: int = 2) -> list[InputFile]:
     return [InputFile(p, f"k{i}") for i, p in enumerate(sample_paths()[:n])]
 
 
+def _sized(n: int = 2) -> tuple[int, int]:
+    """(total bytes, file count) of the first `n` sample files, as `process_inputs` passes."""
+    return sum(storage.file_sizes([f.uri for f in _files(n)])), n
+
+
 def _cfg(*sets: str):
     return load_config(None, ["output.dir=/tmp/unused", *sets])
 
 
 def test_auto_runs_a_small_input_in_process(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert engine_for(_cfg(), _files(), ray_connected=False) == "local"
+    assert engine_for(_cfg(), *_sized(), ray_connected=False) == "local"
     # one worker asked for: in-process whatever the size (Ray would only add its own cost)
     big = _cfg("execution.num_workers=1", "execution.local_max_bytes=1000")
-    assert engine_for(big, _files(), ray_connected=False) == "local"
+    assert engine_for(big, *_sized(), ray_connected=False) == "local"
     # a Ray this process is already connected to (a notebook, the test session) is used
-    assert engine_for(_cfg(), _files(), ray_connected=True) == "ray"
+    assert engine_for(_cfg(), *_sized(), ray_connected=True) == "ray"
 
 
 @pytest.mark.parametrize(
@@ -68,13 +74,13 @@ def test_auto_uses_ray_otherwise(sets, env, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert engine_for(_cfg(*sets), _files(), ray_connected=False) == "ray"
+    assert engine_for(_cfg(*sets), *_sized(), ray_connected=False) == "ray"
 
 
 def test_explicit_local_wins(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     cfg = _cfg("execution.engine=local", "execution.local_max_bytes=0")
-    assert choose_engine(cfg, _files()) == "local"
+    assert choose_engine(cfg, *_sized()) == "local"
 
 
 def test_cli_reports_the_engine(tmp_path):
