@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -65,35 +65,31 @@ def file_size(uri: str) -> int | None:
     return info.size if info.type == pafs.FileType.File else None
 
 
-# Concurrent requests for `file_sizes` on an object store (each is one HEAD round trip).
-SIZE_REQUESTS_IN_FLIGHT = 32
+# Requests in flight when `map_uris` asks an object store (each is one round trip).
+REQUESTS_IN_FLIGHT = 32
+
+T = TypeVar("T")
+
+
+def map_uris(fn: Callable[[str], T], uris: Sequence[str]) -> list[T]:
+    """``[fn(u) for u in uris]``, with the object-store URIs asked concurrently: one after
+    another, a driver's per-file request over the ~9,000 WARC files of a 10 TB crawl costs
+    minutes of round trips (local paths are answered in order, in this thread)."""
+    out: list[Any] = [None] * len(uris)
+    remote = [i for i, u in enumerate(uris) if is_remote(u)]
+    for i, u in enumerate(uris):
+        if not is_remote(u):
+            out[i] = fn(u)
+    if remote:
+        with ThreadPoolExecutor(min(REQUESTS_IN_FLIGHT, len(remote))) as pool:
+            for i, v in zip(remote, pool.map(fn, [uris[i] for i in remote]), strict=True):
+                out[i] = v
+    return out
 
 
 def file_sizes(uris: Sequence[str]) -> list[int | None]:
-    """`file_size` of each URI, in order (None: not a file). Object-store URIs are asked
-    concurrently through one filesystem per bucket: one after another, the ~9,000 WARC files
-    of a 10 TB crawl cost minutes of round trips in the driver."""
-    out: list[int | None] = [None] * len(uris)
-    by_fs: dict[str, list[tuple[int, str]]] = {}  # scheme://bucket?options -> (index, path)
-    for i, uri in enumerate(uris):
-        if not is_remote(uri):
-            out[i] = file_size(uri)
-            continue
-        scheme, _, rest = uri.partition("://")
-        path, _, options = rest.partition("?")  # from_uri's path: bucket/key, no query
-        by_fs.setdefault(f"{scheme}://{path.split('/', 1)[0]}?{options}", []).append((i, path))
-    for members in by_fs.values():
-        fs, _ = resolve(uris[members[0][0]])
-
-        def size(path: str, fs: pafs.FileSystem = fs) -> int | None:
-            info = fs.get_file_info(path)
-            return info.size if info.type == pafs.FileType.File else None
-
-        with ThreadPoolExecutor(min(SIZE_REQUESTS_IN_FLIGHT, len(members))) as pool:
-            sizes = pool.map(size, [path for _i, path in members])
-            for (i, _path), n in zip(members, sizes, strict=True):
-                out[i] = n
-    return out
+    """`file_size` of each URI, in order (None: not a file), see `map_uris`."""
+    return map_uris(file_size, uris)
 
 
 def makedirs(uri: str) -> None:

@@ -256,6 +256,9 @@ def merge_file_summaries(chunks: list[dict[str, Any]]) -> dict[str, Any]:
         "source_uri": first["source_uri"],
         "file_key": first["file_key"],
         "n_chunks": len(chunks),
+        # chunks that staged kept docs (a .kept.parquet): phase 2 reads their signatures
+        # without asking the store which exist
+        "kept_chunks": [i for i, c in enumerate(chunks) if c["docs_kept"]],
         "records_read": sum(c["records_read"] for c in chunks),
         "docs_in": sum(c["docs_in"] for c in chunks),
         "docs_kept": sum(c["docs_kept"] for c in chunks),

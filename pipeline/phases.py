@@ -20,7 +20,7 @@ from pipeline.phase1 import merge_file_summaries
 from pipeline.progress import Progress
 from pipeline.run_summary import RunResult
 from pipeline.version import code_version
-from pipeline.work import Layout, load_or_plan_units, read_json, write_json_atomic
+from pipeline.work import Layout, load_or_plan_units, read_jsons, write_json_atomic
 
 log = logging.getLogger("ccpipe.run")
 
@@ -66,8 +66,8 @@ def process_inputs(
     t = time.perf_counter()
     p1: dict[str, dict] = {}
     pending = []
-    for f in todo:
-        done = read_json(layout.file_done(rkey, f.file_key))
+    dones = read_jsons([layout.file_done(rkey, f.file_key) for f in todo])
+    for f, done in zip(todo, dones, strict=True):
         if done is not None:
             p1[f.file_key] = done
         else:
@@ -131,12 +131,7 @@ def process_inputs(
 
         # i17: phase 2 runs on Ray (one task for small runs, shuffles above); the driver only
         # sees counts. Decisions land per input file; phase 3 reads its file's only.
-        sig_files = [
-            (layout.chunk_prefix(rkey, f.file_key, i) + ".kept.parquet", f.file_key)
-            for f in todo
-            for i in range(p1[f.file_key]["n_chunks"])
-        ]
-        sig_files = [(p, k) for p, k in sig_files if storage.exists(p)]
+        sig_files = _signature_files(todo, p1, layout, rkey)
         progress_log(
             cfg,
             f"phase 2: dedup {sum(v['docs_kept'] for v in p1.values())} docs against "
@@ -247,6 +242,26 @@ def process_inputs(
     prog.done()
     result.counts = dict(sorted(totals.items()))
     result.phase_seconds["phase3"] = round(time.perf_counter() - t, 3)
+
+
+def _signature_files(
+    todo: list[InputFile], p1: dict[str, dict], layout: Layout, rkey: str
+) -> list[tuple[str, str]]:
+    """(staged kept chunk, file key) of every chunk that kept documents, in input order. The
+    file summaries name them; one from before `kept_chunks` existed makes us ask the store
+    which exist, concurrently (one request per chunk: ~200,000 for a 10 TB crawl)."""
+    items: list[tuple[str, str]] = []
+    ask: list[int] = []  # positions in `items` whose existence is unknown
+    for f in todo:
+        summary = p1[f.file_key]
+        chunks = summary.get("kept_chunks")
+        for i in range(summary["n_chunks"]) if chunks is None else chunks:
+            if chunks is None:
+                ask.append(len(items))
+            items.append((layout.chunk_prefix(rkey, f.file_key, i) + ".kept.parquet", f.file_key))
+    there = storage.map_uris(storage.exists, [items[k][0] for k in ask])
+    missing = {k for k, ok in zip(ask, there, strict=True) if not ok}
+    return [item for k, item in enumerate(items) if k not in missing]
 
 
 def _blocklist(store: LineageStore) -> tuple[list[str], list[str]]:

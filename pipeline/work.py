@@ -102,6 +102,11 @@ def read_json(uri: str) -> dict | None:
     return json.loads(storage.read_bytes(uri))
 
 
+def read_jsons(uris: list[str]) -> list[dict | None]:
+    """`read_json` of each URI, in order; an object store is asked concurrently."""
+    return storage.map_uris(read_json, uris)
+
+
 @dataclass(frozen=True)
 class WorkUnit:
     """A fixed group of input files: the unit of phase-3 work, commit, resume and lineage."""
