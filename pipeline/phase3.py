@@ -44,13 +44,19 @@ NO_BUCKET = "all"
 NO_LANG = "und"
 
 
-def _read_parquets(uris: list[str]) -> pa.Table | None:
-    tables = []
-    for u in uris:
-        if storage.exists(u):
-            fs, path = storage.resolve(u)
-            tables.append(pq.read_table(path, filesystem=fs))
-    tables = [t for t in tables if t.num_rows]
+def _read_parquet(uri: str, known: bool) -> pa.Table | None:
+    if not known and not storage.exists(uri):
+        return None
+    fs, path = storage.resolve(uri)
+    return pq.read_table(path, filesystem=fs)
+
+
+def _read_parquets(uris: list[str], known: bool = False) -> pa.Table | None:
+    """The staged chunk files `uris`, concatenated in order (None: no rows). `known`: they
+    all exist (the file summary says so), so nothing is asked before reading; an object
+    store is read concurrently."""
+    tables = storage.map_uris(lambda u: _read_parquet(u, known), uris)
+    tables = [t for t in tables if t is not None and t.num_rows]
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="permissive")
@@ -374,7 +380,7 @@ class UnitFinisher:
         self.tokenize.setup()  # once per worker (actor), as phase 1's chain
 
     def finish_unit(self, unit: dict[str, Any]) -> dict[str, Any]:
-        """`unit`: unit_id and files (file_key, source_uri, n_chunks), in order.
+        """`unit`: unit_id and files (file_key, source_uri, n_chunks, kept_chunks), in order.
 
         Returns the unit's shard records (each with its per-input-file rows), per-file
         counts (kept + dedup drops) and PII counts per text shard.
@@ -424,8 +430,15 @@ class UnitFinisher:
     def _finish_file(self, item: dict[str, Any], unit_id: str, writers: dict) -> dict[str, Any]:
         file_key, n_chunks = item["file_key"], int(item["n_chunks"])
         prefixes = [self.layout.chunk_prefix(self.rkey, file_key, i) for i in range(n_chunks)]
-        kept = _read_parquets([p + ".kept.parquet" for p in prefixes])
-        rejected = _read_parquets([p + ".rejected.parquet" for p in prefixes])
+        # every summarised chunk staged its audit rows, and kept docs where kept_chunks says
+        # (summaries from before kept_chunks: ask which exist)
+        kept_chunks = item.get("kept_chunks")
+        known = kept_chunks is not None
+        kept = _read_parquets(
+            [prefixes[i] + ".kept.parquet" for i in (kept_chunks if known else range(n_chunks))],
+            known,
+        )
+        rejected = _read_parquets([p + ".rejected.parquet" for p in prefixes], known)
         counts: Counter[str] = Counter()
         dedup_rejected = None
         if kept is not None and kept.num_rows:

@@ -186,6 +186,7 @@ def process_inputs(
                             "file_key": f.file_key,
                             "source_uri": f.uri,
                             "n_chunks": p1[f.file_key]["n_chunks"],
+                            "kept_chunks": p1[f.file_key].get("kept_chunks"),
                         }
                         for f in members
                     ],

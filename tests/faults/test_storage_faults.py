@@ -190,3 +190,44 @@ def test_missing_bucket_then_fixed(small_inputs, small_ref, tmp_path):
         assert got == small_ref["digest"]
     finally:
         server.stop()
+
+
+def test_phase3_reads_the_chunks_its_summary_names_without_probing(
+    staged_run, small_ref, tmp_path, monkeypatch
+):
+    """A file summary names the chunks with kept docs (`kept_chunks`); phase 3 reads exactly
+    those and every chunk's audit rows without asking the store which exist (on an object
+    store: a round trip each), and writes the same bytes."""
+    from core import storage
+    from pipeline.phase3 import UnitFinisher
+    from pipeline.work import Layout, read_json
+
+    cfg, staged, rkey = staged_run
+    out = tmp_path / "out"
+    shutil.copytree(staged, out)
+    layout = Layout(str(out), cfg.config_hash)
+    unit = read_json(layout.units_plan(rkey))["units"][0]
+    keys = unit["file_keys"]
+    ref = _unit_outputs(out, unit["unit_id"], keys)
+    for rel in ref:
+        (out / rel).unlink()
+    by_key = {fk: u for u in cfg.input.paths for fk in keys if fk == file_key_of(u)}
+    files = []
+    for k in keys:
+        done = read_json(layout.file_done(rkey, k))
+        assert done["kept_chunks"] and len(done["kept_chunks"]) <= done["n_chunks"]
+        files.append(
+            {
+                "file_key": k,
+                "source_uri": by_key[k],
+                "n_chunks": done["n_chunks"],
+                "kept_chunks": done["kept_chunks"],
+            }
+        )
+    finisher = UnitFinisher(cfg, layout, rkey)
+    real_exists = storage.exists
+    probed: list[str] = []
+    monkeypatch.setattr(storage, "exists", lambda uri: (probed.append(uri), real_exists(uri))[1])
+    finisher.finish_unit({"unit_id": unit["unit_id"], "files": files})
+    assert not [p for p in probed if "/p1/" in p], probed  # staged chunks: none asked
+    assert _unit_outputs(out, unit["unit_id"], keys) == ref
