@@ -172,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--side-by-side-repeats",
         type=int,
-        default=2,
-        help="times each side-by-side pair runs (its ratio is the mean)",
+        default=4,
+        help="times each side-by-side pair runs (its ratio is the mean; 2 pairs gave 1.93x "
+        "datatrove where 4 gave 1.84x on this host)",
     )
     ap.add_argument("--no-extraction-quality", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=3600.0, help="seconds")

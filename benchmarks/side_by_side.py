@@ -141,7 +141,7 @@ def side_by_side(
     extract_timeout: float,
     peer: bool,
     with_trafilatura: bool = True,
-    repeats: int = 2,
+    repeats: int = 4,
     log: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Quality profile against datatrove (when ``peer``) and trafilatura alone, side by side.
