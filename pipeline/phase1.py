@@ -244,6 +244,16 @@ class ChunkProcessor:
         return summary
 
 
+def kept_chunk_indexes(summary: dict[str, Any]) -> tuple[list[int], bool]:
+    """Chunks of a file summary (or a phase-3 unit item) that may have staged kept docs, and
+    whether that is known: the summary names them (`kept_chunks`), or it predates that field
+    and every chunk must be asked about."""
+    kept = summary.get("kept_chunks")
+    if kept is None:
+        return list(range(int(summary["n_chunks"]))), False
+    return list(kept), True
+
+
 def merge_file_summaries(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """Fold chunk summaries of one file into the file's phase-1 record."""
     counts: Counter[str] = Counter()

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from core import storage
 from pipeline.config import PipelineConfig
 from pipeline.dedup_index import read_decisions, write_index_part
-from pipeline.phase1 import REJECTED_SCHEMA, scrub_table, to_rejected
+from pipeline.phase1 import REJECTED_SCHEMA, kept_chunk_indexes, scrub_table, to_rejected
 from pipeline.work import Layout
 from stages.builtin import TokenizeStage
 from stages.contract import Stage, StageResult, run_chain
@@ -432,12 +432,8 @@ class UnitFinisher:
         prefixes = [self.layout.chunk_prefix(self.rkey, file_key, i) for i in range(n_chunks)]
         # every summarised chunk staged its audit rows, and kept docs where kept_chunks says
         # (summaries from before kept_chunks: ask which exist)
-        kept_chunks = item.get("kept_chunks")
-        known = kept_chunks is not None
-        kept = _read_parquets(
-            [prefixes[i] + ".kept.parquet" for i in (kept_chunks if known else range(n_chunks))],
-            known,
-        )
+        kept_idx, known = kept_chunk_indexes(item)
+        kept = _read_parquets([prefixes[i] + ".kept.parquet" for i in kept_idx], known)
         rejected = _read_parquets([p + ".rejected.parquet" for p in prefixes], known)
         counts: Counter[str] = Counter()
         dedup_rejected = None

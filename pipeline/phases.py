@@ -16,7 +16,7 @@ from lineage.store import LineageStore
 from lineage.writer import commit_unit, record_dedup
 from pipeline.config import PipelineConfig
 from pipeline.inputs import InputFile
-from pipeline.phase1 import merge_file_summaries
+from pipeline.phase1 import kept_chunk_indexes, merge_file_summaries
 from pipeline.progress import Progress
 from pipeline.run_summary import RunResult
 from pipeline.version import code_version
@@ -254,10 +254,9 @@ def _signature_files(
     items: list[tuple[str, str]] = []
     ask: list[int] = []  # positions in `items` whose existence is unknown
     for f in todo:
-        summary = p1[f.file_key]
-        chunks = summary.get("kept_chunks")
-        for i in range(summary["n_chunks"]) if chunks is None else chunks:
-            if chunks is None:
+        chunks, known = kept_chunk_indexes(p1[f.file_key])
+        for i in chunks:
+            if not known:
                 ask.append(len(items))
             items.append((layout.chunk_prefix(rkey, f.file_key, i) + ".kept.parquet", f.file_key))
     there = storage.map_uris(storage.exists, [items[k][0] for k in ask])
