@@ -432,7 +432,7 @@ def format_validation_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"]
+        msg = str(e.get("ctx", {}).get("error", e["msg"]))  # without pydantic's "Value error, "
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         got = _SHORT_REPR.repr(e.get("input"))[:200]  # bounded, whatever the input holds

@@ -28,6 +28,7 @@ from lineage.writer import committed_file_keys, finish_run, now, start_run
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.inputs import InputFile, Resolution, resolve_inputs_report
 from pipeline.phases import process_inputs, progress_log
+from pipeline.preflight import model_hashes, preflight
 from pipeline.progress import Progress
 from pipeline.run_summary import RunResult, run_summary
 from pipeline.version import code_version
@@ -64,6 +65,7 @@ def run_pipeline(
         cfg = cfg.model_copy(deep=True)
         cfg.output.dir = os.path.abspath(cfg.output.dir)
     t0 = time.perf_counter()
+    preflight(cfg)  # settings only a model file can judge, before the output is touched
     resolution = _inputs(cfg)
     new_output = not storage.is_remote(cfg.output.dir) and not os.path.exists(cfg.output.dir)
     _check_output(cfg)  # a user error (exit 2) before the lock needs the directory
@@ -216,26 +218,6 @@ def _run(
         storage.delete_tree(layout.work_dir(rkey))
         _remove_if_empty(storage.join(cfg.output.dir, "_work"))
     return result
-
-
-def model_hashes(cfg: PipelineConfig) -> dict[str, dict[str, str]]:
-    """Content hashes of every model file the run uses: outputs depend on their bytes."""
-    from stages.langid import default_model_path
-    from stages.tokenize import tokenizer_hash
-
-    paths = {
-        "langid": cfg.langid.model_path or default_model_path(),
-        "tokenizer": str(cfg.tokenize.resolved_tokenizer_path()),
-    }
-    if cfg.quality.model.path:
-        paths["quality_model"] = cfg.quality.model.path
-    out = {}
-    for name, path in paths.items():
-        try:
-            out[name] = {"path": path, "sha256": tokenizer_hash(path)}
-        except OSError as exc:
-            raise ConfigError(f"config error: {name} model not readable: {path}: {exc}") from exc
-    return out
 
 
 def _check_output(cfg: PipelineConfig) -> None:

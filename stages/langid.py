@@ -51,6 +51,7 @@ __all__ = [
     "LanguageIdentifier",
     "SecondDetectorConfig",
     "default_model_path",
+    "known_labels",
 ]
 
 _LABEL = "__label__"
@@ -242,19 +243,38 @@ class LangIdConfig(BaseModel):
         return v
 
 
+def _lingua_languages() -> dict[str, Any]:
+    """Our label -> lingua ``Language``, for every language lingua knows."""
+    from lingua import Language
+
+    return {
+        _FROM_LINGUA.get(lang.iso_code_639_1.name.lower(), lang.iso_code_639_1.name.lower()): lang
+        for lang in Language.all()
+    }
+
+
+def known_labels(cfg: LangIdConfig) -> set[str]:
+    """Every label this configuration can give a document: the fastText model's labels, the
+    confusable groups' names and members, and lingua's languages when it is consulted. What
+    `languages` may name (checked before a run: `english` would silently keep nothing)."""
+    import fasttext
+
+    model = fasttext.load_model(cfg.model_path or default_model_path())
+    labels = {x[len(_LABEL) :] for x in model.get_labels()}
+    labels |= set(cfg.groups) | {m for ms in cfg.groups.values() for m in ms}
+    if cfg.second.enabled:
+        labels |= set(cfg.second.beyond_first) | set(_lingua_languages())
+    return labels - _NOT_A_LABEL
+
+
 class _Lingua:
     """lingua detectors (all languages, and one per confusable group), built lazily."""
 
     def __init__(self, cfg: SecondDetectorConfig, groups: dict[str, list[str]]) -> None:
-        from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+        from lingua import IsoCode639_1, LanguageDetectorBuilder
 
         self._builder = LanguageDetectorBuilder
-        self._known = {
-            _FROM_LINGUA.get(
-                lang.iso_code_639_1.name.lower(), lang.iso_code_639_1.name.lower()
-            ): lang
-            for lang in Language.all()
-        }
+        self._known = _lingua_languages()
         self._iso = IsoCode639_1
         want = cfg.languages
         self.languages = sorted(self._known if want is None else set(want) & set(self._known))

@@ -84,7 +84,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.config_effects import Execution, Output
 from stages.pii_names import SECRET_PARAM_NAMES, SUPPORTED_ENTITIES
@@ -218,6 +218,27 @@ class PiiConfig(BaseModel):
         ),
     )
     text_column: Output[str] = Field("text", description="Column holding the document text.")
+
+    @field_validator("entities")
+    @classmethod
+    def _known_entities(cls, v: list[str]) -> list[str]:
+        unknown = [e for e in v if e not in SUPPORTED_ENTITIES]
+        if unknown:
+            raise ValueError(f"unknown {unknown}; supported: {', '.join(SUPPORTED_ENTITIES)}")
+        return v
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, v: list[str]) -> list[str]:
+        import phonenumbers
+
+        unknown = [r for r in v if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown {unknown}; python-phonenumbers region codes are upper-case ISO 3166 "
+                "alpha-2, e.g. US, GB, DE"
+            )
+        return v
 
 
 def _luhn_ok(digits: str) -> bool:

@@ -46,6 +46,8 @@ def _modules() -> list[tuple[str, Path]]:
     out = []
     for pkg in PACKAGES:
         for f in sorted((ROOT / pkg).rglob("*.py")):
+            if any(part.startswith(".") for part in f.relative_to(ROOT).parts):
+                continue  # e.g. benchmarks/.venv-datatrove (setup_datatrove.sh): not our code
             out.append((f.relative_to(ROOT).with_suffix("").as_posix().replace("/", "."), f))
     return out
 

@@ -53,9 +53,10 @@ mid, else low. With a model: P(hq) >= ``bucket.high_min_score`` -> high, >= ``mi
 from stages.quality.bucket import BucketConfig
 from stages.quality.c4 import C4Config
 from stages.quality.config import QualityConfig
-from stages.quality.filter import RULE_ORDER, RULES, SIGNAL_COLUMNS, QualityFilter
+from stages.quality.filter import RULE_ORDER, RULES, QualityFilter
 from stages.quality.fineweb import FineWebConfig
 from stages.quality.gopher import GopherQualityConfig, GopherRepetitionConfig
+from stages.quality.signals import SIGNAL_COLUMNS
 
 __all__ = [
     "BucketConfig",

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.config_effects import Output
 from stages.quality.rules import param
+from stages.quality.signals import SIGNAL_COLUMNS
 
 if TYPE_CHECKING:
     from stages.quality.config import QualityConfig
@@ -52,6 +53,18 @@ class BucketConfig(BaseModel):
         },
         description="Without a model: a signal above its value counts one soft signal (ours).",
     )
+
+    @field_validator("soft_min", "soft_max")
+    @classmethod
+    def _known_signals(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = [name for name in v if name not in SIGNAL_COLUMNS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} not a quality signal; signals: "
+                + ", ".join(SIGNAL_COLUMNS)
+            )
+        return v
+
     high_max_soft: Output[int] = Field(
         default=0, description="<= this many soft signals -> 'high'."
     )

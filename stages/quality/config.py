@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from core.config_effects import Output
 from stages.quality.bucket import BucketConfig
@@ -79,6 +87,23 @@ class QualityConfig(BaseModel):
                 )
         return v
 
+    @model_validator(mode="after")
+    def _check_languages(self, info: ValidationInfo) -> QualityConfig:
+        """Every language's merged config is valid, checked when the config is loaded: a
+        typo in an override must not surface as a traceback in the middle of a run."""
+        if (info.context or {}).get("resolving"):
+            return self
+        for lang in sorted({*self.per_language_defaults, *self.per_language}):
+            try:
+                self.for_language(lang)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(x) for x in err["loc"])
+                msg = err.get("ctx", {}).get("error", err["msg"])
+                msg = "unknown key" if err["type"] == "extra_forbidden" else msg
+                raise ValueError(f"per_language.{lang}.{where}: {msg}") from None
+        return self
+
     def for_language(self, lang: str | None) -> QualityConfig:
         """This config with ``per_language[lang]`` deep-merged over it (validated)."""
         base = self.per_language_defaults.get(lang or "")
@@ -86,7 +111,9 @@ class QualityConfig(BaseModel):
         if not over and not base:
             return self
         merged = _deep_merge(self.model_dump(), base or {})
-        return QualityConfig.model_validate(_deep_merge(merged, over or {}))
+        return QualityConfig.model_validate(
+            _deep_merge(merged, over or {}), context={"resolving": True}
+        )
 
 
 def _copy(v: Any) -> Any:

@@ -13,6 +13,7 @@ from stages.quality import bucket as bucket_rules
 from stages.quality import c4, fineweb, gopher
 from stages.quality.config import QualityConfig
 from stages.quality.rules import Batch, Rule, fmt, param
+from stages.quality.signals import INT_SIGNALS, SIGNAL_COLUMNS
 from stages.quality_model import QualityScorer
 from stages.segment import segment_texts
 from stages.text_stats import TextStats
@@ -34,20 +35,6 @@ RULE_ORDER: tuple[str, ...] = (
     "quality_model.low_score",
 )
 
-_INT_SIGNALS = (
-    "q_char_count",
-    "q_line_count",
-    *gopher.QUALITY_INT_SIGNALS,
-    *c4.INT_SIGNALS,
-    "q_soft_signals",
-)
-_FLOAT_SIGNALS = (
-    *gopher.QUALITY_FLOAT_SIGNALS,
-    *gopher.REPETITION_FLOAT_SIGNALS,
-    *fineweb.FLOAT_SIGNALS,
-)
-SIGNAL_COLUMNS: tuple[str, ...] = (*_INT_SIGNALS, *_FLOAT_SIGNALS)
-
 
 class QualityFilter:
     """The quality stage: ``QualityFilter(cfg)(table) -> table`` (see the package docstring)."""
@@ -56,9 +43,6 @@ class QualityFilter:
         self.cfg = cfg or QualityConfig()
         self.url_filter = UrlFilter(self.cfg.url)
         self.scorer = QualityScorer(self.cfg.model) if self.cfg.model.path else None
-        for name in (*self.cfg.bucket.soft_min, *self.cfg.bucket.soft_max):
-            if name not in SIGNAL_COLUMNS:
-                raise ValueError(f"bucket soft signal {name!r} is not one of {SIGNAL_COLUMNS}")
         # Memo of resolved per-language configs (a pure function of cfg and lang).
         self._lang_cfg: dict[str | None, QualityConfig] = {}
         self._units = tuple(self.cfg.char_unit_scripts)
@@ -207,7 +191,7 @@ class QualityFilter:
         for k in SIGNAL_COLUMNS:
             v = sig_full[k]
             mask = np.isnan(v)
-            if k in _INT_SIGNALS:
+            if k in INT_SIGNALS:
                 cols[k] = pa.array(np.nan_to_num(v).astype(np.int32), pa.int32(), mask=mask)
             else:
                 cols[k] = pa.array(v.astype(np.float32), pa.float32(), mask=mask)

@@ -62,13 +62,12 @@ def _cases(tmp) -> list[tuple[str, list[str], list[str]]]:
     ]
 
 
-def test_every_bad_config_or_argument_exits_2_naming_the_problem(tmp_path):
-    (tmp_path / "emptydir").mkdir()
-    cases = _cases(tmp_path)
+def _run_cli_cases(cases: list[tuple[str, list[str], list[str]]]) -> list[tuple]:
+    """Run each case's `python -m pipeline ARGS`, a few at a time (the machine has 2 cores)."""
     env = {k: v for k, v in os.environ.items() if k != "CCPIPE_KILL_AT"}
     env["PYTHONPATH"] = str(REPO)
     procs = []
-    for i in range(0, len(cases), 6):  # a few at a time: the machine has 2 cores
+    for i in range(0, len(cases), 6):
         batch = [
             (
                 name,
@@ -89,14 +88,67 @@ def test_every_bad_config_or_argument_exits_2_naming_the_problem(tmp_path):
             procs.append(
                 (name, subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr), needles)
             )
+    return procs
+
+
+def _failures(procs: list[tuple]) -> list[str]:
     failures = []
     for name, proc, needles in procs:
         try:
             assert_clean_usage_error(proc, *needles)
         except AssertionError as exc:
             failures.append(f"{name}: {exc}")
+    return failures
+
+
+def test_every_bad_config_or_argument_exits_2_naming_the_problem(tmp_path):
+    (tmp_path / "emptydir").mkdir()
+    failures = _failures(_run_cli_cases(_cases(tmp_path)))
     assert not failures, "\n\n".join(failures)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))
+
+
+def _stage_setting_cases(tmp) -> list[tuple[str, list[str], list[str]]]:
+    """Settings only a stage can judge (a vocabulary, a model's labels, a signal name): each
+    is refused before the run touches its output, not by a traceback in phase 1 or 3."""
+    return [
+        (name, ["run", "--output", str(tmp / f"out-{i}"), "--quiet", "--set", setting], needles)
+        for i, (name, setting, needles) in enumerate(
+            [
+                (
+                    "tokenizer path missing",
+                    f"tokenize.tokenizer_path={tmp}/no-tokenizer",
+                    ["tokenize.tokenizer_path", "no-tokenizer"],
+                ),
+                ("EOS not in vocabulary", "tokenize.eos_token=<eos>", ["eos_token", "<eos>"]),
+                ("unknown PII entity", "pii.entities=[EMAIL]", ["pii.entities", "EMAIL"]),
+                ("unknown phone region", "pii.phone_regions=[XX]", ["pii.phone_regions", "XX"]),
+                (
+                    "typo in a per-language override",
+                    "quality.per_language={en: {gopher_quality: {min_wordz: 1}}}",
+                    ["quality", "per_language.en.gopher_quality.min_wordz", "unknown key"],
+                ),
+                (
+                    "unknown bucket signal",
+                    "quality.bucket.soft_min={q_word_cout: 200}",
+                    ["quality.bucket", "q_word_cout"],
+                ),
+                (
+                    "language name instead of code",
+                    "langid.languages=[en, english]",
+                    ["langid.languages", "english"],
+                ),
+            ]
+        )
+    ]
+
+
+def test_stage_settings_are_checked_before_the_run_starts(tmp_path):
+    cases = _stage_setting_cases(tmp_path)
+    failures = _failures(_run_cli_cases(cases))
+    assert not failures, "\n\n".join(failures)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out-"))
+    assert not left, f"a refused config left output behind: {left}"
 
 
 @pytest.mark.parametrize("args", [[], ["quality"], ["tokenizer"]])
