@@ -445,9 +445,12 @@ class PiiScrubber:
                 res = res[:i] + str((int(res[i]) + 1) % 10) + res[i + 1 :]
         return res
 
-    def scrub_text(self, text: str, lang: str | None = None) -> tuple[str, Counter]:
-        """Scrub one string; return the new string and per-entity counts."""
-        spans = self.find(text, lang)
+    def scrub_text(
+        self, text: str, lang: str | None = None, view: str | None = None
+    ) -> tuple[str, Counter]:
+        """Scrub one string; return the new string and per-entity counts. ``view``: a string
+        of the same length that detection reads instead of ``text`` (offsets shared)."""
+        spans = self.find(text if view is None else view, lang)
         if not spans:
             return text, Counter()
         parts, pos, counts = [], 0, Counter()
@@ -510,8 +513,11 @@ class PiiScrubber:
     # ---------------------------------------------------------------- metadata
     def _scrub_component(self, s: str, safe: str) -> str:
         dec = unquote(s)
-        new, c = self.scrub_text(dec)
-        return quote(new, safe=safe) if c else s
+        # Detection sees '+' as the space it is in form encoding (`q=call+me+at+4155550111`:
+        # otherwise the number is glued to the word before it); same length, so the spans
+        # apply to `dec`, whose '+' signs stay as they were.
+        new, c = self.scrub_text(dec, view=dec.replace("+", " "))
+        return quote(new, safe=safe + "+") if c else s
 
     def _scrub_params(self, q: str) -> str:
         if not q:
@@ -534,13 +540,7 @@ class PiiScrubber:
             sp = urlsplit(url)
         except ValueError:
             return self.scrub_text(url)[0]
-        netloc = sp.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            # userinfo never survives (URL policy, README "PII"): a user name is an account id
-            # the detectors cannot recognise, a password is a credential
-            del userinfo
-            netloc = f"REDACTED@{host}"
+        netloc = _without_userinfo(sp.netloc)
         host = sp.hostname or ""
         if "IP_ADDRESS" in self.entities and host:
             new_host, c = self.scrub_text(host)
@@ -569,8 +569,8 @@ class PiiScrubber:
             ),
             False,
         ).to_pylist()
-        if not self.cfg.enabled:
-            return vals
+        if not self.cfg.enabled:  # credentials go all the same (README "PII")
+            return [_redact_userinfo(v) if v and "@" in v else v for v in vals]
         out: list[str | None] = []
         for v, m in zip(vals, mask, strict=True):
             if v is None or not m:
@@ -585,6 +585,23 @@ class PiiScrubber:
         """Arrow version of `scrub_metadata` (string column in, string column out)."""
         vals = arr.to_pylist()
         return pa.array(self.scrub_metadata(vals), type=arr.type)
+
+
+def _without_userinfo(netloc: str) -> str:
+    """The userinfo never survives (URL policy, README "PII"): a user name is an account id
+    the detectors cannot recognise, a password is a credential."""
+    return f"REDACTED@{netloc.rsplit('@', 1)[1]}" if "@" in netloc else netloc
+
+
+def _redact_userinfo(url: str) -> str:
+    """`url` with only its userinfo replaced (what stays of the URL policy without PII)."""
+    try:
+        sp = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in sp.netloc:
+        return url
+    return urlunsplit(sp._replace(netloc=_without_userinfo(sp.netloc)))
 
 
 def sum_pii_counts(col: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> dict[str, int]:

@@ -274,6 +274,10 @@ def test_presidio_research_synthetic(scrubber: PiiScrubber) -> None:
         ("http://john.doe%40gmail.com@shop.org/", "john.doe"),
         ("http://shop.org/p?email=jane.roe@mail.org&x=1", "jane.roe"),
         ("http://shop.org/#mail=jane.roe@mail.org", "jane.roe"),
+        # form encoding: '+' is a space, so the number is not glued to the word before it
+        ("http://shop.org/find?q=call+me+at+4155550111&ref=home", "4155550111"),
+        ("http://shop.org/p;x#call+14155550111", "4155550111"),
+        ("http://shop.org/call+me+at+4155550111/", "4155550111"),
     ],
 )
 def test_stored_url_policy_path_userinfo_query_fragment(
@@ -284,6 +288,29 @@ def test_stored_url_policy_path_userinfo_query_fragment(
     assert secret not in out, out
     assert out.startswith(url.split("://")[0] + "://")
     assert "shop.org" in out
+
+
+def test_plus_signs_outside_a_scrubbed_value_are_kept(scrubber: PiiScrubber) -> None:
+    url = "http://shop.org/find?q=c%2B%2B+jobs&tel=call+me+at+4155550111&x=a+b"
+    out = scrubber.scrub_metadata([url])[0]
+    assert "4155550111" not in out
+    assert out.startswith("http://shop.org/find?q=c%2B%2B+jobs&tel=call+me+at+")
+    assert out.endswith("&x=a+b")
+
+
+def test_userinfo_is_redacted_even_with_pii_scrubbing_off() -> None:
+    """README: the userinfo of a stored URL is always replaced (a password is a credential,
+    not text the user chose to keep by turning PII scrubbing off)."""
+    from stages.pii import PiiConfig, PiiScrubber
+
+    off = PiiScrubber(PiiConfig(enabled=False))
+    url = "http://henry:hunter2pass@creds.example.com/p?mail=jane.roe@mail.org"
+    out = off.scrub_metadata([url, "A title with jane.roe@mail.org", None])
+    assert out == [
+        "http://REDACTED@creds.example.com/p?mail=jane.roe@mail.org",
+        "A title with jane.roe@mail.org",
+        None,
+    ]
 
 
 def test_percent_encoded_email_in_url_is_scrubbed():
