@@ -318,7 +318,7 @@ def test_utf8_bom_wins_and_is_the_codec_reported(sentences) -> None:
 
 def test_real_utf8_pages_relabelled_iso_8859_1_extract_the_same_text(eval_pages) -> None:
     """Real UTF-8 pages served as ``charset=iso-8859-1`` (Apache's default) give the same
-    text as with their true label."""
+    text as with their true label, and the charset column says which codec decoded them."""
     table, _ = eval_pages
     utf8 = [i for i, h in enumerate(table["html"].to_pylist()) if _is_multibyte_utf8(h)]
     assert len(utf8) >= 20
@@ -333,6 +333,7 @@ def test_real_utf8_pages_relabelled_iso_8859_1_extract_the_same_text(eval_pages)
     got = ex(lied)
     assert got["text"].to_pylist() == want["text"].to_pylist()
     assert not any("Ã" in t for t in got["text"].to_pylist() if t)
+    assert set(got["charset"].to_pylist()) == {"utf-8"}
     ex.close()
 
 
@@ -342,6 +343,32 @@ def _is_multibyte_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return not data.isascii()
+
+
+def test_charset_column_is_the_codec_used(sentences) -> None:
+    """``charset`` after extraction: the codec that decoded the page, not the header's claim;
+    rows never decoded (empty, dropped earlier) keep what the reader found."""
+    ru = "<html><body><p>" + sentences["ru"] + "</p></body></html>"
+    table = pa.table(
+        {
+            "html": [
+                ru.encode("cp1251"),  # labelled utf-8, really cp1251
+                b"\xef\xbb\xbf" + ru.encode("utf-8"),  # BOM, labelled iso-8859-1
+                ru.encode("utf-8"),  # labelled iso-8859-1, really UTF-8
+                b"",
+                ru.encode("utf-8"),
+            ],
+            "charset": ["utf-8", "iso-8859-1", "iso-8859-1", "utf-8", "koi8-r"],
+            "drop_reason": [None, None, None, None, "url.blocklist"],
+            "drop_detail": [None, None, None, None, "domain=example.com"],
+        }
+    )
+    for timeout_s in (10.0, 0.0):  # watchdog child, in-process
+        out = Extractor(ExtractConfig(extractor="resiliparse", timeout_s=timeout_s))(table)
+        reasons = out["drop_reason"].to_pylist()
+        assert reasons == [None, None, None, "extract.empty", "url.blocklist"]
+        assert out["charset"].to_pylist() == ["cp1251", "utf-8", "utf-8", "utf-8", "koi8-r"]
+        assert out.column_names == table.column_names + ["text"]
 
 
 @settings(max_examples=60, deadline=None)
