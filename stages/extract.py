@@ -280,8 +280,8 @@ class _Watchdog:
         self._ready = False
 
     def run(self, items: list[tuple[int, bytes, str | None]]) -> dict[int, tuple[Any, ...]]:
-        """(index, html bytes, charset) -> {index: (text, title, reason, detail)}; every index
-        answered."""
+        """(index, html bytes, charset) -> {index: (text, title, reason, detail, codec)}; every
+        index answered (codec None when the page was not decoded)."""
         out: dict[int, tuple[Any, ...]] = {}
         todo = items
         limit = self.cfg.timeout_s
@@ -297,7 +297,7 @@ class _Watchdog:
             failed: tuple[Any, ...] | None = None
             for _ in todo:
                 if not self._rx.poll(limit):
-                    failed = (None, None, "extract.timeout", f"timeout_s={limit} exceeded")
+                    failed = (None, None, "extract.timeout", f"timeout_s={limit} exceeded", None)
                     break
                 try:
                     msg = self._rx.recv()
@@ -308,6 +308,7 @@ class _Watchdog:
                         None,
                         "extract.error",
                         f"extractor process died (exit status {code})",
+                        None,
                     )
                     break
                 out[msg[0]] = msg[1:]
@@ -343,6 +344,9 @@ def _child_main(rfd: int, wfd: int) -> None:
 
 class Extractor:
     """Stateful stage: ``Extractor(cfg)(table)`` adds ``text`` (and ``title``) and drop columns.
+
+    It also rewrites ``charset`` of every page it decoded to the codec that decoded it (a
+    cp1251 page labelled utf-8 says cp1251), so the column explains the text it stands next to.
 
     With ``timeout_s > 0`` the library runs in a watchdog child process (see `_Watchdog`).
     Empty and oversized payloads are dropped here and never sent; the child decodes each page
@@ -424,17 +428,24 @@ class Extractor:
 
     def _extract_page(
         self, html: bytes, charset: str | None
-    ) -> tuple[str | None, str | None, str | None, str | None]:
+    ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
         """Decode, run the structural guards, then the library (in this process). Never raises.
 
         Runs where the library runs (the watchdog child), so the parent only ships bytes: a
-        decoded page would cost a UTF-8 round trip through pickle on each side.
+        decoded page would cost a UTF-8 round trip through pickle on each side. The last item
+        is the codec that decoded the page (the ``charset`` column records it, not the label).
         """
-        c = self.cfg
         try:
             decoded, enc = decode_html(html, charset)
         except Exception as e:  # noqa: BLE001 - decode_html should not raise; stay safe
-            return None, None, "extract.error", f"decode: {type(e).__name__}"
+            return None, None, "extract.error", f"decode: {type(e).__name__}", None
+        return (*self._guard_and_extract(html, decoded, enc), enc)
+
+    def _guard_and_extract(
+        self, html: bytes, decoded: str, enc: str
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """The structural guards on the decoded page, then the library."""
+        c = self.cfg
         raw = html if enc == "utf-8" else None  # UTF-8 bytes: the guards count on them
         depth = nesting_depth(decoded, c.max_nesting_depth, raw)
         if depth > c.max_nesting_depth:
@@ -488,8 +499,8 @@ class Extractor:
             return dropped  # type: ignore[return-value]
         assert html is not None
         if self._watchdog is not None:
-            return self._watchdog.run([(0, html, charset)])[0]  # type: ignore[return-value]
-        return self._extract_page(html, charset)
+            return self._watchdog.run([(0, html, charset)])[0][:4]  # type: ignore[return-value]
+        return self._extract_page(html, charset)[:4]
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
@@ -505,7 +516,7 @@ class Extractor:
                 continue
             dropped = self._size_guard(html[i])
             if dropped is not None:
-                results[i] = dropped
+                results[i] = (*dropped, None)
             else:
                 todo.append((i, html[i], charset[i]))
         if self._watchdog is not None:
@@ -519,7 +530,11 @@ class Extractor:
         reasons: list[str | None] = [None] * n
         details: list[str | None] = [None] * n
         for i, res in results.items():
-            texts[i], titles[i], reasons[i], details[i] = res
+            texts[i], titles[i], reasons[i], details[i], enc = res
+            if enc is not None:
+                charset[i] = enc  # the codec used; rows never decoded keep the reader's label
+        if "charset" in table.column_names:
+            table = _set_column(table, "charset", pa.array(charset, pa.string()))
         table = _set_column(table, "text", pa.array(texts, pa.string()))
         if self.cfg.with_title:
             table = _set_column(table, "title", pa.array(titles, pa.string()))

@@ -4,6 +4,11 @@ Why: the extractors take ``str``; the wrong charset silently turns a page into m
 later passes language ID with a low score or not at all. Order, as browsers do it: BOM, HTTP
 charset, ``<meta charset>`` / ``http-equiv`` in the first bytes, then UTF-8; a declared charset
 that does not decode cleanly is not trusted, and uchardet (shipped in resiliparse) guesses.
+A legacy (non-Unicode) label never beats bytes that are valid UTF-8 with non-ASCII in them:
+single-byte codecs decode any bytes, so "decodes cleanly" proves nothing for them, UTF-8 pages
+served as ``iso-8859-1`` (Apache's default) are common, and real legacy text is practically
+never valid UTF-8 (none of 19 language/codec pairs, 500 real sentences each as one page: German
+cp1252, Russian cp1251/koi8-r, Japanese Shift_JIS, Chinese GBK/Big5, Korean EUC-KR).
 Nothing here raises: the last resort is UTF-8 with replacement characters.
 """
 
@@ -72,24 +77,45 @@ def _try(data: bytes, enc: str | None) -> str | None:
         return None
 
 
+def _legacy(enc: str) -> bool:
+    """A codec label that UTF-8 overrides: anything but the Unicode encodings (UTF-16 without
+    a BOM is not checked: its ASCII-range text is valid UTF-8 too)."""
+    return not enc.startswith("utf")
+
+
+def _attempt(data: bytes, enc: str | None, tried: set[str]) -> tuple[str, str] | None:
+    """Decode with ``enc``, but with UTF-8 first when ``enc`` is legacy and the body not ASCII.
+
+    ``tried`` collects the codecs already run on this body, so each runs at most once per page
+    (one strict decode in C, no per-character Python).
+    """
+    if not enc or enc in tried:
+        return None
+    if _legacy(enc) and "utf-8" not in tried and not data.isascii():
+        tried.add("utf-8")
+        text = _try(data, "utf-8")
+        if text is not None:
+            return text, "utf-8"
+    tried.add(enc)
+    text = _try(data, enc)
+    return None if text is None else (text, enc)
+
+
 def decode_html(data: bytes, http_charset: str | None = None) -> tuple[str, str]:
     """Decode an HTML body; returns (text, codec used). Never raises."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
             return data[len(bom) :].decode(enc, "replace"), enc
+    tried: set[str] = set()
     declared = normalize_charset(http_charset)
-    text = _try(data, declared)
-    if text is not None:
-        return text, declared  # type: ignore[return-value]
+    got = _attempt(data, declared, tried)
+    if got is not None:
+        return got
     m = _META_RE.search(data, 0, _META_WINDOW)
     meta = normalize_charset(m.group(1).decode("ascii", "replace")) if m else None
-    if meta and meta != declared:
-        text = _try(data, meta)
-        if text is not None:
-            return text, meta
-    text = _try(data, "utf-8")
-    if text is not None:
-        return text, "utf-8"
+    got = _attempt(data, meta, tried) or _attempt(data, "utf-8", tried)
+    if got is not None:
+        return got
     guess = None
     if _detect is not None:
         try:
@@ -99,7 +125,7 @@ def decode_html(data: bytes, http_charset: str | None = None) -> tuple[str, str]
     # a declared charset that failed strict decoding still beats a guess when it is
     # multi-byte (a few broken sequences in a GBK page); otherwise trust the detector
     for enc in (guess, meta, declared):
-        if enc:
+        if enc and enc not in tried:  # those failed already
             text = _try(data, enc)
             if text is not None:
                 return text, enc

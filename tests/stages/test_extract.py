@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import threading
 from pathlib import Path
@@ -238,6 +239,136 @@ def test_decode_wrong_or_missing_declaration(sentences) -> None:
     assert decode_html(b"\xef\xbb\xbf" + text.encode("utf-8"), "latin-1")[0] == text
     # unknown label falls through
     assert decode_html(text.encode("utf-8"), "x-no-such-charset")[0] == text
+
+
+# Labels that are all over the real web on UTF-8 pages (Apache's default is iso-8859-1); every
+# one of these codecs decodes UTF-8 bytes without an error, into mojibake ("GrÃ¶ÃŸe").
+LEGACY_LABELS = [
+    "iso-8859-1",
+    "ISO-8859-1",
+    "windows-1252",
+    "latin1",
+    "us-ascii",
+    "iso-8859-15",
+    "iso-8859-2",
+    "iso-8859-7",
+    "windows-1251",
+    "koi8-r",
+    "gbk",
+    "shift_jis",
+]
+
+
+@pytest.mark.parametrize("label", LEGACY_LABELS)
+def test_utf8_body_under_a_legacy_label_decodes_as_utf8(sentences, label: str) -> None:
+    """Valid multi-byte UTF-8 is practically never legacy text: UTF-8 beats the label."""
+    text = sentences["de"] + " Größe dafür Überlegungen TÜV"
+    body = text.encode("utf-8")
+    assert decode_html(body, label) == (text, "utf-8")  # HTTP header
+    page = f'<html><head><meta charset="{label}"></head><body><p>{text}</p></body></html>'
+    got, enc = decode_html(page.encode("utf-8"), None)  # <meta> alone
+    assert (text in got, enc) == (True, "utf-8")
+    page = '<html><head><meta charset="utf-8"></head><body><p>' + text + "</p></body></html>"
+    got, enc = decode_html(page.encode("utf-8"), label)  # header lies, <meta> is right
+    assert (text in got, enc) == (True, "utf-8")
+
+
+# every sentence of a language in a legacy codec: a real legacy page is invalid UTF-8
+LEGACY_PAGES = [
+    ("de", "cp1252"),
+    ("fr", "cp1252"),
+    ("pl", "cp1250"),
+    ("cs", "cp1250"),
+    ("hu", "iso8859-2"),
+    ("ru", "cp1251"),
+    ("ru", "koi8-r"),
+    ("uk", "cp1251"),
+    ("el", "iso8859-7"),
+    ("tr", "cp1254"),
+    ("he", "cp1255"),
+    ("ar", "cp1256"),
+    ("lt", "cp1257"),
+    ("th", "cp874"),
+    ("ja", "shift_jis"),
+    ("ja", "euc_jp"),
+    ("zh", "gb18030"),
+    ("zh", "big5"),
+    ("ko", "euc_kr"),
+]
+
+
+@pytest.mark.parametrize("lang,enc", LEGACY_PAGES)
+def test_legacy_page_keeps_its_codec(shared_data: Path, lang: str, enc: str) -> None:
+    """The UTF-8 preference must not steal real legacy pages, declared or mislabelled utf-8."""
+    lines = (shared_data / "langid" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
+    body = "\n".join(lines).encode(enc, "ignore")
+    text = body.decode(enc)
+    assert decode_html(body, enc) == (text, codecs.lookup(enc).name)
+    # HTTP says utf-8 (wrong), <meta> has the real codec
+    page = f'<meta http-equiv="Content-Type" content="text/html; charset={enc}">'.encode() + body
+    got, used = decode_html(page, "utf-8")
+    assert (text in got, used) == (True, codecs.lookup(enc).name)
+
+
+def test_utf8_bom_wins_and_is_the_codec_reported(sentences) -> None:
+    text = sentences["ru"]
+    for label in ("latin-1", "windows-1251", "shift_jis", "utf-16", None):
+        assert decode_html(b"\xef\xbb\xbf" + text.encode("utf-8"), label) == (text, "utf-8")
+
+
+def test_real_utf8_pages_relabelled_iso_8859_1_extract_the_same_text(eval_pages) -> None:
+    """Real UTF-8 pages served as ``charset=iso-8859-1`` (Apache's default) give the same
+    text as with their true label, and the charset column says which codec decoded them."""
+    table, _ = eval_pages
+    utf8 = [i for i, h in enumerate(table["html"].to_pylist()) if _is_multibyte_utf8(h)]
+    assert len(utf8) >= 20
+    table = table.take(utf8)
+    ex = Extractor(ExtractConfig(extractor="resiliparse"))
+    want = ex(table)
+    lied = table.set_column(
+        table.column_names.index("charset"),
+        "charset",
+        pa.array(["iso-8859-1"] * table.num_rows, pa.string()),
+    )
+    got = ex(lied)
+    assert got["text"].to_pylist() == want["text"].to_pylist()
+    assert not any("Ã" in t for t in got["text"].to_pylist() if t)
+    assert set(got["charset"].to_pylist()) == {"utf-8"}
+    ex.close()
+
+
+def _is_multibyte_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not data.isascii()
+
+
+def test_charset_column_is_the_codec_used(sentences) -> None:
+    """``charset`` after extraction: the codec that decoded the page, not the header's claim;
+    rows never decoded (empty, dropped earlier) keep what the reader found."""
+    ru = "<html><body><p>" + sentences["ru"] + "</p></body></html>"
+    table = pa.table(
+        {
+            "html": [
+                ru.encode("cp1251"),  # labelled utf-8, really cp1251
+                b"\xef\xbb\xbf" + ru.encode("utf-8"),  # BOM, labelled iso-8859-1
+                ru.encode("utf-8"),  # labelled iso-8859-1, really UTF-8
+                b"",
+                ru.encode("utf-8"),
+            ],
+            "charset": ["utf-8", "iso-8859-1", "iso-8859-1", "utf-8", "koi8-r"],
+            "drop_reason": [None, None, None, None, "url.blocklist"],
+            "drop_detail": [None, None, None, None, "domain=example.com"],
+        }
+    )
+    for timeout_s in (10.0, 0.0):  # watchdog child, in-process
+        out = Extractor(ExtractConfig(extractor="resiliparse", timeout_s=timeout_s))(table)
+        reasons = out["drop_reason"].to_pylist()
+        assert reasons == [None, None, None, "extract.empty", "url.blocklist"]
+        assert out["charset"].to_pylist() == ["cp1251", "utf-8", "utf-8", "utf-8", "koi8-r"]
+        assert out.column_names == table.column_names + ["text"]
 
 
 @settings(max_examples=60, deadline=None)

@@ -101,6 +101,29 @@ def test_decode_wrong_or_missing_declaration_on_generated_text() -> None:
     assert decode_html(b"\xef\xbb\xbf" + text.encode("utf-8"), "latin-1")[0] == text
 
 
+@pytest.mark.parametrize("label", ["iso-8859-1", "windows-1252", "us-ascii", "koi8-r", "gbk"])
+def test_utf8_body_under_a_legacy_label_decodes_as_utf8_on_generated_text(label: str) -> None:
+    from stages.text_decode import decode_html
+
+    text = " ".join(generated_sentences("de")[:5])
+    assert decode_html(text.encode("utf-8"), label) == (text, "utf-8")
+    page = f'<meta charset="{label}"><p>{text}</p>'.encode()
+    assert decode_html(page, None)[1] == "utf-8"
+
+
+@pytest.mark.parametrize(
+    "lang,enc",
+    [("de", "cp1252"), ("ru", "cp1251"), ("ru", "koi8-r"), ("ja", "shift_jis"), ("zh", "gb18030")],
+)
+def test_legacy_page_keeps_its_codec_on_generated_text(lang: str, enc: str) -> None:
+    import codecs
+
+    from stages.text_decode import decode_html
+
+    body = "\n".join(generated_sentences(lang)).encode(enc, "ignore")
+    assert decode_html(body, enc) == (body.decode(enc), codecs.lookup(enc).name)
+
+
 def test_tokenizer_trains_and_round_trips_generated_multilingual_text(tmp_path) -> None:
     from stages.tokenize import train_tokenizer
     from tests.stages.test_tokenize import TRICKY_DOCS, _roundtrip, _write_parquet
