@@ -253,18 +253,24 @@ def delete_tree(uri: str) -> None:
 
 def list_files(uri: str, recursive: bool = True) -> list[str]:
     """Files under a directory/prefix, as URIs in the same style as `uri`, sorted."""
+    return [u for u, _ in list_file_sizes(uri, recursive)]
+
+
+def list_file_sizes(uri: str, recursive: bool = True) -> list[tuple[str, int | None]]:
+    """`list_files` with each file's size, which the listing returns anyway (on an object
+    store a size asked later is one more request per file)."""
     fs, path = resolve(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         return []
     if info.type == pafs.FileType.File:
-        return [uri]
+        return [(uri, info.size)]
     sel = pafs.FileSelector(path, recursive=recursive, allow_not_found=True)
     out = []
     for fi in fs.get_file_info(sel):
         if fi.type != pafs.FileType.File:
             continue
-        out.append(_to_uri(uri, path, fi.path))
+        out.append((_to_uri(uri, path, fi.path), fi.size))
     return sorted(out)
 
 

@@ -36,6 +36,8 @@ class InputFile:
 
     uri: str
     file_key: str
+    # bytes, when the listing that found the file said (object stores); None: ask when needed
+    size: int | None = field(default=None, compare=False)
 
 
 def file_key(uri: str) -> str:
@@ -165,12 +167,17 @@ def walk_local(root: str) -> list[str]:
     return sorted(files)
 
 
-def _expand_one(item: str, prefix: str | None, bad: list[tuple[str, str]]) -> list[str]:
+def _expand_one(
+    item: str, prefix: str | None, bad: list[tuple[str, str]], sizes: dict[str, int | None]
+) -> list[str]:
+    """The input files `item` names; object-store sizes the listing returned go to `sizes`."""
     has_glob = any(c in item for c in "*?[")
     if has_glob:
         if storage.is_remote(item):
             root = item.split("*", 1)[0].rsplit("/", 1)[0]
-            matches = [u for u in storage.list_files(root) if fnmatch.fnmatch(u, item)]
+            listed = [(u, n) for u, n in storage.list_file_sizes(root) if fnmatch.fnmatch(u, item)]
+            sizes.update(listed)
+            matches = [u for u, _ in listed]
         else:
             # real paths, once each: links to one file are one input
             matches = sorted({os.path.realpath(m) for m in glob.glob(item, recursive=True)})
@@ -182,7 +189,9 @@ def _expand_one(item: str, prefix: str | None, bad: list[tuple[str, str]]) -> li
     if not storage.is_remote(item) and os.path.isdir(item):
         fs_files = walk_local(item)
     else:
-        fs_files = storage.list_files(item)
+        listed = storage.list_file_sizes(item)
+        sizes.update(listed)
+        fs_files = [u for u, _ in listed]
     if fs_files == [item] or (
         len(fs_files) == 1 and not storage.is_remote(item) and os.path.isfile(item)
     ):
@@ -207,9 +216,10 @@ def resolve_inputs_report(paths: list[str], listing_prefix: str | None = None) -
     """
     uris: list[str] = []
     bad: list[tuple[str, str]] = []
+    sizes: dict[str, int | None] = {}
     for item in paths:
         check_uri(item, "input.paths")
-        uris.extend(_expand_one(item, listing_prefix, bad))
+        uris.extend(_expand_one(item, listing_prefix, bad, sizes))
     seen: dict[str, InputFile] = {}
     for u in uris:
         if u in seen:
@@ -218,7 +228,7 @@ def resolve_inputs_report(paths: list[str], listing_prefix: str | None = None) -
         if why:
             bad.append((u, why))
         else:
-            seen[u] = InputFile(uri=u, file_key=file_key(u))
+            seen[u] = InputFile(uri=u, file_key=file_key(u), size=sizes.get(u))
     if not seen:
         if bad:
             more = f" (and {len(bad) - 1} more inputs like it)" if len(bad) > 1 else ""

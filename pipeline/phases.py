@@ -31,6 +31,16 @@ def progress_log(cfg: PipelineConfig, msg: str) -> None:
         log.info("%s", msg)
 
 
+def input_sizes(todo: list[InputFile]) -> dict[str, int | None]:
+    """file_key -> bytes: what the input listing said, the rest asked (concurrently on an
+    object store; None for a file that is gone)."""
+    ask = [f for f in todo if f.size is None]
+    asked = dict(
+        zip([f.file_key for f in ask], storage.file_sizes([f.uri for f in ask]), strict=True)
+    )
+    return {f.file_key: f.size if f.size is not None else asked[f.file_key] for f in todo}
+
+
 def process_inputs(
     cfg: PipelineConfig,
     todo: list[InputFile],
@@ -42,11 +52,8 @@ def process_inputs(
 ) -> None:
     from pipeline import local_engine, plan
 
-    # every input's size, asked once (concurrently on an object store): the engine choice,
-    # progress and phase 3's work units all use them
-    sizes = dict(
-        zip([f.file_key for f in todo], storage.file_sizes([f.uri for f in todo]), strict=True)
-    )
+    # every input's size, known once: the engine choice, progress and phase 3's work units
+    sizes = input_sizes(todo)
     total_bytes = sum(n or 0 for n in sizes.values())
     engine = local_engine.choose_engine(cfg, total_bytes, len(todo))
     if engine == "ray":

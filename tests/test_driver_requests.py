@@ -105,3 +105,37 @@ def test_phase2_probes_summaries_written_before_kept_chunks(tmp_path) -> None:
         (staged, "old"),
         (layout.chunk_prefix("rk", "new", 1) + ".kept.parquet", "new"),
     ]
+
+
+def test_a_listed_prefix_brings_the_sizes_of_its_files(s3_bucket) -> None:
+    """A listing already returns every object's size; resolving a prefix keeps them."""
+    from pipeline.inputs import resolve_inputs
+
+    for i in range(12):
+        s3_bucket.put_object(
+            Bucket="ccpipe-sizes", Key=f"listed/seg-{i:02d}.warc.gz", Body=b"w" * (5 * i + 3)
+        )
+    s3_bucket.put_object(Bucket="ccpipe-sizes", Key="listed/notes.txt", Body=b"not a warc")
+
+    files = resolve_inputs(["s3://ccpipe-sizes/listed/"])
+
+    assert [f.uri.rsplit("/", 1)[1] for f in files] == [f"seg-{i:02d}.warc.gz" for i in range(12)]
+    assert [f.size for f in files] == [5 * i + 3 for i in range(12)]
+
+
+def test_the_driver_asks_only_the_sizes_it_does_not_know(monkeypatch, tmp_path) -> None:
+    from pipeline.inputs import InputFile
+    from pipeline.phases import input_sizes
+
+    local = tmp_path / "a.warc.gz"
+    local.write_bytes(b"x" * 77)
+    asked: list[list[str]] = []
+    real = storage.file_sizes
+    monkeypatch.setattr(storage, "file_sizes", lambda uris: asked.append(list(uris)) or real(uris))
+    todo = [
+        InputFile("s3://b/listed.warc.gz", "listed", size=1234),
+        InputFile(str(local), "local"),
+    ]
+
+    assert input_sizes(todo) == {"listed": 1234, "local": 77}
+    assert asked == [[str(local)]]
