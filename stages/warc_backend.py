@@ -168,6 +168,26 @@ def _seekable(stream: BinaryIO) -> bool:
         return False
 
 
+class RecordOverrun(Exception):
+    """A record declared more bytes than its gzip member holds (per-record gzip).
+
+    Raised by the fastwarc adapter after the record was classified, so the scan stops there
+    and resumes at the start of the next member: the next record's bytes never become part of
+    the liar and the next record is read once (warcio stops at the member end by itself).
+    """
+
+    def __init__(self, pos: int) -> None:
+        super().__init__(f"record at {pos} runs past its gzip member")
+        self.pos = pos
+
+
+def _is_gzip(stream: BinaryIO) -> bool:
+    pos = stream.tell()
+    magic = stream.read(2)
+    stream.seek(pos)
+    return magic == b"\x1f\x8b"
+
+
 def _iter_fastwarc(stream: BinaryIO) -> Iterator[_Rec]:
     # fastwarc 2.x panics (a BaseException) on a stream that cannot seek: use warcio there
     if not _seekable(stream):
@@ -175,12 +195,92 @@ def _iter_fastwarc(stream: BinaryIO) -> Iterator[_Rec]:
         return
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+    if not _is_gzip(stream):
+        it = ArchiveIterator(
+            stream, parse_http=False, record_types=WarcRecordType.any_type, fsspec_args=False
+        )
+        for r in it:
+            h = r.headers
+            yield _Rec(pos=int(r.stream_pos), get=h.get, read=r.reader.read, content_length=None)
+        return
+    yield from _iter_fastwarc_members(stream)
+
+
+def _iter_fastwarc_members(stream: BinaryIO) -> Iterator[_Rec]:
+    """fastwarc over per-record gzip, with each record held to its own gzip member.
+
+    fastwarc reads a record's Content-Length across member ends, so a record that claims more
+    bytes than its member holds swallows the head of the next record. Our own GzipReader tells
+    which member is being decoded: a read that moves to another member is refused (the record
+    comes out short: read.truncated) and the scan stops with :class:`RecordOverrun`.
+    """
+    from fastwarc.stream_io import GzipReader
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    gz = GzipReader(stream, fsspec_args=False)
     it = ArchiveIterator(
-        stream, parse_http=False, record_types=WarcRecordType.any_type, fsspec_args=False
+        gz,
+        parse_http=False,
+        record_types=WarcRecordType.any_type,
+        stream_detect=False,
+        fsspec_args=False,
     )
     for r in it:
-        h = r.headers
-        yield _Rec(pos=int(r.stream_pos), get=h.get, read=r.reader.read, content_length=None)
+        frame = gz.frame_start_position()
+        pos = int(r.stream_pos)
+        over = False
+        given = 0
+
+        def read(
+            n: int, _reader: object = r.reader, _frame: int | None = frame, _pos: int = pos
+        ) -> bytes:
+            nonlocal over, given
+            if over:
+                return b""
+            data = _reader.read(n)  # type: ignore[attr-defined]
+            if gz.frame_start_position() != _frame:
+                # the read ran into the next member: hand out only what this member holds,
+                # as warcio does, so both readers classify the record alike
+                over = True
+                return _member_body_slice(stream, _pos, given, n)
+            given += len(data)
+            return data
+
+        yield _Rec(pos=pos, get=r.headers.get, read=read, content_length=None)
+        if not over:
+            r.reader.consume()  # what fastwarc would skip next, checked against the member
+            over = gz.frame_start_position() != frame
+        if over:
+            raise RecordOverrun(pos)
+
+
+def _member_body_slice(stream: BinaryIO, member: int, skip: int, n: int) -> bytes:
+    """Bytes [skip, skip + n) of the record block in the gzip member at ``member``, cut at the
+    member's end. Leaves ``stream`` where it was (a library is reading from it)."""
+    back = stream.tell()
+    try:
+        _seek(stream, member)
+        d = zlib.decompressobj(31)
+        out = bytearray()
+        body = -1
+        while not d.eof:
+            raw = stream.read(_SCAN_BLOCK)
+            if not raw:
+                break
+            try:
+                out += d.decompress(raw)
+            except zlib.error:
+                break
+            if body < 0:
+                i = out.find(b"\r\n\r\n")
+                body = i + 4 if i >= 0 else -1
+            if body >= 0 and len(out) >= body + skip + n:
+                break
+        if body < 0:
+            return b""
+        return bytes(out[body + skip : body + skip + n])
+    finally:
+        stream.seek(back)
 
 
 def _iter_warcio(stream: BinaryIO) -> Iterator[_Rec]:
@@ -189,16 +289,47 @@ def _iter_warcio(stream: BinaryIO) -> Iterator[_Rec]:
     base = stream.tell()
     it = ArchiveIterator(stream, no_record_parse=True)
     it.offset = base  # warcio starts counting at 0 even for a stream positioned mid-file
+    reader = it.reader
+    # warcio's own offset stays on an empty gzip member it skipped (its EOFError path), so the
+    # record after it would get the empty member's offset: note where each member starts
+    member_start = [base]
+    next_member = reader.read_next_member
+
+    def read_next_member() -> bool:
+        ok = next_member()
+        if ok:
+            member_start[0] = it.fh.tell() - len(reader.starting_data or b"")
+        return ok
+
+    reader.read_next_member = read_next_member
     for r in it:
         h = r.rec_headers
+        if not h.protocol and not h.headers:
+            continue  # a gzip member holding only CRLFs: no record (fastwarc skips it too)
         # it.offset is the current record's start until the record is read to its end
         # (get_record_offset() would read the body first)
-        yield _Rec(
-            pos=int(it.offset),
-            get=h.get_header,
-            read=r.raw_stream.read,
-            content_length=None,
-        )
+        pos = member_start[0] if reader.decompressor is not None else int(it.offset)
+        yield _Rec(pos=int(pos), get=h.get_header, read=r.raw_stream.read, content_length=None)
+
+
+def _skip_blank_members(stream: BinaryIO, offset: int) -> int:
+    """Offset after the complete gzip members at ``offset`` that hold only whitespace.
+
+    An empty member (``gzip.compress(b"")``) or one holding only CRLFs is not a record: it is
+    skipped without a count, as warcio does, and it never counts as junk.
+    """
+    while True:
+        raw = _read_at(stream, offset, 4096)
+        if not raw.startswith(_GZ_MAGIC):
+            return offset
+        d = zlib.decompressobj(31)
+        try:
+            out = d.decompress(raw, 4096)
+        except zlib.error:
+            return offset
+        if not d.eof or out.strip(b"\r\n\t \x00"):
+            return offset
+        offset += len(raw) - len(d.unused_data)
 
 
 class _FreshOpener:

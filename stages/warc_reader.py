@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.config_effects import Execution, Output
 from stages.warc_backend import (
     _SCAN_BLOCK,
+    RecordOverrun,
     _CountingRaw,
     _default_opener,
     _find_resync,
@@ -50,6 +51,7 @@ from stages.warc_backend import (
     _seek,
     _seek_forward,
     _seekable,
+    _skip_blank_members,
     _stream_size,
 )
 from stages.warc_records import (
@@ -282,10 +284,18 @@ class _FileReader(RecordNormaliser):
                     )
                 else:
                     end = start
+                lib_end = end
+                if gz:  # members holding no record belong to no record and count nothing
+                    end = probe.call(_skip_blank_members, end)
                 if pending is not None:
                     pending["source_length"] = end - pending["source_offset"]
                     yield "doc", pending
                     pending = None
+                if isinstance(exc, RecordOverrun):
+                    # the record was counted (read.truncated if its body was read); the next
+                    # record starts at its member's end, where `end` already points
+                    start = end
+                    continue
                 if exc is not None:
                     self.errors.append(
                         f"{self.uri}: parse error after offset {end}: {describe_error(exc)}"
@@ -307,6 +317,10 @@ class _FileReader(RecordNormaliser):
                 if not rest.strip(b"\r\n\t \x00"):
                     return
                 nxt = probe.call(_find_resync, end, gz)
+                if nxt == end and end > lib_end:
+                    # fastwarc stops at an empty gzip member as if the file ended there
+                    start = end
+                    continue
                 if nxt == end or (nxt is None and self._looks_record_start(rest, gz)):
                     # a record starts here that the library did not return
                     _, whole = (
