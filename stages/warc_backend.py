@@ -10,8 +10,10 @@ conservation) lives in :mod:`stages.warc_reader`.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -283,9 +285,57 @@ def _member_body_slice(stream: BinaryIO, member: int, skip: int, n: int) -> byte
         stream.seek(back)
 
 
+class _NullWriter:
+    """Swallows what a library writes; a file-like that never stores anything."""
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+class _SysWithoutStderr:
+    """Stands in for ``sys`` inside warcio's modules: all of ``sys`` except ``stderr``."""
+
+    stderr = _NullWriter()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(sys, name)
+
+
+_WARCIO_QUIET = False
+
+
+def _quiet_warcio() -> None:
+    """Stop warcio printing record bytes: no PII in logs (docs/architecture.md).
+
+    warcio writes ``Remainder: b'<the next header line>'`` (a URI with its query, i.e. PII) to
+    ``sys.stderr`` after a wrong Content-Length, logs URIs with spaces, and prints zlib and
+    digest messages. Our reader counts those records with a reason and describes errors without
+    data, so warcio's own output is dropped: its modules get a ``sys`` without stderr (no global
+    redirection, so other threads' output is untouched) and its loggers stop at a NullHandler.
+    Idempotent; done once per process.
+    """
+    global _WARCIO_QUIET
+    if _WARCIO_QUIET:
+        return
+    import importlib
+
+    for name in ("archiveiterator", "bufferedreaders", "digestverifyingreader"):
+        mod = importlib.import_module(f"warcio.{name}")
+        if getattr(mod, "sys", None) is sys:
+            mod.sys = _SysWithoutStderr()  # type: ignore[attr-defined]
+    log = logging.getLogger("warcio")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    _WARCIO_QUIET = True
+
+
 def _iter_warcio(stream: BinaryIO) -> Iterator[_Rec]:
     from warcio.archiveiterator import ArchiveIterator
 
+    _quiet_warcio()
     base = stream.tell()
     it = ArchiveIterator(stream, no_record_parse=True)
     it.offset = base  # warcio starts counting at 0 even for a stream positioned mid-file

@@ -189,3 +189,38 @@ def test_gzip_member_without_bytes_is_not_a_record(
     assert docs["source_offset"].to_pylist() == [e1_start, e2_start]
     assert docs["source_length"].to_pylist() == [e2_start - e1_start, len(data) - e2_start]
     _assert_rows_refetch(path, docs)
+
+
+# ------------------------------------------------- 4. library output never reaches stderr
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_library_warnings_never_print_record_bytes(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, lib: str
+) -> None:
+    """warcio writes the bytes after a wrong Content-Length ("Remainder: b'WARC-Target-URI:
+    ...'") to stderr and logs URIs with spaces: PII must not reach logs, our reasons stay."""
+    a = _http("a")
+    leak_uri = b"http://b.example.com/?email=leak.log%40example-mail.com"
+    spaced_uri = b"http://c.example.com/a b?email=spaced.log@example-mail.com"
+    data = (
+        _warcinfo()
+        # claims the CRLFs and the next "WARC/1.0" line: the next header line is left over
+        + _record("a", a, extra=4 + len(b"WARC/1.0\r\n"))
+        # the leftover line is the URI (header order is free)
+        + _record("b", _http("b"), uri=leak_uri).replace(
+            b"WARC/1.0\r\n", b"WARC/1.0\r\nWARC-Target-URI: " + leak_uri + b"\r\n", 1
+        )
+        + _record("c", _http("c"), uri=spaced_uri)
+        + _record("d", _http("d"))
+    )
+    path = tmp_path / "leak.warc"
+    path.write_bytes(data)
+    caplog.set_level("DEBUG")
+    docs, counts, n_read, _ = _read_all(path, lib)
+    assert docs.num_rows >= 2 and n_read >= 4  # counted, not dropped silently
+    captured = capfd.readouterr()
+    logs = caplog.text
+    for secret in ("leak.log", "spaced.log", "example-mail.com", "Remainder"):
+        assert secret not in captured.err and secret not in captured.out, captured.err
+        assert secret not in logs, logs
