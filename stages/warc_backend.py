@@ -314,7 +314,7 @@ def _quiet_warcio() -> None:
     ``sys.stderr`` after a wrong Content-Length, logs URIs with spaces, and prints zlib and
     digest messages. Our reader counts those records with a reason and describes errors without
     data, so warcio's own output is dropped: its modules get a ``sys`` without stderr (no global
-    redirection, so other threads' output is untouched) and its loggers stop at a NullHandler.
+    redirection, so other threads' output is untouched) and its loggers are turned off.
     Idempotent; done once per process.
     """
     global _WARCIO_QUIET
@@ -326,9 +326,8 @@ def _quiet_warcio() -> None:
         mod = importlib.import_module(f"warcio.{name}")
         if getattr(mod, "sys", None) is sys:
             mod.sys = _SysWithoutStderr()  # type: ignore[attr-defined]
-    log = logging.getLogger("warcio")
-    log.addHandler(logging.NullHandler())
-    log.propagate = False
+    # above CRITICAL: every warcio.* logger (none sets its own level) drops its records
+    logging.getLogger("warcio").setLevel(logging.CRITICAL + 1)
     _WARCIO_QUIET = True
 
 
