@@ -22,6 +22,9 @@ from typing import BinaryIO
 GZ_MAGIC = b"\x1f\x8b\x08"
 SCAN_BLOCK = 1 << 20
 HTTP_HEAD_PROBE = 64 * 1024
+# Largest WARC header block read, the same for both libraries: fastwarc's default (32 KiB) lost
+# records with long URIs that warcio (no limit) read; above this both count read.parse_error.
+MAX_WARC_HEADER = 1 << 20
 _GZ_MAGIC = GZ_MAGIC
 _SCAN_BLOCK = SCAN_BLOCK
 _HTTP_HEAD_PROBE = HTTP_HEAD_PROBE
@@ -161,6 +164,7 @@ class _Rec:
     get: Callable[[str], object]
     read: Callable[[int], bytes]
     content_length: int | None
+    error: str | None = None  # why the record is unreadable though the library returned it
 
 
 def _seekable(stream: BinaryIO) -> bool:
@@ -199,7 +203,11 @@ def _iter_fastwarc(stream: BinaryIO) -> Iterator[_Rec]:
 
     if not _is_gzip(stream):
         it = ArchiveIterator(
-            stream, parse_http=False, record_types=WarcRecordType.any_type, fsspec_args=False
+            stream,
+            parse_http=False,
+            record_types=WarcRecordType.any_type,
+            max_header_len=MAX_WARC_HEADER,
+            fsspec_args=False,
         )
         for r in it:
             h = r.headers
@@ -224,6 +232,7 @@ def _iter_fastwarc_members(stream: BinaryIO) -> Iterator[_Rec]:
         gz,
         parse_http=False,
         record_types=WarcRecordType.any_type,
+        max_header_len=MAX_WARC_HEADER,
         stream_detect=False,
         fsspec_args=False,
     )
@@ -355,10 +364,39 @@ def _iter_warcio(stream: BinaryIO) -> Iterator[_Rec]:
         h = r.rec_headers
         if not h.protocol and not h.headers:
             continue  # a gzip member holding only CRLFs: no record (fastwarc skips it too)
+        head_len = len(h.protocol) + 4 + sum(len(k) + len(v) + 4 for k, v in h.headers)
+        if head_len > MAX_WARC_HEADER:
+            # fastwarc refuses such a header block: count it the same way (read.parse_error)
+            yield _Rec(
+                pos=_warcio_pos(it, member_start),
+                get=_no_header,
+                read=_no_body,
+                content_length=None,
+                error=f"WARC header block over {MAX_WARC_HEADER} bytes",
+            )
+            continue
         # it.offset is the current record's start until the record is read to its end
         # (get_record_offset() would read the body first)
-        pos = member_start[0] if reader.decompressor is not None else int(it.offset)
-        yield _Rec(pos=int(pos), get=h.get_header, read=r.raw_stream.read, content_length=None)
+        yield _Rec(
+            pos=_warcio_pos(it, member_start),
+            get=h.get_header,
+            read=r.raw_stream.read,
+            content_length=None,
+        )
+
+
+def _warcio_pos(it: object, member_start: list[int]) -> int:
+    gz = it.reader.decompressor is not None  # type: ignore[attr-defined]
+    return int(member_start[0] if gz else it.offset)  # type: ignore[attr-defined]
+
+
+def _no_header(name: str) -> None:
+    """Header lookup of a record whose header block was too large to keep."""
+    return None
+
+
+def _no_body(n: int) -> bytes:
+    return b""
 
 
 def _skip_blank_members(stream: BinaryIO, offset: int) -> int:

@@ -303,6 +303,10 @@ class _FileReader(RecordNormaliser):
                     if not last_bad:
                         yield "drop", "read.parse_error"
                     scan_from = max(end, (last_pos if last_pos is not None else start) + 1)
+                    if not last_bad:
+                        # the parse_error just counted is the record at `end`: resync past it,
+                        # or it is read (and counted) again
+                        scan_from = max(scan_from, end + 1)
                     if last_pos is None:
                         scan_from = start + 1
                     nxt = probe.call(_find_resync, scan_from, gz)

@@ -224,3 +224,41 @@ def test_library_warnings_never_print_record_bytes(
     for secret in ("leak.log", "spaced.log", "example-mail.com", "Remainder"):
         assert secret not in captured.err and secret not in captured.out, captured.err
         assert secret not in logs, logs
+
+
+# ------------------------------------------------- 3. long WARC header blocks: one rule for both
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "plain"])
+@pytest.mark.parametrize("lib", LIBS)
+def test_header_block_of_33_kb_is_read_by_both_readers(tmp_path: Path, lib: str, gz: bool) -> None:
+    """fastwarc's default limit is 32 KiB of WARC header; warcio has none. Up to 1 MiB both read."""
+    long_uri = b"http://long.example.com/?q=" + b"a" * 33_000
+    records = [
+        _record("x", _http("x")),
+        _record("long", _http("long"), uri=long_uri),
+        _record("y", _http("y")),
+    ]
+    path = tmp_path / ("long.warc.gz" if gz else "long.warc")
+    path.write_bytes(_gz(records)[0] if gz else b"".join(records))
+    docs, counts, n_read, errors = _read_all(path, lib)
+    assert (n_read, dict(counts)) == (3, {}), errors
+    assert docs["url"].to_pylist()[1] == long_uri.decode()
+    _assert_rows_refetch(path, docs)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_header_block_over_1_mib_is_one_parse_error_in_both_readers(
+    tmp_path: Path, lib: str
+) -> None:
+    records = [
+        _record("x", _http("x")),
+        _record("huge", _http("huge"), uri=b"http://huge.example.com/?q=" + b"a" * (1 << 20)),
+        _record("y", _http("y")),
+    ]
+    path = tmp_path / "huge.warc.gz"
+    path.write_bytes(_gz(records)[0])
+    docs, counts, n_read, errors = _read_all(path, lib)
+    assert (n_read, dict(counts)) == (3, {"read.parse_error": 1}), errors
+    assert docs["url"].to_pylist() == ["http://x.example.com/", "http://y.example.com/"]
+    assert not any("aaaa" in e for e in errors)
