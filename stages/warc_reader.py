@@ -211,8 +211,10 @@ class _FileReader(RecordNormaliser):
                     yield "file", "file.not_warc"
                     return
                 mode = "gz" if self._per_record_gzip(stream) else "gzmulti"
+                self._lf_only_fallback(first)
             elif head.lstrip(b"\r\n").startswith(b"WARC/"):
                 mode = "plain"
+                self._lf_only_fallback(head)
             else:
                 self.errors.append(f"{self.uri}: not a WARC file (no WARC or gzip header)")
                 yield "file", "file.not_warc"
@@ -228,6 +230,17 @@ class _FileReader(RecordNormaliser):
             # the storage failed under us (not the data): report it at file level
             self.errors.append(f"{self.uri}: read failed mid-file: {describe_error(e)}")
             yield "file", "file.unreadable"
+
+    def _lf_only_fallback(self, first: bytes) -> None:
+        """A file whose WARC lines end in a bare LF is read with warcio.
+
+        fastwarc (strict) reads such a header as one line and counts every record
+        read.other_type; its quirks mode reads them but silently skips what it cannot parse.
+        warcio reads them and its failures are counted, so both settings give the same rows.
+        """
+        line = first.lstrip(b"\r\n").split(b"\n", 1)[0]
+        if self._iter is _iter_fastwarc and not line.endswith(b"\r"):
+            self._iter = _iter_warcio
 
     def _per_record_gzip(self, stream: BinaryIO) -> bool:
         """True when the first gzip member holds exactly the first record (CommonCrawl layout)."""

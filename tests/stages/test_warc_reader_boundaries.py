@@ -262,3 +262,24 @@ def test_header_block_over_1_mib_is_one_parse_error_in_both_readers(
     assert (n_read, dict(counts)) == (3, {"read.parse_error": 1}), errors
     assert docs["url"].to_pylist() == ["http://x.example.com/", "http://y.example.com/"]
     assert not any("aaaa" in e for e in errors)
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "plain"])
+@pytest.mark.parametrize("lib", LIBS)
+def test_lf_only_warc_header_lines_are_read_by_both_readers(
+    tmp_path: Path, lib: str, gz: bool
+) -> None:
+    """Some writers end WARC header lines with a bare LF; warcio reads them, so fastwarc must."""
+    records = [
+        _record(n, _http(n)).replace(b"\r\n\r\nHTTP/", b"\n\nHTTP/", 1) for n in ("lf1", "lf2")
+    ]
+    records = [
+        r[: r.index(b"\n\nHTTP/")].replace(b"\r\n", b"\n") + r[r.index(b"\n\nHTTP/") :]
+        for r in records
+    ]
+    path = tmp_path / ("lf.warc.gz" if gz else "lf.warc")
+    path.write_bytes(_gz(records)[0] if gz else b"".join(records))
+    docs, counts, n_read, errors = _read_all(path, lib)
+    assert (n_read, dict(counts)) == (2, {}), errors
+    assert docs["url"].to_pylist() == ["http://lf1.example.com/", "http://lf2.example.com/"]
+    assert all(h.startswith(b"<html>") for h in docs["html"].to_pylist())
