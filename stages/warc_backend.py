@@ -10,8 +10,10 @@ conservation) lives in :mod:`stages.warc_reader`.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +22,9 @@ from typing import BinaryIO
 GZ_MAGIC = b"\x1f\x8b\x08"
 SCAN_BLOCK = 1 << 20
 HTTP_HEAD_PROBE = 64 * 1024
+# Largest WARC header block read, the same for both libraries: fastwarc's default (32 KiB) lost
+# records with long URIs that warcio (no limit) read; above this both count read.parse_error.
+MAX_WARC_HEADER = 1 << 20
 _GZ_MAGIC = GZ_MAGIC
 _SCAN_BLOCK = SCAN_BLOCK
 _HTTP_HEAD_PROBE = HTTP_HEAD_PROBE
@@ -159,6 +164,7 @@ class _Rec:
     get: Callable[[str], object]
     read: Callable[[int], bytes]
     content_length: int | None
+    error: str | None = None  # why the record is unreadable though the library returned it
 
 
 def _seekable(stream: BinaryIO) -> bool:
@@ -168,6 +174,26 @@ def _seekable(stream: BinaryIO) -> bool:
         return False
 
 
+class RecordOverrun(Exception):
+    """A record declared more bytes than its gzip member holds (per-record gzip).
+
+    Raised by the fastwarc adapter after the record was classified, so the scan stops there
+    and resumes at the start of the next member: the next record's bytes never become part of
+    the liar and the next record is read once (warcio stops at the member end by itself).
+    """
+
+    def __init__(self, pos: int) -> None:
+        super().__init__(f"record at {pos} runs past its gzip member")
+        self.pos = pos
+
+
+def _is_gzip(stream: BinaryIO) -> bool:
+    pos = stream.tell()
+    magic = stream.read(2)
+    stream.seek(pos)
+    return magic == b"\x1f\x8b"
+
+
 def _iter_fastwarc(stream: BinaryIO) -> Iterator[_Rec]:
     # fastwarc 2.x panics (a BaseException) on a stream that cannot seek: use warcio there
     if not _seekable(stream):
@@ -175,30 +201,222 @@ def _iter_fastwarc(stream: BinaryIO) -> Iterator[_Rec]:
         return
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+    if not _is_gzip(stream):
+        it = ArchiveIterator(
+            stream,
+            parse_http=False,
+            record_types=WarcRecordType.any_type,
+            max_header_len=MAX_WARC_HEADER,
+            fsspec_args=False,
+        )
+        for r in it:
+            h = r.headers
+            yield _Rec(pos=int(r.stream_pos), get=h.get, read=r.reader.read, content_length=None)
+        return
+    yield from _iter_fastwarc_members(stream)
+
+
+def _iter_fastwarc_members(stream: BinaryIO) -> Iterator[_Rec]:
+    """fastwarc over per-record gzip, with each record held to its own gzip member.
+
+    fastwarc reads a record's Content-Length across member ends, so a record that claims more
+    bytes than its member holds swallows the head of the next record. Our own GzipReader tells
+    which member is being decoded: a read that moves to another member is refused (the record
+    comes out short: read.truncated) and the scan stops with :class:`RecordOverrun`.
+    """
+    from fastwarc.stream_io import GzipReader
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    gz = GzipReader(stream, fsspec_args=False)
     it = ArchiveIterator(
-        stream, parse_http=False, record_types=WarcRecordType.any_type, fsspec_args=False
+        gz,
+        parse_http=False,
+        record_types=WarcRecordType.any_type,
+        max_header_len=MAX_WARC_HEADER,
+        stream_detect=False,
+        fsspec_args=False,
     )
     for r in it:
-        h = r.headers
-        yield _Rec(pos=int(r.stream_pos), get=h.get, read=r.reader.read, content_length=None)
+        frame = gz.frame_start_position()
+        pos = int(r.stream_pos)
+        over = False
+        given = 0
+
+        def read(
+            n: int, _reader: object = r.reader, _frame: int | None = frame, _pos: int = pos
+        ) -> bytes:
+            nonlocal over, given
+            if over:
+                return b""
+            data = _reader.read(n)  # type: ignore[attr-defined]
+            if gz.frame_start_position() != _frame:
+                # the read ran into the next member: hand out only what this member holds,
+                # as warcio does, so both readers classify the record alike
+                over = True
+                return _member_body_slice(stream, _pos, given, n)
+            given += len(data)
+            return data
+
+        yield _Rec(pos=pos, get=r.headers.get, read=read, content_length=None)
+        if not over:
+            r.reader.consume()  # what fastwarc would skip next, checked against the member
+            over = gz.frame_start_position() != frame
+        if over:
+            raise RecordOverrun(pos)
+
+
+def _member_body_slice(stream: BinaryIO, member: int, skip: int, n: int) -> bytes:
+    """Bytes [skip, skip + n) of the record block in the gzip member at ``member``, cut at the
+    member's end. Leaves ``stream`` where it was (a library is reading from it)."""
+    back = stream.tell()
+    try:
+        _seek(stream, member)
+        d = zlib.decompressobj(31)
+        out = bytearray()
+        body = -1
+        while not d.eof:
+            raw = stream.read(_SCAN_BLOCK)
+            if not raw:
+                break
+            try:
+                out += d.decompress(raw)
+            except zlib.error:
+                break
+            if body < 0:
+                i = out.find(b"\r\n\r\n")
+                body = i + 4 if i >= 0 else -1
+            if body >= 0 and len(out) >= body + skip + n:
+                break
+        if body < 0:
+            return b""
+        return bytes(out[body + skip : body + skip + n])
+    finally:
+        stream.seek(back)
+
+
+class _NullWriter:
+    """Swallows what a library writes; a file-like that never stores anything."""
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+class _SysWithoutStderr:
+    """Stands in for ``sys`` inside warcio's modules: all of ``sys`` except ``stderr``."""
+
+    stderr = _NullWriter()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(sys, name)
+
+
+_WARCIO_QUIET = False
+
+
+def _quiet_warcio() -> None:
+    """Stop warcio printing record bytes: no PII in logs (docs/architecture.md).
+
+    warcio writes ``Remainder: b'<the next header line>'`` (a URI with its query, i.e. PII) to
+    ``sys.stderr`` after a wrong Content-Length, logs URIs with spaces, and prints zlib and
+    digest messages. Our reader counts those records with a reason and describes errors without
+    data, so warcio's own output is dropped: its modules get a ``sys`` without stderr (no global
+    redirection, so other threads' output is untouched) and its loggers are turned off.
+    Idempotent; done once per process.
+    """
+    global _WARCIO_QUIET
+    if _WARCIO_QUIET:
+        return
+    import importlib
+
+    for name in ("archiveiterator", "bufferedreaders", "digestverifyingreader"):
+        mod = importlib.import_module(f"warcio.{name}")
+        if getattr(mod, "sys", None) is sys:
+            mod.sys = _SysWithoutStderr()  # type: ignore[attr-defined]
+    # above CRITICAL: every warcio.* logger (none sets its own level) drops its records
+    logging.getLogger("warcio").setLevel(logging.CRITICAL + 1)
+    _WARCIO_QUIET = True
 
 
 def _iter_warcio(stream: BinaryIO) -> Iterator[_Rec]:
     from warcio.archiveiterator import ArchiveIterator
 
+    _quiet_warcio()
     base = stream.tell()
     it = ArchiveIterator(stream, no_record_parse=True)
     it.offset = base  # warcio starts counting at 0 even for a stream positioned mid-file
+    reader = it.reader
+    # warcio's own offset stays on an empty gzip member it skipped (its EOFError path), so the
+    # record after it would get the empty member's offset: note where each member starts
+    member_start = [base]
+    next_member = reader.read_next_member
+
+    def read_next_member() -> bool:
+        ok = next_member()
+        if ok:
+            member_start[0] = it.fh.tell() - len(reader.starting_data or b"")
+        return ok
+
+    reader.read_next_member = read_next_member
     for r in it:
         h = r.rec_headers
+        if not h.protocol and not h.headers:
+            continue  # a gzip member holding only CRLFs: no record (fastwarc skips it too)
+        head_len = len(h.protocol) + 4 + sum(len(k) + len(v) + 4 for k, v in h.headers)
+        if head_len > MAX_WARC_HEADER:
+            # fastwarc refuses such a header block: count it the same way (read.parse_error)
+            yield _Rec(
+                pos=_warcio_pos(it, member_start),
+                get=_no_header,
+                read=_no_body,
+                content_length=None,
+                error=f"WARC header block over {MAX_WARC_HEADER} bytes",
+            )
+            continue
         # it.offset is the current record's start until the record is read to its end
         # (get_record_offset() would read the body first)
         yield _Rec(
-            pos=int(it.offset),
+            pos=_warcio_pos(it, member_start),
             get=h.get_header,
             read=r.raw_stream.read,
             content_length=None,
         )
+
+
+def _warcio_pos(it: object, member_start: list[int]) -> int:
+    gz = it.reader.decompressor is not None  # type: ignore[attr-defined]
+    return int(member_start[0] if gz else it.offset)  # type: ignore[attr-defined]
+
+
+def _no_header(name: str) -> None:
+    """Header lookup of a record whose header block was too large to keep."""
+    return None
+
+
+def _no_body(n: int) -> bytes:
+    return b""
+
+
+def _skip_blank_members(stream: BinaryIO, offset: int) -> int:
+    """Offset after the complete gzip members at ``offset`` that hold only whitespace.
+
+    An empty member (``gzip.compress(b"")``) or one holding only CRLFs is not a record: it is
+    skipped without a count, as warcio does, and it never counts as junk.
+    """
+    while True:
+        raw = _read_at(stream, offset, 4096)
+        if not raw.startswith(_GZ_MAGIC):
+            return offset
+        d = zlib.decompressobj(31)
+        try:
+            out = d.decompress(raw, 4096)
+        except zlib.error:
+            return offset
+        if not d.eof or out.strip(b"\r\n\t \x00"):
+            return offset
+        offset += len(raw) - len(d.unused_data)
 
 
 class _FreshOpener:

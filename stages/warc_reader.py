@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.config_effects import Execution, Output
 from stages.warc_backend import (
     _SCAN_BLOCK,
+    RecordOverrun,
     _CountingRaw,
     _default_opener,
     _find_resync,
@@ -50,6 +51,7 @@ from stages.warc_backend import (
     _seek,
     _seek_forward,
     _seekable,
+    _skip_blank_members,
     _stream_size,
 )
 from stages.warc_records import (
@@ -209,8 +211,10 @@ class _FileReader(RecordNormaliser):
                     yield "file", "file.not_warc"
                     return
                 mode = "gz" if self._per_record_gzip(stream) else "gzmulti"
+                self._lf_only_fallback(first)
             elif head.lstrip(b"\r\n").startswith(b"WARC/"):
                 mode = "plain"
+                self._lf_only_fallback(head)
             else:
                 self.errors.append(f"{self.uri}: not a WARC file (no WARC or gzip header)")
                 yield "file", "file.not_warc"
@@ -226,6 +230,17 @@ class _FileReader(RecordNormaliser):
             # the storage failed under us (not the data): report it at file level
             self.errors.append(f"{self.uri}: read failed mid-file: {describe_error(e)}")
             yield "file", "file.unreadable"
+
+    def _lf_only_fallback(self, first: bytes) -> None:
+        """A file whose WARC lines end in a bare LF is read with warcio.
+
+        fastwarc (strict) reads such a header as one line and counts every record
+        read.other_type; its quirks mode reads them but silently skips what it cannot parse.
+        warcio reads them and its failures are counted, so both settings give the same rows.
+        """
+        line = first.lstrip(b"\r\n").split(b"\n", 1)[0]
+        if self._iter is _iter_fastwarc and not line.endswith(b"\r"):
+            self._iter = _iter_warcio
 
     def _per_record_gzip(self, stream: BinaryIO) -> bool:
         """True when the first gzip member holds exactly the first record (CommonCrawl layout)."""
@@ -282,10 +297,18 @@ class _FileReader(RecordNormaliser):
                     )
                 else:
                     end = start
+                lib_end = end
+                if gz:  # members holding no record belong to no record and count nothing
+                    end = probe.call(_skip_blank_members, end)
                 if pending is not None:
                     pending["source_length"] = end - pending["source_offset"]
                     yield "doc", pending
                     pending = None
+                if isinstance(exc, RecordOverrun):
+                    # the record was counted (read.truncated if its body was read); the next
+                    # record starts at its member's end, where `end` already points
+                    start = end
+                    continue
                 if exc is not None:
                     self.errors.append(
                         f"{self.uri}: parse error after offset {end}: {describe_error(exc)}"
@@ -293,6 +316,10 @@ class _FileReader(RecordNormaliser):
                     if not last_bad:
                         yield "drop", "read.parse_error"
                     scan_from = max(end, (last_pos if last_pos is not None else start) + 1)
+                    if not last_bad:
+                        # the parse_error just counted is the record at `end`: resync past it,
+                        # or it is read (and counted) again
+                        scan_from = max(scan_from, end + 1)
                     if last_pos is None:
                         scan_from = start + 1
                     nxt = probe.call(_find_resync, scan_from, gz)
@@ -307,6 +334,10 @@ class _FileReader(RecordNormaliser):
                 if not rest.strip(b"\r\n\t \x00"):
                     return
                 nxt = probe.call(_find_resync, end, gz)
+                if nxt == end and end > lib_end:
+                    # fastwarc stops at an empty gzip member as if the file ended there
+                    start = end
+                    continue
                 if nxt == end or (nxt is None and self._looks_record_start(rest, gz)):
                     # a record starts here that the library did not return
                     _, whole = (

@@ -269,6 +269,9 @@ class RecordNormaliser:
             return "drop", "read.parse_error"
 
     def _classify_inner(self, rec: _Rec) -> tuple[str, object]:
+        if rec.error is not None:
+            self.errors.append(f"{self.uri}: record at {rec.pos}: {rec.error}")
+            return "drop", "read.parse_error"
         g = rec.get
         rtype = (_to_str(g("WARC-Type")) or "").strip().lower()
         cl_raw = (_to_str(g("Content-Length")) or "").strip()
