@@ -67,7 +67,8 @@ the value of every query/fragment parameter whose name is in
 `pii_engine.SECRET_PARAM_NAMES` is replaced; every other query/fragment value and each path
 segment (between `/` and `;`) are percent-decoded, scrubbed as text (e-mails, phones, IPs,
 cards, IBANs, SSNs) and re-encoded only if something was found; scheme, host and untouched parts are kept byte-identical. The host
-itself is kept (a public IP host is scrubbed when IP_ADDRESS is enabled). Text values get
+itself is kept (an IP literal host is scrubbed, public ones only by default, when IP_ADDRESS is enabled;
+a host name is never touched, whatever digits it holds). Text values get
 exactly the in-text scrubbing above.
 """
 
@@ -542,7 +543,8 @@ class PiiScrubber:
             return self.scrub_text(url)[0]
         netloc = _without_userinfo(sp.netloc)
         host = sp.hostname or ""
-        if "IP_ADDRESS" in self.entities and host:
+        if "IP_ADDRESS" in self.entities and _is_ip(host):
+            # only an IP literal: a host name of digits (0615235.com) is a domain, not a phone
             new_host, c = self.scrub_text(host)
             if c:
                 netloc = netloc.replace(host, new_host, 1)
@@ -585,6 +587,14 @@ class PiiScrubber:
         """Arrow version of `scrub_metadata` (string column in, string column out)."""
         vals = arr.to_pylist()
         return pa.array(self.scrub_metadata(vals), type=arr.type)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _without_userinfo(netloc: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pytest
@@ -296,6 +297,23 @@ def test_plus_signs_outside_a_scrubbed_value_are_kept(scrubber: PiiScrubber) -> 
     assert "4155550111" not in out
     assert out.startswith("http://shop.org/find?q=c%2B%2B+jobs&tel=call+me+at+")
     assert out.endswith("&x=a+b")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://0615235.com/a", "http://4155550111.example.org/p", "http://shop-0612345678.de/"],
+)
+def test_a_host_name_is_kept_whatever_digits_it_holds(scrubber: PiiScrubber, url: str) -> None:
+    """Only an IP literal host is PII; a name of digits is a domain (deletion by domain and
+    every domain statistic need it as it was crawled)."""
+    out = scrubber.scrub_metadata([url])[0]
+    assert urlsplit(out).hostname == urlsplit(url).hostname, out
+
+
+@pytest.mark.parametrize("url", ["http://81.2.69.160/a", "http://[2a00:1450:4001:81b::200e]/x"])
+def test_a_public_ip_host_is_scrubbed(scrubber: PiiScrubber, url: str) -> None:
+    out = scrubber.scrub_metadata([url])[0]
+    assert urlsplit(out).hostname != urlsplit(url).hostname, out
 
 
 def test_userinfo_is_redacted_even_with_pii_scrubbing_off() -> None:
