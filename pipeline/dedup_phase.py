@@ -16,16 +16,22 @@ one small row per input file). Plan (every shuffle = ``groupby("part").map_group
    (``changed`` is summed per step: O(1) in the driver); rounds are logged. The result is
    star edges (node -> root = smallest node key of its component).
 4. **Attributes** (shuffle by node range): component members joined with this run's
-   (fidx, doc_id, warc_date, text_hash) and, for members that are released, the index's docs
-   rows. Two different doc_ids with the same 64-bit key raise (never a silent merge).
+   (fidx, doc_id, warc_date, text_hash, record-id key) and, for members that are released,
+   the index's docs rows. Two different doc_ids with the same 64-bit key raise (never a
+   silent merge).
 5. **Keepers** (shuffle by root range): per component, released first, then earliest
-   warc_date (null last), then smallest doc_id (:func:`stages.dedup_cluster.pick_keepers`):
-   the same rule and output as :func:`stages.dedup_cluster.dedup_local`.
+   warc_date (null last), then the earliest input file in URI order, then smallest doc_id
+   (:func:`stages.dedup_cluster.pick_keepers`): the rule of
+   :func:`stages.dedup_cluster.dedup_local` (which sees one file).
 6. **Decisions by input file** (groupby fidx): ``<decisions_dir>/<file_key>.parquet`` (doc_id,
    reason, cluster_id, keeper_doc_id; sorted by doc_id), then ``_SUCCESS.json`` with the stats.
    Phase 3 reads only its file's decisions (:func:`pipeline.dedup_index.read_decisions`).
-7. **Record ids** (shuffle by record-id range, then by input file): a WARC-Record-ID staged
-   from several input files keeps its first occurrence (``pipeline/record_ids.py``).
+
+Record ids (``record_ids``): a WARC-Record-ID staged from several input files is one more
+group key of step 1, so its copies form a component with any exact/near copies and share
+their one keeper (reason ``dedup.record_id``). It used to be a separate step with its own
+keeper rule (first file in URI order): where the two rules chose different keepers, both
+copies of a document were dropped. Record ids are not looked up in the released index.
 
 Runs with at most ``local_max_docs`` documents (this run + index) do the same steps in ONE Ray
 task (scipy components instead of star rounds; identical decisions, no shuffle overhead).
@@ -84,12 +90,6 @@ from pipeline.dedup_steps import (
     _small_star_fn,
     _write_fn,
     write_file_decisions,
-)
-from pipeline.record_ids import (
-    add_record_id_duplicates,
-    merge_record_id_decisions,
-    record_id_decisions,
-    record_id_rows,
 )
 from stages.dedup_cluster import (
     components,
@@ -269,31 +269,35 @@ def run_dedup_phase(
     in_process: bool = False,
     ray_address: str | None = None,
     driver_max_docs: int = DRIVER_MAX_DOCS,
+    file_order: list[str] | None = None,
 ) -> dict[str, Any]:
     """Global dedup of this run's signature files against itself and the released index.
 
     ``sig_files``: (uri, file_key) of every phase-1 signature file (several per input file
     allowed). Writes one decisions file per input file with drops under ``decisions_dir``,
-    plus (``record_ids``) a WARC-Record-ID seen in several input files
-    (:func:`pipeline.record_ids.add_record_id_duplicates`), and (``archive_uri``) all of them
-    concatenated into one file; then ``_SUCCESS.json`` (the stats, also returned: docs,
+    (``record_ids``: a WARC-Record-ID seen in several input files joins the same graph), and
+    (``archive_uri``) all of them concatenated into one file; then ``_SUCCESS.json`` (the
+    stats, also returned: docs,
     index_docs, edges, rounds, clusters, exact_dups, near_dups, record_id_dups, dropped,
     engine, seconds).
 
     Up to ``local_max_docs`` documents (run + index) are one partition: one Ray task, or
     this process (``in_process``, the local engine; or at most ``driver_max_docs``, a bounded
     few MB). Above that the Ray Data shuffles run, on the cluster ``ray_address`` names
-    (started here if the run had not needed Ray before).
+    (started here if the run had not needed Ray before). ``file_order``: the input files'
+    keys in URI order (default: sorted keys); equally dated copies keep the earlier file's.
     """
     t0 = time.perf_counter()
-    file_keys = sorted({fk for _, fk in sig_files})
+    present = {fk for _, fk in sig_files}
+    file_keys = [fk for fk in file_order or sorted(present) if fk in present]
+    if len(set(file_keys)) != len(present):
+        raise ValueError("file_order must name every input file of sig_files once")
     fidx_of = {fk: i for i, fk in enumerate(file_keys)}
     items = [{"uri": u, "fidx": fidx_of[fk]} for u, fk in sig_files]
     docs = _count_rows([u for u, _ in sig_files])
     index_docs = index_doc_count(index_dir)
     storage.delete_tree(decisions_dir)
     stats: dict[str, Any] = {"docs": docs, "index_docs": index_docs}
-    rid_files = sig_files if record_ids else None
     if docs == 0:
         res = {
             "edges": 0,
@@ -301,12 +305,13 @@ def run_dedup_phase(
             "clusters": 0,
             "exact_dups": 0,
             "near_dups": 0,
+            "record_id_dups": 0,
             "dropped": 0,
             "engine": "none",
-            **_finish(decisions_dir, None, archive_uri),
+            **_finish(decisions_dir, archive_uri),
         }
     elif docs + index_docs <= local_max_docs:
-        args = (items, file_keys, index_dir, decisions_dir, rid_files, archive_uri)
+        args = (items, file_keys, index_dir, decisions_dir, record_ids, archive_uri)
         if in_process or docs + index_docs <= driver_max_docs:
             res = {**_one_partition(*args), "engine": "in-process"}
         else:
@@ -319,10 +324,8 @@ def run_dedup_phase(
         res = _distributed(
             items, file_keys, index_dir, decisions_dir, docs, cfg, on_round, record_ids
         )
-        res.update(ray.get(_finish_task.remote(decisions_dir, None, archive_uri)))
+        res.update(ray.get(_finish_task.remote(decisions_dir, archive_uri)))
     stats.update(res)
-    stats.setdefault("record_id_dups", 0)
-    stats["dropped"] += stats["record_id_dups"]
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     storage.write_bytes_atomic(
         decisions_done_uri(decisions_dir), json.dumps(stats, sort_keys=True).encode()
@@ -330,16 +333,11 @@ def run_dedup_phase(
     return stats
 
 
-def _finish(
-    decisions_dir: str, rid_files: list[tuple[str, str]] | None, archive_uri: str | None
-) -> dict[str, int]:
-    """After the clustering: record-id duplicates across files, then the archive of all."""
-    out: dict[str, int] = {}
-    if rid_files is not None:
-        out["record_id_dups"] = add_record_id_duplicates(rid_files, decisions_dir)
+def _finish(decisions_dir: str, archive_uri: str | None) -> dict[str, int]:
+    """After the clustering: the archive of every input file's decisions."""
     if archive_uri:
         write_decisions_archive(decisions_dir, archive_uri)
-    return out
+    return {}
 
 
 def _count_rows(uris: list[str]) -> int:
@@ -364,10 +362,9 @@ def _distributed(
     bits = _bits_for(docs, cfg)
     nparts = 1 << bits
     with _shuffle_strategy(nparts):
-        res = _distributed_steps(items, file_keys, index_dir, decisions_dir, docs, bits, on_round)
-        if record_ids:
-            res["record_id_dups"] = _record_ids_shuffle(items, file_keys, decisions_dir, bits)
-        return res
+        return _distributed_steps(
+            items, file_keys, index_dir, decisions_dir, docs, bits, on_round, record_ids
+        )
 
 
 def _files_dataset(items: list[dict], nparts: int) -> ray.data.Dataset:
@@ -375,27 +372,6 @@ def _files_dataset(items: list[dict], nparts: int) -> ray.data.Dataset:
     first step of every shuffle reads them in parallel."""
     nblocks = max(1, min(len(items), BLOCKS_PER_PARTITION * nparts))
     return ray.data.from_items(items, override_num_blocks=nblocks)
-
-
-def _record_ids_shuffle(
-    items: list[dict], file_keys: list[str], decisions_dir: str, bits: int
-) -> int:
-    """Record ids seen in several input files (pipeline/record_ids.py) as two shuffles: the
-    occurrences by record-id range, the decisions by input file. Nothing per document in the
-    driver or in any one task beyond its partition."""
-    nparts = 1 << bits
-    occ = _files_dataset(items, nparts).map_batches(
-        record_id_rows, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
-    )
-    dec = occ.groupby("part", num_partitions=nparts).map_groups(
-        record_id_decisions, batch_format="pyarrow"
-    )
-    merged = dec.groupby("fidx", num_partitions=nparts).map_groups(
-        merge_record_id_decisions,
-        fn_kwargs={"decisions_dir": decisions_dir, "file_keys": file_keys},
-        batch_format="pyarrow",
-    )
-    return sum(int(r["added"]) for r in merged.take_all())
 
 
 def _distributed_steps(
@@ -406,12 +382,12 @@ def _distributed_steps(
     docs: int,
     bits: int,
     on_round: Any,
+    record_ids: bool = False,
 ) -> dict[str, Any]:
     nparts = 1 << bits
     files = _files_dataset(items, nparts)
-    keys = files.map_batches(
-        _keys_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
-    )
+    rk = {"bits": bits, "record_ids": record_ids}
+    keys = files.map_batches(_keys_batch, fn_kwargs=rk, batch_format="pyarrow", batch_size=None)
     edges = keys.groupby("part", num_partitions=nparts).map_groups(
         _band_edges, fn_kwargs={"bits": bits, "index_dir": index_dir}, batch_format="pyarrow"
     )
@@ -424,9 +400,7 @@ def _distributed_steps(
         rounds,
     )
     roots = comp.map_batches(_roots_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow")
-    attrs = files.map_batches(
-        _attrs_batch, fn_kwargs={"bits": bits}, batch_format="pyarrow", batch_size=None
-    )
+    attrs = files.map_batches(_attrs_batch, fn_kwargs=rk, batch_format="pyarrow", batch_size=None)
     members = (
         roots.union(attrs)
         .groupby("part", num_partitions=nparts)
@@ -450,6 +424,7 @@ def _distributed_steps(
         "clusters": sum(r["clusters"] for r in rows),
         "exact_dups": sum(r["exact"] for r in rows),
         "near_dups": sum(r["near"] for r in rows),
+        "record_id_dups": sum(r["rid"] for r in rows),
         "dropped": sum(r["dropped"] for r in rows),
         "engine": "ray-data",
     }
@@ -463,12 +438,12 @@ def _one_partition(
     file_keys: list[str],
     index_dir: str | None,
     decisions_dir: str,
-    rid_files: list[tuple[str, str]] | None = None,
+    record_ids: bool = False,
     archive_uri: str | None = None,
 ) -> dict[str, Any]:
     """Small runs: the same steps on one partition (scipy components), then `_finish`."""
-    res = _local_steps(items, file_keys, index_dir, decisions_dir)
-    res.update(_finish(decisions_dir, rid_files, archive_uri))
+    res = _local_steps(items, file_keys, index_dir, decisions_dir, record_ids)
+    res.update(_finish(decisions_dir, archive_uri))
     return res
 
 
@@ -477,13 +452,17 @@ _one_partition_task = ray.remote(num_cpus=1)(_one_partition)
 
 
 def _local_steps(
-    items: list[dict], file_keys: list[str], index_dir: str | None, decisions_dir: str
+    items: list[dict],
+    file_keys: list[str],
+    index_dir: str | None,
+    decisions_dir: str,
+    record_ids: bool = False,
 ) -> dict[str, Any]:
     keys, attrs = [], []
     for it in items:
-        sig = _read_sig(it["uri"])
+        sig = _read_sig(it["uri"], record_ids)
         if sig.num_rows:
-            keys.append(_keys_batch(pa.table({"uri": [it["uri"]]}), 0))
+            keys.append(_keys_batch(pa.table({"uri": [it["uri"]]}), 0, record_ids))
             attrs.append(_attrs_table(sig, it["fidx"]))
     k = pa.concat_tables(keys)
     gkey = k.column("gkey").to_numpy()
@@ -500,6 +479,7 @@ def _local_steps(
             "clusters": 0,
             "exact_dups": 0,
             "near_dups": 0,
+            "record_id_dups": 0,
             "dropped": 0,
             "engine": "ray-task",
         }
@@ -514,12 +494,12 @@ def _local_steps(
     mem = merge_node_attrs(members, pa.concat_tables(attrs), released)
     out, st = pick_keepers(mem)
     fidx = out.column("fidx").to_numpy()
-    exact = near = 0
+    exact = near = rid = 0
     for f in np.unique(fidx):
-        e, n = write_file_decisions(
+        e, n, r = write_file_decisions(
             decisions_dir, file_keys[int(f)], out.filter(pa.array(fidx == f))
         )
-        exact, near = exact + e, near + n
+        exact, near, rid = exact + e, near + n, rid + r
     return {
         "edges": len(src),
         "rounds": 0,
@@ -527,6 +507,7 @@ def _local_steps(
         "clusters": st["clusters"],
         "exact_dups": exact,
         "near_dups": near,
+        "record_id_dups": rid,
         "dropped": out.num_rows,
         "engine": "ray-task",
     }

@@ -33,33 +33,51 @@ from stages.dedup_cluster import (
     merge_node_attrs,
     partition_of,
     pick_keepers,
+    record_id_group_keys,
+    record_id_keys,
     small_star,
     star_edges,
     star_roots,
 )
 
 SIGNATURE_COLUMNS = ["doc_id", "warc_date", "text_hash", "minhash_bands"]
+RID_COLUMN = "warc_record_id"
 EDGE_SCHEMA = pa.schema(
     [("part", pa.int64()), ("a", pa.uint64()), ("b", pa.uint64()), ("chg", pa.int64())]
 )
 _STATS_FIDX = -2  # keeper-step row that carries the partition's cluster count
 
 
-def _read_sig(uri: str) -> pa.Table:
+def _read_sig(uri: str, record_ids: bool = False) -> pa.Table:
+    """The signature columns of a staged file, plus ``rid`` (:func:`record_id_keys`, 0 =
+    none) when ``record_ids`` (files staged without record ids: all 0)."""
     fs, path = storage.resolve(uri)
-    return pq.read_table(path, columns=SIGNATURE_COLUMNS, filesystem=fs)
+    with fs.open_input_file(path) as f:
+        pf = pq.ParquetFile(f)
+        has_rid = record_ids and RID_COLUMN in pf.schema_arrow.names
+        t = pf.read(columns=SIGNATURE_COLUMNS + ([RID_COLUMN] if has_rid else []))
+    if has_rid:
+        rid = record_id_keys(t.column(RID_COLUMN))
+        t = t.drop_columns([RID_COLUMN])
+    else:
+        rid = np.zeros(t.num_rows, np.uint64)
+    return t.append_column("rid", pa.array(rid, pa.uint64()))
 
 
-def _keys_batch(batch: pa.Table, bits: int) -> pa.Table:
-    """Input files -> (part, gkey, node) records."""
+def _keys_batch(batch: pa.Table, bits: int, record_ids: bool = False) -> pa.Table:
+    """Input files -> (part, gkey, node) records: LSH bands, text_hash and (``record_ids``)
+    the record id, so copies of one WARC record join the same component as exact copies."""
     parts = []
     for uri in batch.column("uri").to_pylist():
-        sig = _read_sig(uri)
+        sig = _read_sig(uri, record_ids)
         if sig.num_rows == 0:
             continue
         node = doc_keys(sig.column("doc_id"))
         gkey, rows = signature_keys(sig)
         parts.append((gkey, node[rows]))
+        rkey, rrows = record_id_group_keys(sig.column("rid").to_numpy())
+        if len(rrows):
+            parts.append((rkey, node[rrows]))
     gkey = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
     node = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
     return pa.table(
@@ -80,6 +98,7 @@ def _attrs_table(sig: pa.Table, fidx: int) -> pa.Table:
             "doc_id": sig.column("doc_id").combine_chunks().cast(pa.large_string()),
             "warc_date": date_seconds(sig.column("warc_date")),
             "text_hash": sig.column("text_hash").combine_chunks().cast(pa.uint64()),
+            "rid": sig.column("rid").combine_chunks().cast(pa.uint64()),
         }
     )
 
@@ -94,17 +113,18 @@ _JOIN_SCHEMA = pa.schema(
         ("doc_id", pa.large_string()),
         ("warc_date", pa.int64()),
         ("text_hash", pa.uint64()),
+        ("rid", pa.uint64()),
     ]
 )
 
 
-def _attrs_batch(batch: pa.Table, bits: int) -> pa.Table:
+def _attrs_batch(batch: pa.Table, bits: int, record_ids: bool = False) -> pa.Table:
     """Input files -> run doc attributes keyed by node partition."""
     tables = []
     for uri, fidx in zip(
         batch.column("uri").to_pylist(), batch.column("fidx").to_pylist(), strict=True
     ):
-        sig = _read_sig(uri)
+        sig = _read_sig(uri, record_ids)
         if sig.num_rows:
             tables.append(_attrs_table(sig, fidx))
     if not tables:
@@ -122,6 +142,7 @@ def _attrs_batch(batch: pa.Table, bits: int) -> pa.Table:
             "doc_id": t.column("doc_id"),
             "warc_date": t.column("warc_date"),
             "text_hash": t.column("text_hash"),
+            "rid": t.column("rid"),
         },
         schema=_JOIN_SCHEMA,
     )
@@ -184,6 +205,7 @@ def _roots_batch(batch: pa.Table, bits: int) -> pa.Table:
             "doc_id": pa.nulls(n, pa.large_string()),
             "warc_date": pa.nulls(n, pa.int64()),
             "text_hash": pa.nulls(n, pa.uint64()),
+            "rid": pa.nulls(n, pa.uint64()),
         },
         schema=_JOIN_SCHEMA,
     )
@@ -244,13 +266,15 @@ _WRITE_RESULT = pa.schema(
         ("dropped", pa.int64()),
         ("exact", pa.int64()),
         ("near", pa.int64()),
+        ("rid", pa.int64()),
         ("clusters", pa.int64()),
     ]
 )
 
 
-def write_file_decisions(decisions_dir: str, file_key: str, rows: pa.Table) -> tuple[int, int]:
-    """Write one input file's decisions (sorted by doc_id); returns (exact, near) counts."""
+def write_file_decisions(decisions_dir: str, file_key: str, rows: pa.Table) -> tuple[int, int, int]:
+    """Write one input file's decisions (sorted by doc_id); returns (exact, near, record-id)
+    counts."""
     t = pa.table(
         {
             "doc_id": rows.column("doc_id").cast(pa.string()),
@@ -263,7 +287,8 @@ def write_file_decisions(decisions_dir: str, file_key: str, rows: pa.Table) -> t
     t = t.take(pc.sort_indices(t, sort_keys=[("doc_id", "ascending")]))
     storage.write_parquet_atomic(decisions_file_uri(decisions_dir, file_key), t, 100_000)
     exact = int(pc.sum(pc.equal(t.column("reason"), "dedup.exact")).as_py() or 0)
-    return exact, t.num_rows - exact
+    rid = int(pc.sum(pc.equal(t.column("reason"), "dedup.record_id")).as_py() or 0)
+    return exact, t.num_rows - exact - rid, rid
 
 
 def _write_fn(group: pa.Table, decisions_dir: str, file_keys: list[str]) -> pa.Table:
@@ -271,10 +296,10 @@ def _write_fn(group: pa.Table, decisions_dir: str, file_keys: list[str]) -> pa.T
     fidx = int(group.column("fidx")[0].as_py())
     if fidx == _STATS_FIDX:
         n = int(pc.sum(group.column("clusters")).as_py() or 0)
-        row = [fidx, 0, 0, 0, n]
+        row = [fidx, 0, 0, 0, 0, n]
     else:
-        exact, near = write_file_decisions(decisions_dir, file_keys[fidx], group)
-        row = [fidx, group.num_rows, exact, near, 0]
+        exact, near, rid = write_file_decisions(decisions_dir, file_keys[fidx], group)
+        row = [fidx, group.num_rows, exact, near, rid, 0]
     return pa.table(
         {f.name: pa.array([v], f.type) for f, v in zip(_WRITE_RESULT, row, strict=True)},
         schema=_WRITE_RESULT,

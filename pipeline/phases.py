@@ -154,6 +154,8 @@ def process_inputs(
             record_ids=True,
             in_process=engine == "local",
             ray_address=cfg.execution.ray_address,
+            # equally dated copies (one WARC under two names) keep the first file's, URI order
+            file_order=[f.file_key for f in sorted(todo, key=lambda f: f.uri)],
         )
         record_dedup(
             store,

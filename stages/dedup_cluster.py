@@ -12,10 +12,17 @@ same components, so the output does not depend on which member is the centre or 
 Components via ``scipy.sparse.csgraph.connected_components``.
 
 Keeper per component, deterministic: released documents first (they are never removed), then
-earliest ``warc_date`` (null last), then smallest ``doc_id``. Every non-released, non-keeper
-node is dropped: reason ``dedup.exact`` if its text_hash equals the keeper's, else
-``dedup.minhash``; ``cluster_id`` = xxh64(keeper doc_id) (uint64, stable across runs),
-``keeper_doc_id`` = the keeper's doc_id.
+earliest ``warc_date`` (null last), then (phase 2) the earliest input file in URI order, then
+smallest ``doc_id``. Every non-released, non-keeper node is dropped: reason
+``dedup.record_id`` if it carries the keeper's WARC-Record-ID, else ``dedup.exact`` if its
+text_hash equals the keeper's, else ``dedup.minhash``; ``cluster_id`` = xxh64(keeper doc_id)
+(uint64, stable across runs), ``keeper_doc_id`` = the keeper's doc_id.
+
+Record ids are one more group key in the same graph (:func:`record_id_keys`), not a separate
+step: two rules that each chose their own keeper could drop every copy of a document (the
+record-id rule dropping the exact rule's keeper and the other way round). One graph, one
+keeper per component: every duplicate group keeps exactly one document, and every
+``keeper_doc_id`` is a document that is kept.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from scipy.sparse.csgraph import connected_components as _cc
 
 __all__ = [
     "EXACT_BAND",
+    "record_id_keys",
     "date_seconds",
     "doc_keys",
     "partition_of",
@@ -69,6 +77,29 @@ NODE_SCHEMA = pa.schema(
 )
 _DATE_NULL = np.iinfo(np.int64).max  # null warc_date sorts last
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
+RID_KEY_SEED = 0x51D
+"""Seed of the 64-bit record-id key (a group key of the dedup graph, and the ``rid`` member
+attribute that names the reason ``dedup.record_id``)."""
+RID_GROUP_SALT = np.uint64(0xA24BAED4963EE407)
+"""Folded into the record-id key to make its group key (so it never meets a band key)."""
+
+
+def record_id_keys(rid: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit key of every ``warc_record_id`` (0 = none: null or empty)."""
+    if isinstance(rid, pa.ChunkedArray):
+        rid = rid.combine_chunks()
+    h = xxhash.xxh64_intdigest
+    vals = rid.to_pylist()
+    return np.fromiter(
+        ((h(v.encode("utf-8"), RID_KEY_SEED) or 1) if v else 0 for v in vals), np.uint64, len(vals)
+    )
+
+
+def record_id_group_keys(rid_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(group key, row) for the rows with a record id: copies of one WARC record across input
+    files share the group key, so they land in one component like exact/near copies."""
+    rows = np.flatnonzero(rid_key != 0)
+    return rid_key[rows] ^ RID_GROUP_SALT, rows
 
 
 def star_edges(keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,9 +338,11 @@ MEMBER_SCHEMA = pa.schema(
         ("warc_date", pa.int64()),
         ("text_hash", pa.uint64()),
         ("doc_id", pa.large_string()),
+        ("rid", pa.uint64()),
     ]
 )
-"""One row per (component member, input file it occurs in); fidx = -1 for index-only docs."""
+"""One row per (component member, input file it occurs in); fidx = -1 for index-only docs;
+``rid`` = :func:`record_id_keys` (0 = none; released docs: 0)."""
 
 
 def doc_keys(doc_id: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -401,7 +434,7 @@ def merge_node_attrs(members: pa.Table, run_attrs: pa.Table, released_attrs: pa.
     """Attributes of every component member of one node partition (MEMBER_SCHEMA rows).
 
     ``members``: node, root (distinct nodes). ``run_attrs``: node, fidx, doc_id, warc_date,
-    text_hash of this run's docs in the partition (any subset). ``released_attrs``: node,
+    text_hash (and ``rid``, else 0) of this run's docs in the partition (any subset). ``released_attrs``: node,
     doc_id, warc_date, text_hash of index docs. Node-level attributes follow the reference
     rule: a released copy wins, then the earliest date. Raises ValueError when two different
     doc_ids share a 64-bit key (never silently merges two documents).
@@ -415,6 +448,11 @@ def merge_node_attrs(members: pa.Table, run_attrs: pa.Table, released_attrs: pa.
     ra = run_attrs.filter(pa.array(np.isin(run_attrs.column("node").to_numpy(), mnode)))
     la = released_attrs.filter(pa.array(np.isin(released_attrs.column("node").to_numpy(), mnode)))
     n_r, n_l = ra.num_rows, la.num_rows
+    run_rid = (
+        ra.column("rid").combine_chunks().cast(pa.uint64())
+        if "rid" in ra.column_names
+        else pa.array(np.zeros(n_r, np.uint64))
+    )
     allr = pa.table(
         {
             "node": pa.concat_arrays(
@@ -439,6 +477,7 @@ def merge_node_attrs(members: pa.Table, run_attrs: pa.Table, released_attrs: pa.
                     la.column("doc_id").combine_chunks().cast(pa.large_string()),
                 ]
             ),
+            "rid": pa.concat_arrays([run_rid, pa.array(np.zeros(n_l, np.uint64))]),
         }
     )
     if allr.num_rows == 0:
@@ -454,6 +493,10 @@ def merge_node_attrs(members: pa.Table, run_attrs: pa.Table, released_attrs: pa.
     first[0] = True
     first[1:] = node[1:] != node[:-1]
     head = np.cumsum(first) - 1  # row -> its node's first (priority) row
+    # a released node's index row has no record id: take the one its run rows carry
+    node_rid = np.maximum.reduceat(
+        allr.column("rid").to_numpy(zero_copy_only=False), np.flatnonzero(first)
+    )
     heads = allr.filter(pa.array(first))
     doc = allr.column("doc_id").combine_chunks()
     same = pc.equal(doc, heads.column("doc_id").take(pa.array(head))).to_numpy(zero_copy_only=False)
@@ -486,18 +529,37 @@ def merge_node_attrs(members: pa.Table, run_attrs: pa.Table, released_attrs: pa.
             "warc_date": heads.column("warc_date").take(hsel),
             "text_hash": heads.column("text_hash").take(hsel),
             "doc_id": heads.column("doc_id").take(hsel),
+            "rid": pa.array(node_rid[head[rows]], pa.uint64()),
         },
         schema=MEMBER_SCHEMA,
     )
+
+
+def _shares_record_id(root: np.ndarray, node: np.ndarray, rid: np.ndarray) -> np.ndarray:
+    """Per member row: another node of its component carries the same record id."""
+    out = np.zeros(len(rid), dtype=bool)
+    sel = np.flatnonzero(rid != 0)
+    if len(sel) < 2:
+        return out
+    order = sel[np.lexsort((node[sel], rid[sel], root[sel]))]
+    r, k, n = root[order], rid[order], node[order]
+    same_grp = (r[1:] == r[:-1]) & (k[1:] == k[:-1])
+    start = np.concatenate(([True], ~same_grp))
+    gid = np.cumsum(start) - 1
+    first_node = n[np.flatnonzero(start)][gid]
+    last_node = n[np.concatenate((np.flatnonzero(start)[1:] - 1, [len(n) - 1]))][gid]
+    out[order] = first_node != last_node  # sorted by node: >1 distinct node in the group
+    return out
 
 
 def pick_keepers(members: pa.Table) -> tuple[pa.Table, dict]:
     """Keepers + dropped rows of whole components (all rows of each root in ``members``).
 
     Same rule as :func:`resolve_clusters`: released first, earliest warc_date (null last),
-    smallest doc_id. Returns (DECISION_SCHEMA rows, stats).
+    then the earliest input file (``fidx`` numbers the files in URI order), smallest doc_id.
+    Returns (DECISION_SCHEMA rows, stats).
     """
-    empty = {"clusters": 0, "exact_dups": 0, "near_dups": 0}
+    empty = {"clusters": 0, "exact_dups": 0, "near_dups": 0, "record_id_dups": 0}
     if members.num_rows == 0:
         return DECISION_SCHEMA.empty_table(), empty
     members = members.cast(MEMBER_SCHEMA)
@@ -508,10 +570,17 @@ def pick_keepers(members: pa.Table) -> tuple[pa.Table, dict]:
                 "k": members.column("root"),
                 "r": members.column("released"),
                 "t": date,
+                "f": members.column("fidx"),
                 "d": members.column("doc_id"),
             }
         ),
-        sort_keys=[("k", "ascending"), ("r", "descending"), ("t", "ascending"), ("d", "ascending")],
+        sort_keys=[
+            ("k", "ascending"),
+            ("r", "descending"),
+            ("t", "ascending"),
+            ("f", "ascending"),
+            ("d", "ascending"),
+        ],
     )
     m = members.take(idx)
     root = m.column("root").to_numpy()
@@ -524,18 +593,24 @@ def pick_keepers(members: pa.Table) -> tuple[pa.Table, dict]:
     drop = (node != node[head]) & ~released
     rows = np.flatnonzero(drop)
     th = m.column("text_hash").to_numpy(zero_copy_only=False)
-    exact = th[rows] == th[head[rows]]
+    rid = m.column("rid").to_numpy(zero_copy_only=False)
+    same_rid = (rid[rows] != 0) & (rid[rows] == rid[head[rows]])
+    exact = ~same_rid & (th[rows] == th[head[rows]])
+    # neither the keeper's record nor its text: a copy of a record that another member
+    # carries (the component's keeper came through that copy) is still a record-id drop
+    same_rid |= ~exact & _shares_record_id(root, node, rid)[rows]
     doc = m.column("doc_id").combine_chunks()
     keeper_doc = doc.take(pa.array(head[rows]))
     h = xxhash.xxh64_intdigest
     cid = np.fromiter(
         (h(k.encode("utf-8")) for k in keeper_doc.to_pylist()), dtype=np.uint64, count=len(rows)
     )
+    reason = np.where(same_rid, "dedup.record_id", np.where(exact, "dedup.exact", "dedup.minhash"))
     out = pa.table(
         {
             "fidx": m.column("fidx").take(pa.array(rows)),
             "doc_id": doc.take(pa.array(rows)),
-            "reason": pa.array(np.where(exact, "dedup.exact", "dedup.minhash"), pa.string()),
+            "reason": pa.array(reason, pa.string()),
             "cluster_id": pa.array(cid, pa.uint64()),
             "keeper_doc_id": keeper_doc,
         },
@@ -544,9 +619,11 @@ def pick_keepers(members: pa.Table) -> tuple[pa.Table, dict]:
     # a node dropped in two input files counts once
     dn = node[rows]
     uniq_node, first_i = np.unique(dn, return_index=True)
+    n_rid, n_exact = int(same_rid[first_i].sum()), int(exact[first_i].sum())
     stats = {
         "clusters": int(first.sum()),
-        "exact_dups": int(exact[first_i].sum()),
-        "near_dups": int(len(uniq_node) - exact[first_i].sum()),
+        "exact_dups": n_exact,
+        "near_dups": len(uniq_node) - n_exact - n_rid,
+        "record_id_dups": n_rid,
     }
     return out, stats

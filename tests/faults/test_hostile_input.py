@@ -175,11 +175,13 @@ def test_same_record_id_twice_in_one_file_is_one_record(tmp_path):
 
 
 def test_same_record_id_in_two_files_is_one_record(tmp_path):
-    """The occurrence in the first input file (URI order) wins; the other is dedup.record_id."""
+    """The occurrence in the first input file (URI order) wins; the other is dedup.record_id
+    (phase 2: the record id is a group key of the dedup graph)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.record_ids import add_record_id_duplicates
+    from pipeline.dedup_phase import run_dedup_phase
+    from stages.minhash import DedupConfig, SignatureStage
     from stages.warc_reader import ReadConfig, read_warc
 
     staged = []
@@ -187,18 +189,22 @@ def test_same_record_id_in_two_files_is_one_record(tmp_path):
         p = tmp_path / name
         p.write_bytes(_rec(RID, f"http://{name}/", words))
         t = pa.concat_tables([c.docs for c in read_warc(str(p), ReadConfig())])
+        t = t.drop_columns(["html"]).append_column("text", pa.array([words]))
         out = tmp_path / f"{name}.kept.parquet"
-        pq.write_table(t.drop_columns(["html"]), out)
+        pq.write_table(SignatureStage(DedupConfig())(t), out)
         staged.append((str(out), name.split(".")[0]))
     dec = tmp_path / "decisions"  # per-input-file decisions (i17): b's row lands in b.parquet
-    assert add_record_id_duplicates(staged, str(dec)) == 1
-    assert sorted(p.name for p in dec.iterdir()) == ["b.parquet"]
+    stats = run_dedup_phase(staged, None, str(dec), DedupConfig(), 10**6, record_ids=True)
+    assert stats["record_id_dups"] == stats["dropped"] == 1
+    assert sorted(p.name for p in dec.iterdir()) == ["_SUCCESS.json", "b.parquet"]
     row = pq.read_table(dec / "b.parquet").to_pylist()[0]
     a_id = pq.read_table(staged[1][0]).column("doc_id")[0].as_py()
     b_id = pq.read_table(staged[0][0]).column("doc_id")[0].as_py()
     assert row["reason"] == "dedup.record_id"
     assert (row["doc_id"], row["keeper_doc_id"]) == (b_id, a_id)
-    assert add_record_id_duplicates(staged, str(dec)) == 0  # idempotent on resume
+    again = run_dedup_phase(staged, None, str(dec), DedupConfig(), 10**6, record_ids=True)
+    assert again["dropped"] == 1  # the same decision on resume
+    assert pq.read_table(dec / "b.parquet").to_pylist() == [row]
 
 
 def test_one_megabyte_urls_stay_linear(tmp_path):
