@@ -1,0 +1,171 @@
+"""The lineage CLI's guard rails (audit 2): bounded `sql` sessions, strict deletion inputs,
+dry runs that tell the truth, unknown configs and ambiguous `sql` arguments.
+
+Runs on a real pipeline output of the shipped sample crawl written by the in-process engine
+(no Ray); every deletion acts on a private copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lineage.cli import main
+from lineage.store import open_reader
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> Path:
+    """One run of the shipped sample crawl with the local engine (a few seconds, no Ray)."""
+    from pipeline.config import load_config
+    from pipeline.run import run_pipeline
+
+    out = tmp_path_factory.mktemp("local_run") / "out"
+    cfg = load_config(
+        None, [f"output.dir={out}", "execution.progress=false", "execution.engine=local"]
+    )
+    assert run_pipeline(cfg).status == "succeeded"
+    return out
+
+
+@pytest.fixture
+def out_copy(local_run: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the run's output (lineage paths are relative)."""
+    dst = tmp_path / "out"
+    shutil.copytree(local_run, dst)
+    return dst
+
+
+def _q(db: Path | str, sql: str, params=None) -> list[tuple]:
+    con = open_reader(str(db), all_configs=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _one_line_error(rc: int, err: str) -> None:
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    assert "Traceback" not in err
+
+
+def _run_cli_rss(*argv: str, timeout: float = 120) -> tuple[int, str, str, float, float]:
+    """`python -m lineage ...` in a child: (rc, stdout, stderr, wall s, the child's peak RSS
+    in MB from wait4)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t0 = time.monotonic()
+    outf = Path(os.environ.get("TMPDIR", "/tmp")) / f"lineage-cli-{os.getpid()}-{time.time_ns()}"
+    with open(f"{outf}.out", "w+") as fo, open(f"{outf}.err", "w+") as fe:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "lineage", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=fo,
+            stderr=fe,
+            env=env,
+        )
+        deadline = t0 + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                os.wait4(p.pid, 0)
+                raise TimeoutError(f"lineage {argv} ran past {timeout} s")
+            time.sleep(0.05)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - t0
+        fo.seek(0)
+        fe.seek(0)
+        out, err = fo.read(), fe.read()
+    for ext in (".out", ".err"):
+        Path(f"{outf}{ext}").unlink()
+    return p.returncode, out, err, wall, ru.ru_maxrss / 1024
+
+
+# ---- 1. bounded sql sessions -------------------------------------------------------------------
+def test_sql_huge_cross_join_prints_first_rows_in_bounded_memory(local_run):
+    db = str(local_run / "lineage.duckdb")
+    sql = "SELECT a.range, b.range FROM range(3000000) a, range(3000000) b"
+    rc, out, err, wall, rss = _run_cli_rss("sql", sql, "--lineage", db, "--max-rows", "50")
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1] == "(first 50 rows of more; --max-rows N shows more)"
+    assert len(out.strip().splitlines()) == 2 + 50 + 1  # header, rule, rows, note
+    assert wall < 30 and rss < 1000, (wall, rss)
+    rc, out, err, _, _ = _run_cli_rss("sql", sql, "--lineage", db, "--max-rows", "3", "--json")
+    assert rc == 0 and len(json.loads(out)) == 3
+    assert err.strip() == "lineage: first 3 rows of more; --max-rows N shows more"
+
+
+def test_sql_memory_hungry_query_fails_at_the_memory_limit(local_run):
+    db = str(local_run / "lineage.duckdb")
+    sql = "SELECT a.range, b.range FROM range(3000000) a, range(3000000) b ORDER BY 1 DESC"
+    rc, _, err, wall, rss = _run_cli_rss("sql", sql, "--lineage", db, "--memory-limit", "300MB")
+    _one_line_error(rc, err)
+    assert "Out of Memory" in err and "--memory-limit" in err
+    assert wall < 60 and rss < 1000, (wall, rss)
+
+
+def test_sql_endless_query_is_interrupted_at_the_timeout(local_run):
+    db = str(local_run / "lineage.duckdb")
+    sql = "SELECT count(*) FROM range(100000) a, range(100000) b, range(1000) c"
+    rc, _, err, wall, _ = _run_cli_rss("sql", sql, "--lineage", db, "--timeout", "2")
+    _one_line_error(rc, err)
+    assert err.startswith("error: query took longer than 2 s"), err
+    assert wall < 20, wall
+
+
+def test_sql_default_bounds_are_set_and_locked(local_run, capsys):
+    db = str(local_run / "lineage.duckdb")
+    rc, out, err = _cli(
+        capsys,
+        "sql",
+        "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, "
+        "current_setting('temp_directory') AS d",
+        "--lineage",
+        db,
+        "--json",
+        "--memory-limit",
+        "1GB",
+        "--threads",
+        "1",
+    )
+    assert rc == 0, err
+    row = json.loads(out)[0]
+    assert row["m"].startswith("953.6 MiB") and row["t"] == 1 and row["d"] == "", row
+    for undo in (
+        "SET memory_limit = '100GB'",
+        "SET threads = 64",
+        "RESET memory_limit",
+        "SET temp_directory = '/tmp'",
+        "PRAGMA memory_limit = '100GB'",
+        "PRAGMA threads = 64",
+    ):
+        rc, _, err = _cli(capsys, "sql", undo, "--lineage", db)
+        _one_line_error(rc, err)
+        assert "locked" in err, (undo, err)
+    for bad in (
+        ("--memory-limit", "lots"),
+        ("--memory-limit", "1GB'; SET threads=9; --"),
+        ("--timeout", "0"),
+        ("--max-rows", "0"),
+        ("--threads", "0"),
+    ):
+        rc, _, err = _cli(capsys, "sql", "SELECT 1", "--lineage", db, *bad)
+        _one_line_error(rc, err)
