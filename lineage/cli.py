@@ -261,7 +261,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from core import storage
-    from lineage.delete import DeletionError, delete_documents, read_url_file
+    from lineage.delete import DeletionError, UrlFileError, delete_documents, read_url_file
     from lineage.location import default_lineage_path, publish_lineage
 
     remote_output = bool(getattr(args, "output", None)) and storage.is_remote(args.output)
@@ -281,7 +281,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if args.urls:
         if not os.path.exists(args.urls):
             raise UserError(f"URL file not found: {args.urls}")
-        urls = read_url_file(args.urls)
+        try:
+            urls = read_url_file(args.urls)
+        except UrlFileError as e:
+            raise UserError(str(e)) from e
+        except OSError as e:
+            raise UserError(f"cannot read URL file {args.urls}: {e.strerror or e}") from e
         if not urls:
             raise UserError(f"no URLs in {args.urls}")
         kw: dict[str, Any] = {"urls": urls, "selector": f"urls:{os.path.abspath(args.urls)}"}

@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
 from core import storage
-from core.urls import domain_forms, is_public_suffix, normalize_domain, url_hash
+from core.urls import domain_forms, host_of, is_public_suffix, normalize_domain, url_hash
 from lineage.blocklist import register_url_functions
 from lineage.shard_rewrite import DeletionError, rewrite_rejected, rewrite_text_pair
 from lineage.store import LineageStore, connect_snapshot, open_reader, output_root, resolve_path
@@ -75,13 +77,51 @@ class DeletionResult:
         return dict(self.__dict__)
 
 
+class UrlFileError(ValueError):
+    """A URL file that cannot be used as written: refused before anything is deleted."""
+
+
+# `#` starts a comment at the start of a line or after whitespace (a URL has no raw space,
+# and `#` right after a URL character is its fragment).
+_INLINE_COMMENT = re.compile(r"(^|\s)#.*$")
+
+
+def is_http_url(s: str) -> bool:
+    """An absolute http(s) URL with a host: what a document's URL can be."""
+    try:
+        scheme = urlsplit(s).scheme.lower()
+    except ValueError:
+        return False
+    return scheme in ("http", "https") and bool(host_of(s))
+
+
 def read_url_file(path: str | os.PathLike[str]) -> list[str]:
-    """One URL per line; blank lines and `#` comments ignored; order kept, duplicates dropped."""
+    """One URL per line; blank lines and `#` comments (whole-line, or inline after
+    whitespace) ignored; a UTF-8 BOM (Notepad) stripped; order kept, duplicates dropped.
+
+    Why strict: a line that is not an absolute http(s) URL (`example.com/`, a BOM-prefixed
+    URL) matches nothing and used to be blocklisted as written, deleting nothing with exit 0.
+    Such a line raises `UrlFileError` naming its line number, before anything changes.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise UrlFileError(f"URL file {path} is a directory, not a file of URLs")
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UrlFileError(f"URL file {path} is not UTF-8 text (byte {e.start})") from e
     seen: dict[str, None] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            seen[line] = None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = _INLINE_COMMENT.sub("", raw.strip()).strip()
+        if not line:
+            continue
+        if not is_http_url(line):
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise UrlFileError(
+                f"{path} line {n}: {shown!r} is not an absolute http(s) URL "
+                "(write it as https://host/path; nothing was deleted)"
+            )
+        seen[line] = None
     return list(seen)
 
 

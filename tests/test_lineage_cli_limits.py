@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lineage.cli import main
-from lineage.store import open_reader
+from lineage.sandbox import open_analyst_connection
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def out_copy(local_run: Path, tmp_path: Path) -> Path:
 
 
 def _q(db: Path | str, sql: str, params=None) -> list[tuple]:
-    con = open_reader(str(db), all_configs=True)
+    con = open_analyst_connection(str(db), all_configs=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -169,3 +169,62 @@ def test_sql_default_bounds_are_set_and_locked(local_run, capsys):
     ):
         rc, _, err = _cli(capsys, "sql", "SELECT 1", "--lineage", db, *bad)
         _one_line_error(rc, err)
+
+
+# ---- 2. URL files ------------------------------------------------------------------------------
+def _two_docs_of_one_host(db: Path) -> list[str]:
+    return [
+        u
+        for (u,) in _q(
+            db,
+            "SELECT url FROM documents WHERE url_host(url) = (SELECT url_host(url) FROM documents "
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1) ORDER BY url LIMIT 2",
+        )
+    ]
+
+
+def test_delete_url_file_with_bom_comments_and_crlf_deletes(out_copy, capsys):
+    db = out_copy / "lineage.duckdb"
+    a, b = _two_docs_of_one_host(db)
+    f = out_copy.parent / "urls.txt"
+    # as Notepad saves it: a BOM, CRLF; a full-line and an inline comment
+    f.write_bytes(f"\ufeff{a}\r\n# the second one\r\n  {b}   # trailing comment\r\n".encode())
+    rc, out, err = _cli(capsys, "delete", "--urls", str(f), "--lineage", str(db))
+    assert rc == 0, err
+    assert out.startswith("deleted 2 documents"), out
+    assert _q(db, "SELECT count(*) FROM documents WHERE url IN (?, ?)", [a, b]) == [(0,)]
+    assert "matched no stored document" not in out
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["kyleclo.com/", "www.example.com", "ftp://example.com/x", "https:///nohost", "mailto:a@b.c"],
+)
+def test_delete_url_file_refuses_a_line_that_is_not_an_http_url(out_copy, capsys, line):
+    db = out_copy / "lineage.duckdb"
+    a, _ = _two_docs_of_one_host(db)
+    f = out_copy.parent / "urls.txt"
+    f.write_text(f"# request\n{a}\n{line}\n")
+    before = _q(db, "SELECT count(*) FROM documents")
+    rc, _, err = _cli(capsys, "delete", "--urls", str(f), "--lineage", str(db))
+    _one_line_error(rc, err)
+    assert "line 3" in err and "absolute http(s) URL" in err, err
+    # nothing changed: no deletion, no blocklist row
+    assert _q(db, "SELECT count(*) FROM documents") == before
+    assert _q(db, "SELECT count(*) FROM url_blocklist") == [(0,)]
+
+
+def test_delete_url_file_that_is_a_directory_or_not_text(out_copy, capsys):
+    db = str(out_copy / "lineage.duckdb")
+    rc, _, err = _cli(capsys, "delete", "--urls", str(out_copy), "--lineage", db)
+    _one_line_error(rc, err)
+    assert "directory" in err, err
+    f = out_copy.parent / "latin1.txt"
+    f.write_bytes("https://example.com/caf\xe9\n".encode("latin-1"))
+    rc, _, err = _cli(capsys, "delete", "--urls", str(f), "--lineage", db)
+    _one_line_error(rc, err)
+    assert "UTF-8" in err, err
+    f.write_text("\ufeff# only a comment\n\n")
+    rc, _, err = _cli(capsys, "delete", "--urls", str(f), "--lineage", db)
+    _one_line_error(rc, err)
+    assert "no URLs" in err, err
