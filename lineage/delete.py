@@ -125,6 +125,24 @@ def read_url_file(path: str | os.PathLike[str]) -> list[str]:
     return list(seen)
 
 
+# Characters no host name has: a path, query, fragment, userinfo, port or scheme separator.
+_NOT_A_HOST = re.compile(r"[/\\?#@:\s]")
+
+
+def check_domain(domain: str) -> str:
+    """`domain` if it is a bare host name (`Example.COM.`, `*.example.com`, `example%2ecom`).
+
+    Why: `normalize_domain` turns `https://example.com/x` or `example.com/research` into
+    `example.com`, so a request meant for one page silently became a whole-site deletion.
+    """
+    if not domain.strip() or _NOT_A_HOST.search(domain.strip()):
+        raise DeletionError(
+            f"--domain {domain!r}: give a domain such as example.com, not a URL "
+            "(use --urls FILE for pages)"
+        )
+    return domain.strip()
+
+
 def _match_sql(view: str, by_domain: bool, has_hash: bool) -> str:
     """Documents of `view` a request covers, matched through the one normaliser (core/urls).
 
@@ -197,6 +215,8 @@ def delete_documents(
     Raises `OutputLockedError` (naming the holder) when a run holds one, unless `wait`.
     A dry run reads only and takes no lock. See `_delete` for the arguments.
     """
+    if domain is not None:
+        domain = check_domain(domain)
     if dry_run:
         return _delete(
             lineage_path, urls=urls, domain=domain, selector=selector, dry_run=True, force=force

@@ -228,3 +228,43 @@ def test_delete_url_file_that_is_a_directory_or_not_text(out_copy, capsys):
     rc, _, err = _cli(capsys, "delete", "--urls", str(f), "--lineage", db)
     _one_line_error(rc, err)
     assert "no URLs" in err, err
+
+
+# ---- 3. --domain is a host name ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value",
+    [
+        "kyleclo.com/research",
+        "https://kyleclo.com/",
+        "http://example.com",
+        "example.com:443",
+        "user@example.com",
+        "example.com?x=1",
+        "example.com#top",
+        "exa mple.com",
+    ],
+)
+def test_delete_domain_refuses_a_url(out_copy, capsys, value):
+    db = out_copy / "lineage.duckdb"
+    before = _q(db, "SELECT count(*) FROM documents")
+    rc, _, err = _cli(capsys, "delete", "--domain", value, "--lineage", str(db))
+    _one_line_error(rc, err)
+    assert "give a domain such as example.com, not a URL" in err, err
+    assert _q(db, "SELECT count(*) FROM documents") == before
+    assert _q(db, "SELECT count(*) FROM url_blocklist") == [(0,)]
+
+
+def test_delete_domain_accepts_host_spellings(out_copy, capsys):
+    db = out_copy / "lineage.duckdb"
+    host = _q(db, "SELECT url_host(url) FROM documents GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+    host = host[0][0]
+    n = _q(
+        db,
+        "SELECT (SELECT count(*) FROM documents WHERE url_host(url) = $h) + "
+        "(SELECT count(*) FROM rejections WHERE url_host(url) = $h)",
+        {"h": host},
+    )[0][0]
+    spelled = "*." + host.replace(".", "%2e", 1).upper() + "."
+    rc, out, err = _cli(capsys, "delete", "--domain", spelled, "--lineage", str(db), "--dry-run")
+    assert rc == 0 and out.startswith(f"DRY RUN: would delete {n} documents"), (out, err)
+    assert f"(domain:{host})" in out
