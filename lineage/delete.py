@@ -45,7 +45,12 @@ import duckdb
 from core import storage
 from core.urls import domain_forms, host_of, is_public_suffix, normalize_domain, url_hash
 from lineage.blocklist import register_url_functions
-from lineage.shard_rewrite import DeletionError, rewrite_rejected, rewrite_text_pair
+from lineage.shard_rewrite import (
+    DeletionError,
+    planned_ids,
+    rewrite_rejected,
+    rewrite_text_pair,
+)
 from lineage.store import LineageStore, connect_snapshot, open_reader, output_root, resolve_path
 from lineage.writer import now
 
@@ -323,9 +328,18 @@ def _delete(
     block_hashes = sorted({url_hash(u) for u in urls or []} | matched_hashes)
     res.blocklisted = [f"domain:{domain}"] if domain else block_hashes
     if dry_run:
-        res.shards_rewritten = [
-            (r["shard_id"], None) for r in [*old_text.values(), *old_rej.values()]
-        ]
+        # What the real run below will write, in its order: the same remaining-document rule
+        # and the same names (a shard keeps a new version unless no document is left).
+        for path, old in sorted(old_text.items()):
+            tok = old_tok.get(old["shard_id"])
+            if tok is None:
+                raise DeletionError(f"text shard {old['shard_id']} has no live token shard")
+            new_id, new_tok_id = planned_ids(root, old, tok, doomed_by_path[path])
+            res.shards_rewritten.append((old["shard_id"], new_id))
+            res.shards_rewritten.append((tok["shard_id"], new_tok_id))
+        for path, old in sorted(old_rej.items()):
+            new_id, _ = planned_ids(root, old, None, doomed_by_path[path])
+            res.shards_rewritten.append((old["shard_id"], new_id))
         res.seconds = time.perf_counter() - t0
         return res
 

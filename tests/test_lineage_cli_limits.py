@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -268,3 +269,38 @@ def test_delete_domain_accepts_host_spellings(out_copy, capsys):
     rc, out, err = _cli(capsys, "delete", "--domain", spelled, "--lineage", str(db), "--dry-run")
     assert rc == 0 and out.startswith(f"DRY RUN: would delete {n} documents"), (out, err)
     assert f"(domain:{host})" in out
+
+
+# ---- 4. a dry run reports what the real run does ---------------------------------------------------
+def test_dry_run_lists_the_shards_the_real_run_writes(out_copy, capsys):
+    db = str(out_copy / "lineage.duckdb")
+    # one document of the biggest text shard (most documents remain) and a whole audit shard
+    (url,) = _q(
+        db,
+        "SELECT url FROM documents WHERE filename = (SELECT filename FROM documents GROUP BY 1 "
+        "ORDER BY count(*) DESC LIMIT 1) ORDER BY url LIMIT 1",
+    )[0]
+    (rej_url,) = _q(
+        db,
+        "SELECT min(url) FROM rejections WHERE filename IN (SELECT filename FROM rejections "
+        "GROUP BY 1 HAVING count(*) = 1)",
+    )[0]
+    f = out_copy.parent / "urls.txt"
+    f.write_text(f"{url}\n{rej_url}\n")
+    argv = ["delete", "--urls", str(f), "--lineage", db, "--json"]
+    rc, out, err = _cli(capsys, *argv, "--dry-run")
+    assert rc == 0, err
+    dry = json.loads(out)
+    rc, out, err = _cli(capsys, *argv)
+    assert rc == 0, err
+    real = json.loads(out)
+    assert dry["shards_rewritten"] == real["shards_rewritten"]
+    assert (dry["docs_deleted"], dry["docs_by_kind"]) == (2, {"text": 1, "rejected": 1})
+    kept = [n for _, n in real["shards_rewritten"] if n]
+    assert len(kept) == 2 and kept[0].endswith(".v2.parquet") and kept[1].endswith(".v2.bin")
+    assert sum(n is None for _, n in real["shards_rewritten"]) == 1  # the emptied audit shard
+    # the text form of a dry run names the new versions too
+    f.write_text(_q(db, "SELECT min(url) FROM documents")[0][0] + "\n")
+    rc, out, _ = _cli(capsys, "delete", "--urls", str(f), "--lineage", db, "--dry-run")
+    assert rc == 0 and re.search(r"\.v[23]\.parquet", out), out
+    assert "(none: no documents left)" not in out, out
