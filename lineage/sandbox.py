@@ -130,7 +130,8 @@ def open_analyst_connection(
 
     Only the lineage tables and the output's data files (the folders behind the views) can
     be read; see the module docstring for what is refused and why. Views answer for one
-    config as `store.open_reader`'s do (`config`, `all_configs`). Normal queries, the named
+    config as `store.open_reader`'s do (`config`, `all_configs`; `store.UnknownConfig` for a
+    prefix that names no config or several). Normal queries, the named
     queries and the documented examples work unchanged. `memory_limit` and `threads` bound
     the session; they are set before the configuration is locked, so its SQL cannot raise
     them.
@@ -141,7 +142,13 @@ def open_analyst_connection(
     if not Path(path).exists():
         raise FileNotFoundError(f"lineage database not found: {path}")
     from lineage.blocklist import register_url_functions
-    from lineage.store import ALL_CONFIGS, connect_snapshot, create_views, output_root
+    from lineage.store import (
+        ALL_CONFIGS,
+        check_config,
+        connect_snapshot,
+        create_views,
+        output_root,
+    )
 
     con = connect_snapshot(path)
     try:
@@ -167,6 +174,8 @@ def open_analyst_connection(
         con.register_filesystem(_read_only_fs(scheme, inner, prefixes))
         ro_root = f"{RO_PREFIX}{scheme}://{base}"
         sel = ALL_CONFIGS if all_configs else config
+        if sel is not None and sel != ALL_CONFIGS:
+            check_config(con, sel)  # UnknownConfig: a typo must not answer "nothing"
         try:
             create_views(con, ro_root, config=sel, absolute=True, temporary=True)
         except duckdb.Error:  # not a lineage database (yet): tables only

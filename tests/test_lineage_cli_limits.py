@@ -304,3 +304,52 @@ def test_dry_run_lists_the_shards_the_real_run_writes(out_copy, capsys):
     rc, out, _ = _cli(capsys, "delete", "--urls", str(f), "--lineage", db, "--dry-run")
     assert rc == 0 and re.search(r"\.v[23]\.parquet", out), out
     assert "(none: no documents left)" not in out, out
+
+
+# ---- 5. unknown --config ---------------------------------------------------------------------------
+def test_unknown_config_prefix_is_refused_by_every_verb(local_run, capsys):
+    db = str(local_run / "lineage.duckdb")
+    (cfg,) = _q(db, "SELECT config_hash FROM runs")[0]
+    url = _q(db, "SELECT min(url) FROM documents")[0][0]
+    for argv in (
+        ("sql", "SELECT count(*) AS n FROM documents"),
+        ("explain", url),
+        ("trace", url),
+        ("sql", "--named", "runs"),
+    ):
+        rc, _, err = _cli(capsys, *argv, "--lineage", db, "--config", "zzz")
+        _one_line_error(rc, err)
+        assert err.strip() == f"error: unknown config zzz; known: {cfg}", (argv, err)
+    rc, _, err = _cli(capsys, "sql", "SELECT 1", "--lineage", db, "--config", "")
+    _one_line_error(rc, err)
+    # a real prefix still answers for that config
+    rc, out, err = _cli(
+        capsys,
+        "sql",
+        "SELECT count(*) AS n FROM documents",
+        "--lineage",
+        db,
+        "--json",
+        "--config",
+        cfg[:6],
+    )
+    assert rc == 0 and json.loads(out)[0]["n"] > 0, err
+
+
+def test_ambiguous_config_prefix_is_refused(out_copy, capsys):
+    from lineage.store import LineageStore
+
+    db = str(out_copy / "lineage.duckdb")
+    (cfg,) = _q(db, "SELECT config_hash FROM runs")[0]
+    other = cfg[:4] + ("0" if cfg[4] != "0" else "1") + cfg[5:]
+    store = LineageStore(db)
+    with store.transaction() as c:
+        c.execute(
+            "INSERT INTO runs (run_id, config_hash, started_at) VALUES ('r-other', ?, now())",
+            [other],
+        )
+    rc, _, err = _cli(capsys, "sql", "SELECT 1", "--lineage", db, "--config", cfg[:4])
+    _one_line_error(rc, err)
+    assert f"config {cfg[:4]} is ambiguous" in err and cfg in err and other in err, err
+    rc, _, err = _cli(capsys, "sql", "SELECT 1", "--lineage", db, "--config", cfg[:5])
+    assert rc == 0, err
