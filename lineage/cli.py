@@ -349,6 +349,49 @@ def _parse_params(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _bind(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Any:
+    """The parameters of `sql`, the one statement it must be, as DuckDB wants them.
+
+    Why: `execute` of `SELECT 1; SELECT 2` runs both and shows only the last result, and the
+    README's examples use `?` (positional), which a name=value dict cannot bind. `?` (or `$1`)
+    placeholders take the --param values in the order given; `$name` takes them by name.
+    """
+    try:
+        stmts = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise UserError(f"query failed: {error_line(e)}") from e
+    if len(stmts) != 1:
+        raise UserError(
+            f"give one SQL statement at a time (got {len(stmts)}); run each with its own "
+            "`lineage sql`"
+            if stmts
+            else "give a query or --named NAME"
+        )
+    wanted = set(stmts[0].named_parameters)
+    if not wanted:
+        if params:
+            raise UserError(f"the query has no parameters; --param {next(iter(params))} unused")
+        return None
+    if all(w.isdigit() for w in wanted):  # ? / $1: positional, in --param order
+        if len(params) != len(wanted):
+            raise UserError(
+                f"the query has {len(wanted)} ? parameter{'s' if len(wanted) != 1 else ''}; "
+                f"give {len(wanted)} --param name=value, in order (got {len(params)})"
+            )
+        return list(params.values())
+    missing = sorted(wanted - params.keys())
+    if missing:
+        raise UserError(
+            "the query needs "
+            + ", ".join(f"--param {m}=VALUE" for m in missing)
+            + f" (for ${', $'.join(missing)})"
+        )
+    extra = sorted(params.keys() - wanted)
+    if extra:
+        raise UserError(f"--param {extra[0]} is not a parameter of the query")
+    return params
+
+
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_MAX_ROWS = 10_000
 
@@ -373,6 +416,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from lineage.queries import QUERIES
     from lineage.sandbox import QueryTimeout, fetch_bounded
 
+    if args.named and args.query:
+        raise UserError("give a query or --named NAME, not both")
     if args.named:
         if args.named not in QUERIES:
             raise UserError(f"unknown query {args.named!r}; see: python -m lineage queries")
@@ -385,8 +430,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
     _check_bounds(args)
     con = _reader(args)
     try:
+        bound = _bind(con, sql, params)
         cols, rows, more = fetch_bounded(
-            con, sql, params, timeout_s=args.timeout, max_rows=args.max_rows
+            con, sql, bound, timeout_s=args.timeout, max_rows=args.max_rows
         )
     except QueryTimeout as e:
         raise UserError(f"{e} (--timeout SECONDS allows more)") from e
@@ -510,7 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     s.add_argument("query", nargs="?")
     s.add_argument("--named", metavar="NAME", help="run a named query (see `queries`)")
-    s.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind $NAME in the query")
+    s.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="bind $NAME in the query; a query with ? placeholders takes the values in order",
+    )
     s.add_argument(
         "--memory-limit",
         metavar="SIZE",

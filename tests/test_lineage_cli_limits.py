@@ -353,3 +353,68 @@ def test_ambiguous_config_prefix_is_refused(out_copy, capsys):
     assert f"config {cfg[:4]} is ambiguous" in err and cfg in err and other in err, err
     rc, _, err = _cli(capsys, "sql", "SELECT 1", "--lineage", db, "--config", cfg[:5])
     assert rc == 0, err
+
+
+# ---- 6. what `sql` runs --------------------------------------------------------------------------
+def test_sql_refuses_a_query_and_named_together(local_run, capsys):
+    db = str(local_run / "lineage.duckdb")
+    rc, out, err = _cli(capsys, "sql", "SELECT 1", "--named", "runs", "--lineage", db)
+    _one_line_error(rc, err)
+    assert "not both" in err and out == "", err
+
+
+def test_sql_refuses_several_statements(local_run, capsys):
+    db = str(local_run / "lineage.duckdb")
+    for sql, n in (
+        ("SELECT 1; SELECT 2", 2),
+        ("SELECT 1 AS a; SELECT 2; SELECT 3;", 3),
+        ("SELECT 1; SET memory_limit = '100GB'", 2),
+    ):
+        rc, out, err = _cli(capsys, "sql", sql, "--lineage", db)
+        _one_line_error(rc, err)
+        assert f"one SQL statement at a time (got {n})" in err and out == "", err
+    rc, out, err = _cli(capsys, "sql", "SELECT 41 + 1 AS x;", "--lineage", db, "--json")
+    assert rc == 0 and json.loads(out) == [{"x": 42}], err
+
+
+def test_sql_binds_question_mark_parameters_of_the_readme_examples(local_run, capsys):
+    """README.md's examples use `?`: `--param name=value` binds them in the order given."""
+    db = str(local_run / "lineage.duckdb")
+    (run_id,) = _q(db, "SELECT run_id FROM runs")[0]
+    sql = (
+        "SELECT stage, reason, sum(count) AS docs FROM stage_stats\n"
+        "WHERE run_id = ? GROUP BY ALL ORDER BY docs DESC;"
+    )
+    rc, out, err = _cli(
+        capsys, "sql", sql, "--param", f"run_id={run_id}", "--lineage", db, "--json"
+    )
+    assert rc == 0, err
+    rows = json.loads(out)
+    assert (
+        rows
+        and sum(r["docs"] for r in rows)
+        == _q(db, "SELECT sum(count) FROM stage_stats WHERE run_id = ?", [run_id])[0][0]
+    )
+    rc, out, err = _cli(
+        capsys,
+        "sql",
+        "SELECT ?::INT - ?::INT AS d",
+        "--param",
+        "a=5",
+        "--param",
+        "b=2",
+        "--lineage",
+        db,
+        "--json",
+    )
+    assert rc == 0 and json.loads(out) == [{"d": 3}], err
+    for argv, words in (
+        (("SELECT ? AS x",), "1 ? parameter"),
+        (("SELECT ? AS x", "--param", "a=1", "--param", "b=2"), "1 ? parameter"),
+        (("SELECT $a AS x",), "$a"),
+        (("SELECT $a AS x", "--param", "b=1"), "$a"),
+        (("SELECT 1 AS x", "--param", "b=1"), "no parameters"),
+    ):
+        rc, _, err = _cli(capsys, "sql", *argv, "--lineage", db)
+        _one_line_error(rc, err)
+        assert words in err, (argv, err)
