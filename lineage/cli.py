@@ -125,7 +125,7 @@ def _output_db(output: str) -> str:
 
 def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
     """Every verb reads through the analyst sandbox: read-only, files of the views only."""
-    from lineage.sandbox import open_analyst_connection
+    from lineage.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_THREADS, open_analyst_connection
 
     path = resolve_db(args)
     if not os.path.exists(path):
@@ -135,7 +135,11 @@ def _reader(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
             path,
             config=getattr(args, "config", None),
             all_configs=bool(getattr(args, "all_configs", False)),
+            memory_limit=getattr(args, "memory_limit", None) or DEFAULT_MEMORY_LIMIT,
+            threads=getattr(args, "threads", None) or DEFAULT_THREADS,
         )
+    except ValueError as e:
+        raise UserError(str(e)) from e
     except duckdb.Error as e:
         raise UserError(f"cannot open lineage database {path}: {error_line(e)}") from e
 
@@ -257,7 +261,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from core import storage
-    from lineage.delete import DeletionError, delete_documents, read_url_file
+    from lineage.delete import DeletionError, UrlFileError, delete_documents, read_url_file
     from lineage.location import default_lineage_path, publish_lineage
 
     remote_output = bool(getattr(args, "output", None)) and storage.is_remote(args.output)
@@ -277,7 +281,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if args.urls:
         if not os.path.exists(args.urls):
             raise UserError(f"URL file not found: {args.urls}")
-        urls = read_url_file(args.urls)
+        try:
+            urls = read_url_file(args.urls)
+        except UrlFileError as e:
+            raise UserError(str(e)) from e
+        except OSError as e:
+            raise UserError(f"cannot read URL file {args.urls}: {e.strerror or e}") from e
         if not urls:
             raise UserError(f"no URLs in {args.urls}")
         kw: dict[str, Any] = {"urls": urls, "selector": f"urls:{os.path.abspath(args.urls)}"}
@@ -340,9 +349,75 @@ def _parse_params(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _bind(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Any:
+    """The parameters of `sql`, the one statement it must be, as DuckDB wants them.
+
+    Why: `execute` of `SELECT 1; SELECT 2` runs both and shows only the last result, and the
+    README's examples use `?` (positional), which a name=value dict cannot bind. `?` (or `$1`)
+    placeholders take the --param values in the order given; `$name` takes them by name.
+    """
+    try:
+        stmts = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise UserError(f"query failed: {error_line(e)}") from e
+    if len(stmts) != 1:
+        raise UserError(
+            f"give one SQL statement at a time (got {len(stmts)}); run each with its own "
+            "`lineage sql`"
+            if stmts
+            else "give a query or --named NAME"
+        )
+    wanted = set(stmts[0].named_parameters)
+    if not wanted:
+        if params:
+            raise UserError(f"the query has no parameters; --param {next(iter(params))} unused")
+        return None
+    if all(w.isdigit() for w in wanted):  # ? / $1: positional, in --param order
+        if len(params) != len(wanted):
+            raise UserError(
+                f"the query has {len(wanted)} ? parameter{'s' if len(wanted) != 1 else ''}; "
+                f"give {len(wanted)} --param name=value, in order (got {len(params)})"
+            )
+        return list(params.values())
+    missing = sorted(wanted - params.keys())
+    if missing:
+        raise UserError(
+            "the query needs "
+            + ", ".join(f"--param {m}=VALUE" for m in missing)
+            + f" (for ${', $'.join(missing)})"
+        )
+    extra = sorted(params.keys() - wanted)
+    if extra:
+        raise UserError(f"--param {extra[0]} is not a parameter of the query")
+    return params
+
+
+DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_MAX_ROWS = 10_000
+
+
+def _check_bounds(args: argparse.Namespace) -> None:
+    """The resource flags of `sql`, refused as one line before anything runs."""
+    from lineage.sandbox import check_memory_limit
+
+    if args.timeout <= 0:
+        raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.max_rows < 1:
+        raise UserError(f"--max-rows must be at least 1, got {args.max_rows}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    try:
+        check_memory_limit(args.memory_limit)
+    except ValueError as e:
+        raise UserError(f"--memory-limit: {e}") from e
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from lineage.queries import QUERIES
+    from lineage.sandbox import QueryTimeout, fetch_bounded
 
+    if args.named and args.query:
+        raise UserError("give a query or --named NAME, not both")
     if args.named:
         if args.named not in QUERIES:
             raise UserError(f"unknown query {args.named!r}; see: python -m lineage queries")
@@ -352,20 +427,32 @@ def cmd_sql(args: argparse.Namespace) -> int:
     else:
         raise UserError("give a query or --named NAME")
     params = _parse_params(args.param or [])
+    _check_bounds(args)
     con = _reader(args)
     try:
-        cur = con.execute(sql, params) if params else con.execute(sql)
-        cols = [d[0] for d in cur.description] if cur.description else []
-        rows = cur.fetchall() if cols else []
+        bound = _bind(con, sql, params)
+        cols, rows, more = fetch_bounded(
+            con, sql, bound, timeout_s=args.timeout, max_rows=args.max_rows
+        )
+    except QueryTimeout as e:
+        raise UserError(f"{e} (--timeout SECONDS allows more)") from e
+    except duckdb.OutOfMemoryException as e:
+        raise UserError(
+            f"query failed: {error_line(e)} (memory limit {args.memory_limit}; "
+            "--memory-limit SIZE allows more)"
+        ) from e
     except duckdb.Error as e:
         raise UserError(f"query failed: {error_line(e)}") from e
     finally:
         con.close()
+    note = f"first {len(rows)} rows of more; --max-rows N shows more"
     if args.json:
         _emit_json([dict(zip(cols, r, strict=True)) for r in rows])
+        if more:
+            print(f"lineage: {note}", file=sys.stderr)
     else:
         print(format_table(cols, rows))
-        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+        print(f"({note})" if more else f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return 0
 
 
@@ -397,6 +484,8 @@ def cmd_queries(args: argparse.Namespace) -> int:
 
 # ---- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from lineage.sandbox import DEFAULT_MEMORY_LIMIT
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--lineage",
@@ -467,7 +556,36 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sql", parents=[common], help="run a read-only SQL query")
     s.add_argument("query", nargs="?")
     s.add_argument("--named", metavar="NAME", help="run a named query (see `queries`)")
-    s.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind $NAME in the query")
+    s.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="bind $NAME in the query; a query with ? placeholders takes the values in order",
+    )
+    s.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        default=DEFAULT_MEMORY_LIMIT,
+        help=f"DuckDB memory limit of the session (default: {DEFAULT_MEMORY_LIMIT}; no "
+        "spilling to disk)",
+    )
+    s.add_argument(
+        "--threads", type=int, metavar="N", help="DuckDB threads (default: min(4, CPUs))"
+    )
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"interrupt the query after this long (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    s.add_argument(
+        "--max-rows",
+        type=int,
+        default=DEFAULT_MAX_ROWS,
+        metavar="N",
+        help=f"fetch and print at most N rows (default: {DEFAULT_MAX_ROWS})",
+    )
     s.set_defaults(func=cmd_sql)
     q = sub.add_parser("queries", parents=[common], help="list the named example queries")
     q.set_defaults(func=cmd_queries)

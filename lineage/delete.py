@@ -31,19 +31,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
 from core import storage
-from core.urls import domain_forms, is_public_suffix, normalize_domain, url_hash
+from core.urls import domain_forms, host_of, is_public_suffix, normalize_domain, url_hash
 from lineage.blocklist import register_url_functions
-from lineage.shard_rewrite import DeletionError, rewrite_rejected, rewrite_text_pair
+from lineage.shard_rewrite import (
+    DeletionError,
+    planned_ids,
+    rewrite_rejected,
+    rewrite_text_pair,
+)
 from lineage.store import LineageStore, connect_snapshot, open_reader, output_root, resolve_path
 from lineage.writer import now
 
@@ -75,14 +82,70 @@ class DeletionResult:
         return dict(self.__dict__)
 
 
+class UrlFileError(ValueError):
+    """A URL file that cannot be used as written: refused before anything is deleted."""
+
+
+# `#` starts a comment at the start of a line or after whitespace (a URL has no raw space,
+# and `#` right after a URL character is its fragment).
+_INLINE_COMMENT = re.compile(r"(^|\s)#.*$")
+
+
+def is_http_url(s: str) -> bool:
+    """An absolute http(s) URL with a host: what a document's URL can be."""
+    try:
+        scheme = urlsplit(s).scheme.lower()
+    except ValueError:
+        return False
+    return scheme in ("http", "https") and bool(host_of(s))
+
+
 def read_url_file(path: str | os.PathLike[str]) -> list[str]:
-    """One URL per line; blank lines and `#` comments ignored; order kept, duplicates dropped."""
+    """One URL per line; blank lines and `#` comments (whole-line, or inline after
+    whitespace) ignored; a UTF-8 BOM (Notepad) stripped; order kept, duplicates dropped.
+
+    Why strict: a line that is not an absolute http(s) URL (`example.com/`, a BOM-prefixed
+    URL) matches nothing and used to be blocklisted as written, deleting nothing with exit 0.
+    Such a line raises `UrlFileError` naming its line number, before anything changes.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise UrlFileError(f"URL file {path} is a directory, not a file of URLs")
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UrlFileError(f"URL file {path} is not UTF-8 text (byte {e.start})") from e
     seen: dict[str, None] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            seen[line] = None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = _INLINE_COMMENT.sub("", raw.strip()).strip()
+        if not line:
+            continue
+        if not is_http_url(line):
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise UrlFileError(
+                f"{path} line {n}: {shown!r} is not an absolute http(s) URL "
+                "(write it as https://host/path; nothing was deleted)"
+            )
+        seen[line] = None
     return list(seen)
+
+
+# Characters no host name has: a path, query, fragment, userinfo, port or scheme separator.
+_NOT_A_HOST = re.compile(r"[/\\?#@:\s]")
+
+
+def check_domain(domain: str) -> str:
+    """`domain` if it is a bare host name (`Example.COM.`, `*.example.com`, `example%2ecom`).
+
+    Why: `normalize_domain` turns `https://example.com/x` or `example.com/research` into
+    `example.com`, so a request meant for one page silently became a whole-site deletion.
+    """
+    if not domain.strip() or _NOT_A_HOST.search(domain.strip()):
+        raise DeletionError(
+            f"--domain {domain!r}: give a domain such as example.com, not a URL "
+            "(use --urls FILE for pages)"
+        )
+    return domain.strip()
 
 
 def _match_sql(view: str, by_domain: bool, has_hash: bool) -> str:
@@ -157,6 +220,8 @@ def delete_documents(
     Raises `OutputLockedError` (naming the holder) when a run holds one, unless `wait`.
     A dry run reads only and takes no lock. See `_delete` for the arguments.
     """
+    if domain is not None:
+        domain = check_domain(domain)
     if dry_run:
         return _delete(
             lineage_path, urls=urls, domain=domain, selector=selector, dry_run=True, force=force
@@ -263,9 +328,18 @@ def _delete(
     block_hashes = sorted({url_hash(u) for u in urls or []} | matched_hashes)
     res.blocklisted = [f"domain:{domain}"] if domain else block_hashes
     if dry_run:
-        res.shards_rewritten = [
-            (r["shard_id"], None) for r in [*old_text.values(), *old_rej.values()]
-        ]
+        # What the real run below will write, in its order: the same remaining-document rule
+        # and the same names (a shard keeps a new version unless no document is left).
+        for path, old in sorted(old_text.items()):
+            tok = old_tok.get(old["shard_id"])
+            if tok is None:
+                raise DeletionError(f"text shard {old['shard_id']} has no live token shard")
+            new_id, new_tok_id = planned_ids(root, old, tok, doomed_by_path[path])
+            res.shards_rewritten.append((old["shard_id"], new_id))
+            res.shards_rewritten.append((tok["shard_id"], new_tok_id))
+        for path, old in sorted(old_rej.items()):
+            new_id, _ = planned_ids(root, old, None, doomed_by_path[path])
+            res.shards_rewritten.append((old["shard_id"], new_id))
         res.seconds = time.perf_counter() - t0
         return res
 

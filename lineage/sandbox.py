@@ -16,6 +16,10 @@ connection instead:
   `LOAD`, no new database), allows only those read-only protocols, turns off extension
   autoloading and sets `lock_configuration = true` (no `SET`/`RESET`/`PRAGMA` that changes a
   setting).
+- bounds resources before the lock, so analyst SQL cannot lift them: `memory_limit`, `threads`
+  and no spilling (`temp_directory = ''`: a query over the limit fails with DuckDB's
+  out-of-memory error instead of filling a disk). `fetch_bounded` adds a wall-clock timeout
+  (a timer that interrupts the connection) and a cap on the rows fetched.
 
 The one normaliser's SQL functions (`url_host`, `url_hash`, `url_normalize`, `url_domain`;
 lineage/blocklist.py) are registered before the lock. DuckDB enforces all of this itself, so
@@ -25,14 +29,31 @@ it holds for `con.cursor()` and anything else reached from the connection.
 from __future__ import annotations
 
 import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-__all__ = ["open_analyst_connection", "RO_PREFIX", "SandboxViolation"]
+__all__ = [
+    "open_analyst_connection",
+    "fetch_bounded",
+    "check_memory_limit",
+    "QueryTimeout",
+    "RO_PREFIX",
+    "SandboxViolation",
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_THREADS",
+]
 
 RO_PREFIX = "ccpipe-ro-"
+# Resource bounds of an analyst session: one careless cross join must not take the machine
+# (a 3M x 3M join reached 8.5 GB in 30 s unbounded).
+DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_THREADS = min(4, os.cpu_count() or 1)
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)$", re.IGNORECASE)
 
 
 class SandboxViolation(PermissionError):
@@ -90,23 +111,51 @@ def _read_only_fs(scheme: str, inner: Any, prefixes: tuple[str, ...]) -> Any:
 READABLE = ("data/", "_rejected/", "_dedup/")
 
 
+def check_memory_limit(value: str) -> str:
+    """`2GB`, `500 MiB`...; refused otherwise (the value goes into a SET statement)."""
+    if not _MEMORY.match(value.strip()):
+        raise ValueError(f"memory limit {value!r}: give a size such as 2GB or 500MB")
+    return value.strip()
+
+
 def open_analyst_connection(
-    path: str | os.PathLike[str], config: str | None = None, all_configs: bool = False
+    path: str | os.PathLike[str],
+    config: str | None = None,
+    all_configs: bool = False,
+    *,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int = DEFAULT_THREADS,
 ) -> duckdb.DuckDBPyConnection:
     """A locked-down, read-only DuckDB connection to the lineage snapshot at `path`.
 
     Only the lineage tables and the output's data files (the folders behind the views) can
     be read; see the module docstring for what is refused and why. Views answer for one
-    config as `store.open_reader`'s do (`config`, `all_configs`). Normal queries, the named
-    queries and the documented examples work unchanged.
+    config as `store.open_reader`'s do (`config`, `all_configs`; `store.UnknownConfig` for a
+    prefix that names no config or several). Normal queries, the named
+    queries and the documented examples work unchanged. `memory_limit` and `threads` bound
+    the session; they are set before the configuration is locked, so its SQL cannot raise
+    them.
     """
+    memory_limit = check_memory_limit(memory_limit)
+    if int(threads) < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     if not Path(path).exists():
         raise FileNotFoundError(f"lineage database not found: {path}")
     from lineage.blocklist import register_url_functions
-    from lineage.store import ALL_CONFIGS, connect_snapshot, create_views, output_root
+    from lineage.store import (
+        ALL_CONFIGS,
+        check_config,
+        connect_snapshot,
+        create_views,
+        output_root,
+    )
 
     con = connect_snapshot(path)
     try:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute(f"SET threads = {int(threads)}")
+        # No spilling: a query over the limit fails instead of writing temp files.
+        con.execute("SET temp_directory = ''")
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
         register_url_functions(con)
@@ -125,6 +174,8 @@ def open_analyst_connection(
         con.register_filesystem(_read_only_fs(scheme, inner, prefixes))
         ro_root = f"{RO_PREFIX}{scheme}://{base}"
         sel = ALL_CONFIGS if all_configs else config
+        if sel is not None and sel != ALL_CONFIGS:
+            check_config(con, sel)  # UnknownConfig: a typo must not answer "nothing"
         try:
             create_views(con, ro_root, config=sel, absolute=True, temporary=True)
         except duckdb.Error:  # not a lineage database (yet): tables only
@@ -136,3 +187,43 @@ def open_analyst_connection(
         con.close()
         raise
     return con
+
+
+class QueryTimeout(TimeoutError):
+    """An analyst query ran past its wall-clock limit and was interrupted."""
+
+
+def fetch_bounded(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Mapping[str, Any] | Sequence[Any] | None = None,
+    *,
+    timeout_s: float,
+    max_rows: int,
+) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+    """(columns, at most `max_rows` rows, whether more rows exist) of one query.
+
+    Why: DuckDB has no statement timeout and `fetchall` materialises any result in Python
+    memory. A timer interrupts the connection after `timeout_s` (raises `QueryTimeout`), and
+    only `max_rows + 1` rows are fetched from the streaming result.
+    """
+    fired = threading.Event()
+
+    def interrupt() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = threading.Timer(timeout_s, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        cur = con.execute(sql, params) if params else con.execute(sql)
+        cols = [d[0] for d in cur.description] if cur.description else []
+        rows = cur.fetchmany(max_rows + 1) if cols else []
+    except duckdb.Error as e:
+        if fired.is_set():
+            raise QueryTimeout(f"query took longer than {timeout_s:g} s") from e
+        raise
+    finally:
+        timer.cancel()
+    return cols, rows[:max_rows], len(rows) > max_rows

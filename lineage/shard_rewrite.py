@@ -118,13 +118,42 @@ def _token_shard(root: str, bin_path: str) -> Iterator[IndexedDataset]:
         yield IndexedDataset(local)
 
 
+def new_shard_ids(old: dict, tok: dict | None = None) -> tuple[str, str | None]:
+    """Ids of the next version of text/audit shard `old` (and its token shard `tok`)."""
+    version = int(old["version"] or 1) + 1
+    text_id = f"{versioned_base(old['shard_id'], '.parquet')}.v{version}.parquet"
+    tok_id = f"{versioned_base(tok['shard_id'], '.bin')}.v{version}.bin" if tok else None
+    return text_id, tok_id
+
+
+def _keep_mask(doc_ids: pa.ChunkedArray | pa.Array, doomed: dict[str, Any]) -> pa.Array:
+    """Rows that stay: the one rule for both the rewrite and a dry run's count."""
+    return pc.invert(pc.is_in(doc_ids, value_set=pa.array(list(doomed), pa.string())))
+
+
+def remaining_docs(root: str, path: str, doomed: dict[str, Any]) -> int:
+    """Documents shard `path` keeps once `doomed` go (a dry run's answer; reads `doc_id`)."""
+    fs, p = storage.resolve(_abs(root, path))
+    ids = pq.read_table(p, filesystem=fs, columns=["doc_id"]).column("doc_id")
+    return int(pc.sum(_keep_mask(ids, doomed).cast(pa.int64())).as_py() or 0)
+
+
+def planned_ids(
+    root: str, old: dict, tok: dict | None, doomed: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """What `rewrite_text_pair` / `rewrite_rejected` will name the new versions, or
+    (None, None) when no document remains: the dry run reports exactly the real run."""
+    if remaining_docs(root, old["path"], doomed) == 0:
+        return None, None
+    return new_shard_ids(old, tok)
+
+
 def rewrite_text_pair(
     root: str, old: dict, tok: dict, doomed: dict[str, Any], sources: list[str], ts: Any
 ) -> tuple[str | None, str | None, dict, dict[str, int]]:
     """New text + token shard without `doomed` doc ids; (None, None) if nothing remains."""
     table = _read_table(root, old["path"])
-    keep = pc.invert(pc.is_in(table.column("doc_id"), value_set=pa.array(list(doomed))))
-    kept = table.filter(keep)
+    kept = table.filter(_keep_mask(table.column("doc_id"), doomed))
     with _token_shard(root, tok["path"]) as ds:
         return _rewrite_pair(root, old, tok, table, kept, ds, sources, ts)
 
@@ -160,11 +189,8 @@ def _rewrite_pair(
         "shard_row",
         pa.array(np.arange(kept.num_rows), pa.int64()),
     )
-    version = int(old["version"] or 1) + 1
-    text_base = versioned_base(old["shard_id"], ".parquet")
-    tok_base = versioned_base(tok["shard_id"], ".bin")
-    new_text_id = f"{text_base}.v{version}.parquet"
-    new_tok_id = f"{tok_base}.v{version}.bin"
+    new_text_id, new_tok_id = new_shard_ids(old, tok)
+    assert new_tok_id is not None
     text_dir = old["path"][: -len(old["shard_id"])]  # lineage paths: <dir> + shard_id
     tok_dir = tok["path"][: -len(tok["shard_id"])]
     new_text_path, new_tok_path = text_dir + new_text_id, tok_dir + new_tok_id
@@ -209,13 +235,10 @@ def rewrite_rejected(
     root: str, old: dict, doomed: dict[str, Any], sources: list[str], ts: Any
 ) -> tuple[str | None, dict]:
     table = _read_table(root, old["path"])
-    kept = table.filter(
-        pc.invert(pc.is_in(table.column("doc_id"), value_set=pa.array(list(doomed))))
-    )
+    kept = table.filter(_keep_mask(table.column("doc_id"), doomed))
     if kept.num_rows == 0:
         return None, {"shards": [], "inputs": []}
-    version = int(old["version"] or 1) + 1
-    new_id = f"{versioned_base(old['shard_id'], '.parquet')}.v{version}.parquet"
+    new_id, _ = new_shard_ids(old)
     new_path = old["path"][: -len(old["shard_id"])] + new_id
     n_bytes, sha = storage.write_parquet_atomic(
         _abs(root, new_path), kept, _row_group_size(root, old["path"])

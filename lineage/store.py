@@ -138,6 +138,39 @@ def _config_filter(config: str | None) -> str:
 ALL_CONFIGS = "*"
 
 
+class UnknownConfig(ValueError):
+    """A `--config` prefix that names no config of this store, or more than one."""
+
+
+def check_config(con: duckdb.DuckDBPyConnection, config: str) -> str:
+    """The one config hash (`runs` / `shards.config_hash`) that prefix `config` names.
+
+    Why: views filter with `starts_with(config_hash, prefix)`, so a typo answered every
+    query with empty results and exit 0, and a short prefix could mix two configs.
+    """
+    try:
+        known = [
+            r[0]
+            for r in con.execute(
+                "SELECT config_hash FROM (SELECT config_hash, started_at FROM runs UNION ALL "
+                "SELECT config_hash, NULL FROM shards) WHERE config_hash IS NOT NULL "
+                "GROUP BY 1 ORDER BY max(started_at) DESC NULLS LAST, 1"
+            ).fetchall()
+        ]
+    except duckdb.Error:  # not a lineage database (yet): no configs
+        known = []
+    matches = [h for h in known if config and h.startswith(config)]
+    if len(matches) == 1:
+        return matches[0]
+    listed = ", ".join(known[:10]) + (f" (and {len(known) - 10} more)" if len(known) > 10 else "")
+    if not matches:
+        raise UnknownConfig(f"unknown config {config or repr(config)}; known: {listed or '(none)'}")
+    raise UnknownConfig(
+        f"config {config} is ambiguous: it starts {len(matches)} config hashes "
+        f"({', '.join(matches[:10])}); give more characters"
+    )
+
+
 def create_views(
     con: duckdb.DuckDBPyConnection,
     root: str,
@@ -379,8 +412,8 @@ def open_reader(
     """Read-only connection to the published snapshot (never blocks a running writer).
 
     Views answer for one config: the latest run's by default, `config` (a config-hash
-    prefix) if given, every config with `all_configs`. Relative paths resolve against the
-    output root (`output_root`): the database's own directory for a local output, so a
+    prefix, `UnknownConfig` unless it names exactly one) if given, every config with
+    `all_configs`. Relative paths resolve against the output root (`output_root`): the database's own directory for a local output, so a
     copy of an output reads only the copy. Shards on object storage get views through
     pyarrow's filesystems (`lineage.remote_views`).
     """
@@ -389,6 +422,12 @@ def open_reader(
     con = connect_snapshot(path)
     root = output_root(path, con)
     sel = ALL_CONFIGS if all_configs else config
+    if sel is not None and sel != ALL_CONFIGS:
+        try:
+            check_config(con, sel)
+        except UnknownConfig:
+            con.close()
+            raise
     if "://" in root:
         from lineage.remote_views import attach_remote_views
 
