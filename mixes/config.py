@@ -119,7 +119,8 @@ class Source(BaseModel):
         strict=True,
         allow_inf_nan=False,
         description="Relative weight: the source's token budget is target_tokens * weight / "
-        "(sum of weights). Weights need not sum to 1.",
+        "(sum of weights). Weights need not sum to 1. A finite number (not a string, not "
+        "true/false); their sum must be finite too.",
     )
     max_epochs: float = Field(
         default=4.0,
@@ -154,7 +155,8 @@ class MixConfig(BaseModel):
     target_tokens: int = Field(
         gt=0,
         le=INT64_MAX,
-        description="Total tokens the mix delivers (the training run's token budget).",
+        description="Total tokens the mix delivers (the training run's token budget); at "
+        "most 2**63 - 1 (lineage BIGINT), and at most --max-samples * seq_length in practice.",
     )
     seq_length: int = Field(
         gt=0,
