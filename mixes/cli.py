@@ -1,7 +1,9 @@
 """`python -m mixes build|plan MIX.yaml --lineage DB [--out DIR]`.
 
 Exit status: 0 success, 2 a refused mix (bad YAML, unknown key, empty source, tokenizer
-mismatch, budget over max_epochs, missing shard files, missing lineage), 1 anything unexpected.
+mismatch, budget over max_epochs, more samples than --max-samples, missing shard files, a
+path argument that is missing or of the wrong kind, a lineage path that is not a lineage
+database), 1 anything unexpected (or lineage could not be written after the build).
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-import duckdb
-
 from mixes.config import MixError, load_mix
-from mixes.plan import MEGATRON_MAX_PREFIXES
+from mixes.plan import DEFAULT_MAX_SAMPLES, MEGATRON_MAX_PREFIXES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +49,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         "BlendedDataset limit)",
     )
     p.add_argument(
+        "--max-samples",
+        type=int,
+        default=DEFAULT_MAX_SAMPLES,
+        help="most samples (target_tokens // seq_length) the mix may have: the loader keeps a "
+        f"12-byte index entry per sample in every training process (default {DEFAULT_MAX_SAMPLES:,}"
+        " = 24 GiB)",
+    )
+    p.add_argument(
         "--output-root",
         help="directory that relative shard paths in lineage are relative to "
         "(default: the root the lineage store records, normally its own directory)",
@@ -57,10 +65,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from mixes.build import build_mix, plan_from_lineage
+    from mixes.build import LineageWriteError, build_mix, plan_from_lineage
     from mixes.plan import check
 
     try:
+        for opt in ("max_prefixes", "max_samples"):
+            if getattr(args, opt) < 1:
+                raise MixError(f"--{opt.replace('_', '-')} must be at least 1")
         if args.cmd == "plan":
             path = Path(args.mix)
             cfg = load_mix(path)
@@ -69,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.lineage,
                 base_dir=path.resolve().parent,
                 max_prefixes=args.max_prefixes,
+                max_samples=args.max_samples,
                 output_root=args.output_root,
             )
             print(plan.summary_table())
@@ -77,20 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out
         if out is None:
             out = Path(args.lineage).resolve().parent / "mixes" / load_mix(args.mix).name
-        if args.max_prefixes < 1:
-            raise MixError("--max-prefixes must be at least 1")
         res = build_mix(
             args.mix,
             args.lineage,
             out,
             record=not args.no_record,
             max_prefixes=args.max_prefixes,
+            max_samples=args.max_samples,
             output_root=args.output_root,
         )
     except MixError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except duckdb.IOException as e:  # the writer copy is locked by a running pipeline
+    except LineageWriteError as e:
         print(
             f"error: cannot write the lineage store ({e}); is a pipeline run writing it? "
             "retry when it has finished, or use --no-record",

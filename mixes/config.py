@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+#: Largest values lineage can hold: `mixes.target_tokens` and `mixes.seed` are BIGINT (the
+#: loader's index is int64 too), `mixes.seq_length` is INTEGER.
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
 
 
 class MixError(ValueError):
@@ -32,6 +38,19 @@ def _as_list(v: Any) -> Any:
         return v
     if isinstance(v, (str, int)):
         return [str(v)]
+    return v
+
+
+def _real_number(v: Any) -> Any:
+    """Refuse what pydantic's lax mode would turn into a number: `true` is not a weight of 1
+    and `"0.5"` (quoted) is not 0.5; a typo must not silently change a mix."""
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number, not a boolean ({str(v).lower()})")
+    if isinstance(v, str):
+        raise ValueError(
+            f"must be a number, not a string ({v!r}): drop the quotes; YAML reads 1e9 and 1.0e9 "
+            "as strings, write 1.0e+9"
+        )
     return v
 
 
@@ -97,17 +116,24 @@ class Source(BaseModel):
     select: Select = Field(description="Which live token shards belong to this source.")
     weight: float = Field(
         gt=0,
+        strict=True,
+        allow_inf_nan=False,
         description="Relative weight: the source's token budget is target_tokens * weight / "
-        "(sum of weights). Weights need not sum to 1.",
+        "(sum of weights). Weights need not sum to 1. A finite number (not a string, not "
+        "true/false); their sum must be finite too.",
     )
     max_epochs: float = Field(
         default=4.0,
         gt=0,
+        strict=True,
+        allow_inf_nan=False,
         description="Largest allowed number of passes over the source's tokens (budget / "
         "available). The build refuses a mix that needs more. Default 4: Muennighoff et al. "
         "2023, 'Scaling Data-Constrained Language Models', find up to ~4 epochs of repeated "
         "data almost as good as unique data.",
     )
+
+    _numbers = field_validator("weight", "max_epochs", mode="before")(_real_number)
 
 
 class MixConfig(BaseModel):
@@ -127,18 +153,38 @@ class MixConfig(BaseModel):
         "in lineage `shards.tokenizer_hash`).",
     )
     target_tokens: int = Field(
-        gt=0, description="Total tokens the mix delivers (the training run's token budget)."
+        gt=0,
+        le=INT64_MAX,
+        description="Total tokens the mix delivers (the training run's token budget); at "
+        "most 2**63 - 1 (lineage BIGINT), and at most --max-samples * seq_length in practice.",
     )
     seq_length: int = Field(
         gt=0,
+        le=INT32_MAX,
         description="Training sequence length. The loader yields seq_length + 1 tokens per "
         "sample (inputs = [:-1], targets = [1:], as Megatron's GPTDataset); the mix has "
         "target_tokens // seq_length samples.",
     )
     seed: int = Field(
-        default=1234, ge=0, description="Seed of the loader's interleaving and shuffles."
+        default=1234,
+        ge=0,
+        le=INT64_MAX,
+        description="Seed of the loader's interleaving and shuffles.",
     )
     sources: list[Source] = Field(min_length=1, description="The mix components.")
+
+    _numbers = field_validator("target_tokens", "seq_length", "seed", mode="before")(_real_number)
+
+    @field_validator("sources")
+    @classmethod
+    def _finite_weight_sum(cls, v: list[Source]) -> list[Source]:
+        """Budgets divide by the sum of weights; two weights of 1e308 sum to inf (NaN shares)."""
+        if not math.isfinite(sum(s.weight for s in v)):
+            raise ValueError(
+                "the weights sum to more than the largest float; scale them down (only their "
+                "ratios matter)"
+            )
+        return v
 
     @field_validator("sources")
     @classmethod
@@ -191,9 +237,19 @@ def parse_mix(text: str, origin: str = "<string>") -> MixConfig:
 def load_mix(path: str | Path) -> MixConfig:
     """Read and validate a mix YAML file."""
     p = Path(path)
+    if p.is_dir():
+        raise MixError(f"mix file {p} is a directory")
     if not p.is_file():
-        raise MixError(f"mix file not found: {p}")
-    return parse_mix(p.read_text(encoding="utf-8"), str(p))
+        raise MixError(
+            f"mix file {p} is not a regular file" if p.exists() else f"mix file not found: {p}"
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise MixError(f"mix file {p} is not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise MixError(f"cannot read mix file {p}: {e.strerror or e}") from e
+    return parse_mix(text, str(p))
 
 
 def resolve_tokenizer_hash(tokenizer: str, base_dir: str | Path | None = None) -> str:

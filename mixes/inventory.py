@@ -7,9 +7,15 @@ into files; no shard file is opened here.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from mixes.config import MixError
+
+#: A DuckDB database file has these bytes at offset 8 (after the header checksum).
+_DUCKDB_MAGIC = b"DUCK"
 
 SHARD_COLUMNS = (
     "shard_id",
@@ -40,6 +46,36 @@ def resolve_shard_path(path: str, root: str | os.PathLike[str] | None) -> str:
     if root is None:
         return path
     return resolve_path(os.fspath(root), path)
+
+
+def open_lineage(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """Read-only connection to a lineage snapshot, or a MixError naming what `path` is.
+
+    Checked before `lineage.store.open_reader` so that a directory, a FIFO or a file that is
+    not DuckDB is a one-line user error (exit 2) rather than an IsADirectoryError, a hang, or
+    a DuckDB IOException that reads like a locked writer.
+    """
+    from lineage.store import open_reader
+
+    p = Path(path)
+    if not p.exists():
+        raise MixError(f"lineage database not found: {p}")
+    if p.is_dir():
+        raise MixError(f"not a lineage database: {p} (a directory)")
+    if not p.is_file():
+        raise MixError(f"not a lineage database: {p} (not a regular file)")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise MixError(f"cannot read lineage database {p}: {e.strerror or e}") from e
+    if head[8:12] != _DUCKDB_MAGIC:
+        raise MixError(f"not a lineage database: {p} (not a DuckDB file)")
+    try:
+        return open_reader(p)
+    except duckdb.Error as e:  # e.g. written by an incompatible DuckDB version
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MixError(f"not a lineage database: {p} ({first})") from e
 
 
 def read_token_shards(

@@ -6,6 +6,7 @@ written), so a plan can be checked (`mixes plan`) before anything is built.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,26 @@ MANIFEST_FORMAT = "ccpipe-mix-manifest/1"
 #: Megatron-LM's BlendedDataset asserts len(datasets) < 32767 (an int16 dataset index).
 MEGATRON_MAX_PREFIXES = 32766
 
+#: Most samples a mix may have (`mixes build --max-samples`). MixLoader keeps a 12-byte index
+#: entry per sample (int32 source + int64 rank, like Megatron's blended-dataset index) in every
+#: training process, built in memory when the loader starts: 2**31 samples are 24 GiB per
+#: process (about 8.8T tokens at seq_length 4096, 17.6T at 8192). A target past that is a
+#: typo or a units mistake, and must fail when the mix is built, not when training starts.
+DEFAULT_MAX_SAMPLES = 2**31
+#: Bytes of MixLoader index per sample (see DEFAULT_MAX_SAMPLES).
+LOADER_INDEX_BYTES_PER_SAMPLE = 12
+
 
 def largest_remainder(total: int, weights: list[float]) -> list[int]:
-    """Integers proportional to `weights` that sum exactly to `total` (Hamilton's method)."""
+    """Integers proportional to `weights` that sum exactly to `total` (Hamilton's method).
+
+    Weights near the largest float have a finite sum, but `total * w` overflows; they are
+    then divided first (not always: that rounds differently and could move a sample).
+    """
     wsum = float(sum(weights))
     raw = [total * w / wsum for w in weights]
+    if not all(math.isfinite(r) for r in raw):
+        raw = [total * (w / wsum) for w in weights]
     out = [int(r) for r in raw]
     short = total - sum(out)
     order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - out[i]), i))
@@ -63,6 +79,8 @@ class MixPlan:
     problems: list[str] = field(default_factory=list)
     #: Megatron's BlendedDataset limit; more shards than this are merged per source.
     max_prefixes: int = MEGATRON_MAX_PREFIXES
+    #: most samples the mix may have (the loader's index size); see DEFAULT_MAX_SAMPLES
+    max_samples: int = DEFAULT_MAX_SAMPLES
     #: where merged .bin/.idx files go (build_mix sets `<out>/merged`)
     merged_dir: Path = Path("merged")
 
@@ -256,10 +274,17 @@ def compute_plan(
     shards: list[dict[str, Any]],
     tokenizer_hash: str,
     max_prefixes: int = MEGATRON_MAX_PREFIXES,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
 ) -> MixPlan:
     """Resolve `cfg` against the shard inventory; collects problems instead of raising."""
     wsum = sum(s.weight for s in cfg.sources)
-    plan = MixPlan(cfg=cfg, tokenizer_hash=tokenizer_hash, sources=[], max_prefixes=max_prefixes)
+    plan = MixPlan(
+        cfg=cfg,
+        tokenizer_hash=tokenizer_hash,
+        sources=[],
+        max_prefixes=max_prefixes,
+        max_samples=max_samples,
+    )
     if len(cfg.sources) > max_prefixes:
         plan.problems.append(
             f"{len(cfg.sources)} sources need at least as many Megatron prefixes; the limit "
@@ -329,6 +354,14 @@ def compute_plan(
         plan.problems.append(
             f"target_tokens {cfg.target_tokens} is less than one sequence of {cfg.seq_length}"
         )
+    if plan.n_samples > max_samples:
+        gib = plan.n_samples * LOADER_INDEX_BYTES_PER_SAMPLE / 2**30
+        plan.problems.append(
+            f"target_tokens {cfg.target_tokens:,} at seq_length {cfg.seq_length} is "
+            f"{plan.n_samples:,} samples; the loader's index would take {gib:,.0f} GiB in every "
+            f"training process (limit --max-samples {max_samples:,}): lower target_tokens"
+        )
+        return plan  # no apportionment of a sample count nothing can index
     counts = largest_remainder(plan.n_samples, [sp.weight for sp in plan.sources])
     for sp, n in zip(plan.sources, counts, strict=True):
         sp.n_samples = n

@@ -12,41 +12,28 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lineage.store import LineageStore, open_reader
+from lineage.store import open_reader
 from mixes.build import build_mix
 from mixes.cli import main
 from mixes.config import MixError, parse_mix
 from mixes.inventory import read_token_shards
 from mixes.loader import MixLoader
 from mixes.plan import compute_plan, largest_remainder
-from stages.token_shards import IndexedDataset, write_indexed_dataset
+from stages.token_shards import IndexedDataset
 from stages.tokenize import SAMPLE_TOKENIZER
-from tests.mix_helpers import TOK, VOCAB, mix_yaml
+from tests.mix_helpers import OTHER_TOK, TOK, mix_yaml, write_synth_lineage
+from tests.mix_helpers import copy_lineage as _copy_lineage
 
 REPO = Path(__file__).resolve().parents[1]
-OTHER_TOK = "f" * 64
-
-# (lang, bucket, file, n_docs, tokenizer) -> shards of the synthetic lineage
-PARTS = [
-    ("en", "high", "a", 30, TOK),
-    ("en", "high", "b", 20, TOK),
-    ("en", "mid", "a", 40, TOK),
-    ("de", "mid", "a", 25, TOK),
-    ("fr", "mid", "a", 10, TOK),
-    ("xx", "mid", "a", 10, OTHER_TOK),
-]
 
 
 def _shards_query() -> str:
@@ -60,72 +47,7 @@ def _shards_query() -> str:
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     """Lineage with real token shards: 5 partitions of the sample tokenizer, 1 of another."""
-    root = tmp_path_factory.mktemp("mixlin")
-    rng = np.random.default_rng(7)
-    rows = []
-    for lang, bucket, f, n_docs, tok in PARTS:
-        docs = [rng.integers(0, VOCAB, rng.integers(20, 120)) for _ in range(n_docs)]
-        # the published layout; lineage paths are relative to the output root
-        part = Path(f"lang={lang}") / f"bucket={bucket}" / f"part-{f}-cfg-00000"
-        prefix = root / "tokens" / part
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        (root / "data" / part).parent.mkdir(parents=True, exist_ok=True)
-        info = write_indexed_dataset(str(prefix), docs, VOCAB)
-        # the mirrored text shard (same documents, same order), for the documents view
-        ids = [f"{lang}-{bucket}-{f}-{i}" for i in range(n_docs)]
-        text_id = f"data/{part.as_posix()}.parquet"
-        text_path = root / text_id
-        pq.write_table(
-            pa.table(
-                {
-                    "doc_id": ids,
-                    "url": [f"https://{lang}.example/{i}" for i in ids],
-                    "warc_record_id": [f"<urn:uuid:{i}>" for i in ids],
-                    "source_uri": ["test.warc.gz"] * n_docs,
-                    "source_offset": pa.array(range(n_docs), pa.int64()),
-                    "n_tokens": pa.array([len(d) for d in docs], pa.int32()),
-                }
-            ),
-            text_path,
-        )
-        rows.append(
-            {
-                "shard_id": text_id,
-                "run_id": "run1",
-                "kind": "text",
-                "path": text_id,
-                "lang": lang,
-                "quality_bucket": bucket,
-                "crawl_id": "CC-TEST",
-                "n_docs": n_docs,
-                "version": 1,
-                "status": "live",
-            }
-        )
-        rows.append(
-            {
-                "shard_id": f"tokens/{part.as_posix()}.bin",
-                "run_id": "run1",
-                "kind": "tokens",
-                "path": f"tokens/{part.as_posix()}.bin",
-                "lang": lang,
-                "quality_bucket": bucket,
-                "crawl_id": "CC-TEST",
-                "n_docs": n_docs,
-                "n_tokens": info["n_tokens"],
-                "token_dtype": info["dtype"],
-                "tokenizer_hash": tok,
-                "sha256": info["bin_sha256"],
-                "version": 1,
-                "status": "live",
-                "mirrors_shard": text_id,
-            }
-        )
-    store = LineageStore(root / "lineage.duckdb")
-    with store.transaction() as con:
-        for kind in ("tokens", "text"):  # insert_rows takes its columns from the first row
-            store.insert_rows(con, "shards", [r for r in rows if r["kind"] == kind])
-    return root
+    return write_synth_lineage(tmp_path_factory.mktemp("mixlin"))
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +57,6 @@ def synth_shards(synth) -> list[dict]:
         return read_token_shards(con)
     finally:
         con.close()
-
-
-def _copy_lineage(src_dir: Path, dst: Path) -> Path:
-    """The lineage alone, elsewhere: it records `src_dir` as the output root it describes."""
-    dst.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src_dir / "lineage.duckdb", dst / "lineage.duckdb")
-    LineageStore(dst / "lineage.duckdb", output_root=str(src_dir))
-    return dst / "lineage.duckdb"
 
 
 def _build(tmp_path: Path, synth: Path, text: str, *, record: bool = True):
