@@ -85,8 +85,9 @@ def _singleton(i: np.ndarray, p: dict[str, int]) -> np.ndarray:
 
 def rid_source(i: np.ndarray, p: dict[str, int], step: int) -> np.ndarray:
     """Whose record id doc ``i`` carries: its own, or (one doc in RID_EVERY in the odd-numbered
-    files, both singletons) that of the doc one file earlier, which keeps it (first input
-    file in URI order; an even-numbered file's docs keep their own ids)."""
+    files, both singletons) that of the doc one file earlier, which keeps it (the keeper rule:
+    earliest WARC-Date, then first input file in URI order; an even-numbered file's docs keep
+    their own ids)."""
     src = i.copy()
     cand = (i % np.uint64(RID_EVERY) == 0) & ((i // np.uint64(step)) % np.uint64(2) == 1)
     cand &= _singleton(i, p) & _singleton(i - np.uint64(step) * cand, p)
