@@ -15,9 +15,9 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 GZ_MAGIC = b"\x1f\x8b\x08"
 SCAN_BLOCK = 1 << 20
@@ -199,21 +199,27 @@ def _iter_fastwarc(stream: BinaryIO) -> Iterator[_Rec]:
     if not _seekable(stream):
         yield from _iter_warcio(stream)
         return
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
-
     if not _is_gzip(stream):
-        it = ArchiveIterator(
-            stream,
-            parse_http=False,
-            record_types=WarcRecordType.any_type,
-            max_header_len=MAX_WARC_HEADER,
-            fsspec_args=False,
-        )
-        for r in it:
+        for r in _archive_iterator(stream):
             h = r.headers
             yield _Rec(pos=int(r.stream_pos), get=h.get, read=r.reader.read, content_length=None)
         return
     yield from _iter_fastwarc_members(stream)
+
+
+def _archive_iterator(stream: object, **kw: object) -> Iterable[Any]:
+    """fastwarc's iterator as both paths use it: every record type, raw HTTP, the shared
+    header limit."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    return ArchiveIterator(
+        stream,
+        parse_http=False,
+        record_types=WarcRecordType.any_type,
+        max_header_len=MAX_WARC_HEADER,
+        fsspec_args=False,
+        **kw,
+    )
 
 
 def _iter_fastwarc_members(stream: BinaryIO) -> Iterator[_Rec]:
@@ -225,18 +231,9 @@ def _iter_fastwarc_members(stream: BinaryIO) -> Iterator[_Rec]:
     comes out short: read.truncated) and the scan stops with :class:`RecordOverrun`.
     """
     from fastwarc.stream_io import GzipReader
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     gz = GzipReader(stream, fsspec_args=False)
-    it = ArchiveIterator(
-        gz,
-        parse_http=False,
-        record_types=WarcRecordType.any_type,
-        max_header_len=MAX_WARC_HEADER,
-        stream_detect=False,
-        fsspec_args=False,
-    )
-    for r in it:
+    for r in _archive_iterator(gz, stream_detect=False):
         frame = gz.frame_start_position()
         pos = int(r.stream_pos)
         over = False

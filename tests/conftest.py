@@ -46,3 +46,25 @@ def sample_run(ray_session, tmp_path_factory):
     cfg = load_config(None, [f"output.dir={out}", "execution.progress=false"])
     result = run_pipeline(cfg)
     return result
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    """Mix tests: lineage with real token shards (5 partitions of the sample tokenizer, 1 of
+    another), built by tests.mix_helpers.write_synth_lineage."""
+    from tests.mix_helpers import write_synth_lineage
+
+    return write_synth_lineage(tmp_path_factory.mktemp("mixlin"))
+
+
+@pytest.fixture(scope="module")
+def synth_shards(synth) -> list[dict]:
+    """Mix tests: the token shards of `synth`, as the mix planner reads them."""
+    from lineage.store import open_reader
+    from mixes.inventory import read_token_shards
+
+    con = open_reader(synth / "lineage.duckdb")
+    try:
+        return read_token_shards(con)
+    finally:
+        con.close()

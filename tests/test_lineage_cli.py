@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from core.urls import host_of, normalize_domain, url_hash
 from lineage.blocklist import blocked_mask, is_blocked, load_blocklist
-from lineage.cli import main
 from lineage.delete import delete_documents
 from lineage.queries import QUERIES
 from lineage.sandbox import open_analyst_connection
@@ -25,6 +24,7 @@ from lineage.shard_rewrite import versioned_base
 from lineage.store import LineageStore, open_reader
 from stages.token_shards import IndexedDataset
 from stages.warc_records import record_id_column
+from tests.lineage_helpers import run_lineage_cli as _cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,12 +35,6 @@ def _q(db: str, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
 def copy_output(src: str, dst: Path) -> str:

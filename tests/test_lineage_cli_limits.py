@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lineage.cli import main
 from lineage.sandbox import open_analyst_connection
+from tests.lineage_helpers import run_lineage_cli as _cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,12 +52,6 @@ def _q(db: Path | str, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
 def _one_line_error(rc: int, err: str) -> None:

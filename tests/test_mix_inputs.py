@@ -19,25 +19,9 @@ import yaml
 from lineage.store import open_reader
 from mixes.cli import main
 from mixes.config import MixError, parse_mix
-from mixes.inventory import read_token_shards
 from mixes.plan import compute_plan, largest_remainder
-from tests.mix_helpers import TOK, mix_yaml, write_synth_lineage
+from tests.mix_helpers import TOK, mix_yaml
 from tests.mix_helpers import copy_lineage as _copy_lineage
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    return write_synth_lineage(tmp_path_factory.mktemp("mixlin"))
-
-
-@pytest.fixture(scope="module")
-def synth_shards(synth) -> list[dict]:
-    con = open_reader(synth / "lineage.duckdb")
-    try:
-        return read_token_shards(con)
-    finally:
-        con.close()
-
 
 EN = {"name": "en", "select": {"lang": "en"}, "weight": 1, "max_epochs": 4}
 

@@ -25,12 +25,11 @@ from lineage.store import open_reader
 from mixes.build import build_mix
 from mixes.cli import main
 from mixes.config import MixError, parse_mix
-from mixes.inventory import read_token_shards
 from mixes.loader import MixLoader
 from mixes.plan import compute_plan, largest_remainder
 from stages.token_shards import IndexedDataset
 from stages.tokenize import SAMPLE_TOKENIZER
-from tests.mix_helpers import OTHER_TOK, TOK, mix_yaml, write_synth_lineage
+from tests.mix_helpers import OTHER_TOK, TOK, mix_yaml
 from tests.mix_helpers import copy_lineage as _copy_lineage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,21 +41,6 @@ def _shards_query() -> str:
     m = re.search(r"```sql\n(-- which shards fed mix.*?)```", text, re.S)
     assert m, "mixes/README.md must document the 'which shards fed mix' query"
     return m.group(1)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    """Lineage with real token shards: 5 partitions of the sample tokenizer, 1 of another."""
-    return write_synth_lineage(tmp_path_factory.mktemp("mixlin"))
-
-
-@pytest.fixture(scope="module")
-def synth_shards(synth) -> list[dict]:
-    con = open_reader(synth / "lineage.duckdb")
-    try:
-        return read_token_shards(con)
-    finally:
-        con.close()
 
 
 def _build(tmp_path: Path, synth: Path, text: str, *, record: bool = True):
