@@ -308,8 +308,9 @@ def run_dedup_phase(
             "record_id_dups": 0,
             "dropped": 0,
             "engine": "none",
-            **_finish(decisions_dir, archive_uri),
         }
+        if archive_uri:
+            write_decisions_archive(decisions_dir, archive_uri)
     elif docs + index_docs <= local_max_docs:
         args = (items, file_keys, index_dir, decisions_dir, record_ids, archive_uri)
         if in_process or docs + index_docs <= driver_max_docs:
@@ -324,20 +325,14 @@ def run_dedup_phase(
         res = _distributed(
             items, file_keys, index_dir, decisions_dir, docs, cfg, on_round, record_ids
         )
-        res.update(ray.get(_finish_task.remote(decisions_dir, archive_uri)))
+        if archive_uri:  # in a task: the archive reads every file's decisions
+            ray.get(_archive_task.remote(decisions_dir, archive_uri))
     stats.update(res)
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     storage.write_bytes_atomic(
         decisions_done_uri(decisions_dir), json.dumps(stats, sort_keys=True).encode()
     )
     return stats
-
-
-def _finish(decisions_dir: str, archive_uri: str | None) -> dict[str, int]:
-    """After the clustering: the archive of every input file's decisions."""
-    if archive_uri:
-        write_decisions_archive(decisions_dir, archive_uri)
-    return {}
 
 
 def _count_rows(uris: list[str]) -> int:
@@ -430,7 +425,7 @@ def _distributed_steps(
     }
 
 
-_finish_task = ray.remote(num_cpus=1)(_finish)
+_archive_task = ray.remote(num_cpus=1)(write_decisions_archive)
 
 
 def _one_partition(
@@ -441,9 +436,10 @@ def _one_partition(
     record_ids: bool = False,
     archive_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Small runs: the same steps on one partition (scipy components), then `_finish`."""
+    """Small runs: the same steps on one partition (scipy components), then the archive."""
     res = _local_steps(items, file_keys, index_dir, decisions_dir, record_ids)
-    res.update(_finish(decisions_dir, archive_uri))
+    if archive_uri:
+        write_decisions_archive(decisions_dir, archive_uri)
     return res
 
 

@@ -60,8 +60,10 @@ def check_languages(cfg: PipelineConfig) -> None:
         )
 
 
-def preflight(cfg: PipelineConfig) -> None:
-    """All of the above; raises ConfigError (exit 2) naming the setting."""
-    model_hashes(cfg)
+def preflight(cfg: PipelineConfig) -> dict[str, dict[str, str]]:
+    """All of the above; raises ConfigError (exit 2) naming the setting. Returns the model
+    hashes, which the run records in lineage."""
+    models = model_hashes(cfg)
     check_tokenizer(cfg)
     check_languages(cfg)
+    return models

@@ -28,7 +28,7 @@ from lineage.writer import committed_file_keys, finish_run, now, start_run
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.inputs import InputFile, Resolution, resolve_inputs_report
 from pipeline.phases import process_inputs, progress_log
-from pipeline.preflight import model_hashes, preflight
+from pipeline.preflight import preflight
 from pipeline.progress import Progress
 from pipeline.run_summary import RunResult, run_summary
 from pipeline.version import code_version
@@ -65,7 +65,7 @@ def run_pipeline(
         cfg = cfg.model_copy(deep=True)
         cfg.output.dir = os.path.abspath(cfg.output.dir)
     t0 = time.perf_counter()
-    preflight(cfg)  # settings only a model file can judge, before the output is touched
+    models = preflight(cfg)  # settings only a model file can judge, before the output is touched
     resolution = _inputs(cfg)
     new_output = not storage.is_remote(cfg.output.dir) and not os.path.exists(cfg.output.dir)
     _check_output(cfg)  # a user error (exit 2) before the lock needs the directory
@@ -74,7 +74,7 @@ def run_pipeline(
             cfg.output.dir, purpose=f"pipeline {kind}", wait=wait_for_lock, timeout_s=lock_timeout_s
         ):
             try:
-                return _run_locked(cfg, resolution, kind, t0)
+                return _run_locked(cfg, resolution, kind, t0, models)
             except BaseException:
                 if new_output:
                     _remove_unstarted_output(cfg.output.dir)
@@ -102,14 +102,20 @@ def _remove_unstarted_output(out: str) -> None:
                     os.remove(path)
 
 
-def _run_locked(cfg: PipelineConfig, resolution: Resolution, kind: str, t0: float) -> RunResult:
+def _run_locked(
+    cfg: PipelineConfig,
+    resolution: Resolution,
+    kind: str,
+    t0: float,
+    models: dict[str, dict[str, str]],
+) -> RunResult:
     files = resolution.files
     assert cfg.output.dir
     layout = Layout(cfg.output.dir, cfg.config_hash)
     quiet = not cfg.execution.progress
     restore_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
     try:
-        return _run(cfg, files, layout, kind, t0, [u for u, _ in resolution.bad])
+        return _run(cfg, files, layout, kind, t0, [u for u, _ in resolution.bad], models)
     finally:
         publish_lineage(cfg.output.dir, lineage_path_for(cfg), quiet)
 
@@ -154,6 +160,7 @@ def _run(
     kind: str,
     t0: float,
     bad_inputs: list[str],
+    models: dict[str, dict[str, str]],
 ) -> RunResult:
     assert cfg.output.dir
     store = LineageStore(
@@ -191,7 +198,7 @@ def _run(
         config_json=cfg.canonical_json(),
         code_version=code_version(),
         output_dir=cfg.output.dir,
-        models_json=json.dumps(model_hashes(cfg)),
+        models_json=json.dumps(models),
         n_inputs=len(files),
     )
     try:
